@@ -1,0 +1,75 @@
+"""The `coin` command: the local stack and the replay server."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def main() -> None:
+    """coin_platform command line."""
+
+
+@main.group()
+def stack() -> None:
+    """Start, stop and inspect the local stack (SeaweedFS S3 + tansu Kafka)."""
+
+
+@stack.command("up")
+def stack_up() -> None:
+    """Start the local stack in the background and wait until every service answers."""
+    from coin_platform.settings import get_settings
+    from coin_platform.stack import LocalStack
+
+    for line in LocalStack(get_settings()).up():
+        click.echo(line)
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Stop the local stack's services by PID."""
+    from coin_platform.settings import get_settings
+    from coin_platform.stack import LocalStack
+
+    for line in LocalStack(get_settings()).down():
+        click.echo(line)
+
+
+@stack.command("status")
+def stack_status() -> None:
+    """Report whether each local service is running and answering."""
+    from coin_platform.settings import get_settings
+    from coin_platform.stack import LocalStack
+
+    lines, healthy = LocalStack(get_settings()).status()
+    for line in lines:
+        click.echo(line)
+    raise SystemExit(0 if healthy else 1)
+
+
+@main.group()
+def replay() -> None:
+    """The offline Binance-compatible replay server."""
+
+
+@replay.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--weight-limit", type=int, default=2400, show_default=True,
+              help="REQUEST_WEIGHT budget per 1-minute window, as Binance publishes it.")
+@click.option("--ban-seconds", type=float, default=120.0, show_default=True,
+              help="How long a 418 ban lasts once a client ignores 429s.")
+@click.option("--faults", default="", help="Fault plan, e.g. '429:every=5,503:p=0.1,truncate:at=3'.")
+@click.option("--symbols", default="", help="Extra symbols to list besides the defaults (comma separated).")
+def replay_serve(host: str, port: int, weight_limit: int, ban_seconds: float, faults: str,
+                 symbols: str) -> None:
+    """Serve deterministic synthetic USD-M candles on the Binance REST paths until stopped."""
+    from coin_platform.market.replay import serve
+
+    extra = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
+    serve(host=host, port=port, weight_limit=weight_limit, ban_seconds=ban_seconds,
+          faults=faults, extra_symbols=extra)
+
+
+if __name__ == "__main__":
+    main()
