@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from dotenv import dotenv_values
+from dotenv import load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from coin_platform.market.intervals import SUPPORTED_INTERVALS, normalize_interval
@@ -147,9 +147,10 @@ def load_config(path: Path) -> PlatformConfig:
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build Settings from `environ` (default: os.environ over the project's .env)."""
     if environ is None:
-        dotenv_file = PROJECT_ROOT / ".env"
-        file_values = dotenv_values(dotenv_file) if dotenv_file.exists() else {}
-        environ = {**{k: v for k, v in file_values.items() if v is not None}, **os.environ}
+        # Export .env into the process (the environment wins), as `dagster dev` does,
+        # so EnvVar-backed resource fields resolve the same values.
+        load_dotenv(PROJECT_ROOT / ".env", override=False)
+        environ = dict(os.environ)
     config_path = Path(environ.get("COIN_CONFIG", PROJECT_ROOT / "config.yaml"))
     config = load_config(config_path)
     coin_home = Path(environ.get("COIN_HOME", PROJECT_ROOT / ".coin"))

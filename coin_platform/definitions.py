@@ -1,0 +1,52 @@
+"""The code location: `coin_platform.definitions:defs` for the active deployment."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+
+from coin_platform.defs.assets.market import build_market_assets
+from coin_platform.defs.checks import build_ohlcv_checks
+from coin_platform.defs.partitions import market_partitions
+from coin_platform.defs.resources import build_resources
+from coin_platform.defs.schedules import build_live_schedule
+from coin_platform.settings import Settings, get_settings
+
+# Deliberate: partitioned asset checks (preview) report per partition, and
+# BackfillPolicy (beta) is what makes a backfill a few runs instead of hundreds.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    partitions_def = market_partitions(settings)
+    assets: list[dg.AssetsDefinition] = []
+    checks: list[dg.AssetChecksDefinition] = []
+    jobs = []
+    schedules: list[dg.ScheduleDefinition] = []
+    for interval in settings.config.intervals:
+        raw, ohlcv = build_market_assets(interval, partitions_def, settings)
+        assets += [raw, ohlcv]
+        compare_with_1m = interval != "1m" and "1m" in settings.config.intervals
+        checks.append(build_ohlcv_checks(interval, ohlcv, partitions_def, compare_with_1m))
+        job = dg.define_asset_job(
+            name=f"ingest_{interval}",
+            selection=dg.AssetSelection.assets(raw, ohlcv),
+            partitions_def=partitions_def,
+            executor_def=dg.in_process_executor,
+            description=f"Fetch and clean {interval} candles for a day × symbol range.",
+        )
+        jobs.append(job)
+        names = [raw.key.to_user_string(), ohlcv.key.to_user_string()]
+        schedules.append(build_live_schedule(interval, job, names, settings.config.symbols))
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=jobs,
+        schedules=schedules,
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(get_settings())

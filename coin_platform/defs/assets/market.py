@@ -1,0 +1,173 @@
+"""Raw klines and cleaned OHLCV assets, one pair per interval, partitioned by day × symbol.
+
+A run may hold one partition or a range (backfills run `max_partitions_per_run`
+partitions per run); the domain functions fetch each symbol's contiguous days
+in one paginated pass.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from coin_platform.defs.partitions import split_partition_keys
+from coin_platform.defs.resources import BinanceResource, ObjectStoreResource
+from coin_platform.market.ingest import (
+    OhlcvDay,
+    build_ohlcv_day,
+    ingest_raw_klines,
+    read_ohlcv_day,
+)
+from coin_platform.market.intervals import DAY_MS, interval_ms
+from coin_platform.settings import Settings
+
+MARKET_GROUP = "market"
+
+
+class FetchConfig(dg.Config):
+    only_missing: bool = Field(
+        default=False,
+        description=(
+            "Keep stored candles and fetch/write only what comes after the last stored one "
+            "(the live schedules set this). Off: the partition is fetched and written again "
+            "whole, which is how a bad partition is repaired."
+        ),
+    )
+
+
+def _preview(frame: pl.DataFrame, rows: int = 5) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.tail(rows).to_pandas().to_markdown(index=False))
+
+
+def _ohlcv_metadata(days: list[OhlcvDay], source: str) -> dict[str, object]:
+    first = [d.first_open for d in days if d.first_open is not None]
+    last = [d.last_open for d in days if d.last_open is not None]
+    gaps = [
+        {"symbol": d.symbol, "date": d.day.isoformat(), **gap.as_dict()}
+        for d in days
+        for gap in d.gaps
+    ]
+    return {
+        "source": source,
+        "partitions": len(days),
+        "dagster/row_count": sum(d.rows for d in days),
+        "first_open_time": min(first).isoformat() if first else "none",
+        "last_open_time": max(last).isoformat() if last else "none",
+        "expected_candles": sum(d.expected for d in days),
+        "missing_candles": sum(d.missing for d in days),
+        "gaps": dg.MetadataValue.json(gaps[:100]),
+        "files_written": sum(d.files_written for d in days),
+        "stale_files_deleted": sum(d.files_deleted for d in days),
+        "duplicates_dropped": sum(d.duplicates_dropped for d in days),
+        "unclosed_dropped": sum(d.unclosed_dropped for d in days),
+        "misaligned_dropped": sum(d.misaligned_dropped for d in days),
+        "zero_volume_dropped": sum(d.zero_volume_dropped for d in days),
+    }
+
+
+def build_market_assets(
+    interval: str, partitions_def: dg.MultiPartitionsDefinition, settings: Settings
+) -> list[dg.AssetsDefinition]:
+    """raw_klines_{interval} and ohlcv_{interval} for one interval."""
+    backfill_policy = dg.BackfillPolicy.multi_run(
+        max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
+    )
+    drop_zero_volume = settings.config.cleaning.drop_zero_volume
+    candles_per_day = DAY_MS // interval_ms(interval)
+
+    @dg.asset(
+        name=f"raw_klines_{interval}",
+        group_name=MARKET_GROUP,
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy,
+        kinds={"binance", "parquet", "s3"},
+        description=(
+            f"Binance USD-M {interval} klines as returned by GET /fapi/v1/klines, all 12 fields "
+            f"typed, closed candles only; one object per UTC day at "
+            f"raw/klines/{interval}/{{symbol}}/{{yyyy-MM-dd}}.parquet."
+        ),
+    )
+    def raw_klines(
+        context: dg.AssetExecutionContext,
+        config: FetchConfig,
+        binance: BinanceResource,
+        object_store: ObjectStoreResource,
+    ) -> dg.MaterializeResult:
+        days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
+        store = object_store.get_store()
+        with binance.get_client() as client:
+            client.validate_symbols(days_by_symbol)
+            results = []
+            for symbol, days in days_by_symbol.items():
+                results += ingest_raw_klines(
+                    client, store, interval, symbol, days, only_missing=config.only_missing
+                )
+                context.log.info(f"{symbol} {interval}: {len(days)} day(s) stored")
+            stats = dict(client.stats)
+            waited = client.limiter.waited_seconds
+        return dg.MaterializeResult(
+            metadata={
+                "source": binance.source,
+                "partitions": len(results),
+                "dagster/row_count": sum(r.rows for r in results),
+                "candles_fetched": sum(r.fetched for r in results),
+                "requests": stats["requests"],
+                "request_weight": stats["weight"],
+                "retries": stats["retries"],
+                "rate_limited_responses": stats["rate_limited"],
+                "weight_limiter_wait_s": round(waited, 3),
+                "only_missing": config.only_missing,
+                "objects": dg.MetadataValue.json([r.key for r in results[:50]]),
+            }
+        )
+
+    @dg.asset(
+        name=f"ohlcv_{interval}",
+        group_name=MARKET_GROUP,
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy,
+        deps=[raw_klines],
+        kinds={"polars", "parquet", "s3"},
+        description=(
+            f"Cleaned {interval} OHLCV: sorted, deduplicated, closed candles, one schema for every "
+            f"interval; gaps listed in metadata. One object per UTC hour at "
+            f"ohlcv/{interval}/{{symbol}}/{{yyyy-MM-dd_HH}}.parquet ({candles_per_day} candles a day)."
+        ),
+    )
+    def ohlcv(
+        context: dg.AssetExecutionContext,
+        config: FetchConfig,
+        binance: BinanceResource,
+        object_store: ObjectStoreResource,
+    ) -> dg.MaterializeResult:
+        days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
+        store = object_store.get_store()
+        now = dt.datetime.now(dt.UTC)
+        built = [
+            build_ohlcv_day(
+                store,
+                interval,
+                symbol,
+                day,
+                now=now,
+                drop_zero_volume=drop_zero_volume,
+                only_missing=config.only_missing,
+            )
+            for symbol, days in days_by_symbol.items()
+            for day in days
+        ]
+        for day in built:
+            if day.missing:
+                context.log.warning(
+                    f"{day.symbol} {interval} {day.day}: {day.missing} candles missing "
+                    f"in {len(day.gaps)} gap(s)"
+                )
+        metadata = _ohlcv_metadata(built, binance.source)
+        if len(built) == 1 and built[0].rows:
+            metadata["preview"] = _preview(
+                read_ohlcv_day(store, interval, built[0].symbol, built[0].day)
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return [raw_klines, ohlcv]

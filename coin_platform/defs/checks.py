@@ -1,0 +1,107 @@
+"""Asset checks on the cleaned OHLCV partitions, reading what was actually stored.
+
+One multi-check per interval reads each partition's hourly objects once and
+applies every rule from `coin_platform.market.quality` to them. In a range run
+the result covers the whole range and lists the partitions that failed.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+
+from coin_platform.defs.partitions import split_partition_keys
+from coin_platform.defs.resources import ObjectStoreResource
+from coin_platform.market.ingest import covered_until, read_ohlcv_day
+from coin_platform.market.intervals import interval_ms
+from coin_platform.market.quality import (
+    Finding,
+    check_gaps,
+    check_matches_aggregate,
+    check_ohlc_sanity,
+    check_open_time_order,
+    check_schema,
+)
+from coin_platform.storage.layout import day_start
+
+SCHEMA = "schema"
+ORDER = "unique_increasing_open_time"
+SANITY = "ohlc_sanity"
+GAPS = "no_gaps"
+AGGREGATE = "matches_1m_aggregate"
+DESCRIPTIONS = {
+    SCHEMA: "Stored columns and types equal the OHLCV schema.",
+    ORDER: "open_time is unique and strictly increasing.",
+    SANITY: "low ≤ open, close ≤ high; volumes ≥ 0; no null or NaN prices.",
+    GAPS: "No candle is missing between the day's start and its last closed candle.",
+    AGGREGATE: "Each candle equals the aggregate of its 1m candles wherever all of them are stored.",
+}
+SEVERITY = {GAPS: dg.AssetCheckSeverity.WARN}
+
+
+def build_ohlcv_checks(
+    interval: str,
+    ohlcv_asset: dg.AssetsDefinition,
+    partitions_def: dg.MultiPartitionsDefinition,
+    compare_with_1m: bool,
+) -> dg.AssetChecksDefinition:
+    names = [SCHEMA, ORDER, SANITY, GAPS] + ([AGGREGATE] if compare_with_1m else [])
+    specs = [
+        dg.AssetCheckSpec(
+            name, asset=ohlcv_asset.key, partitions_def=partitions_def, description=DESCRIPTIONS[name]
+        )
+        for name in names
+    ]
+    fine_per_coarse = interval_ms(interval) // interval_ms("1m")
+
+    @dg.multi_asset_check(specs=specs, name=f"ohlcv_{interval}_checks")
+    def ohlcv_checks(
+        context: dg.AssetCheckExecutionContext, object_store: ObjectStoreResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        store = object_store.get_store()
+        now = dt.datetime.now(dt.UTC)
+        findings: dict[str, list[tuple[str, Finding]]] = {name: [] for name in names}
+        days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
+        for symbol, days in days_by_symbol.items():
+            for day in days:
+                label = f"{day.isoformat()}|{symbol}"
+                frame = read_ohlcv_day(store, interval, symbol, day)
+                schema = check_schema(frame)
+                findings[SCHEMA].append((label, schema))
+                if not schema.passed:
+                    skipped = Finding(False, "not evaluated: the stored schema is wrong")
+                    for name in names[1:]:
+                        findings[name].append((label, skipped))
+                    continue
+                findings[ORDER].append((label, check_open_time_order(frame)))
+                findings[SANITY].append((label, check_ohlc_sanity(frame)))
+                end = covered_until(day, interval, now)
+                findings[GAPS].append((label, check_gaps(frame, interval, day_start(day), end)))
+                if compare_with_1m:
+                    fine = read_ohlcv_day(store, "1m", symbol, day)
+                    findings[AGGREGATE].append(
+                        (label, check_matches_aggregate(frame, fine, interval, fine_per_coarse))
+                    )
+        for name in names:
+            results = findings[name]
+            failed = [(label, f) for label, f in results if not f.passed]
+            description = (
+                results[0][1].description
+                if len(results) == 1
+                else f"{len(results) - len(failed)} of {len(results)} partitions pass"
+            )
+            yield dg.AssetCheckResult(
+                check_name=name,
+                asset_key=ohlcv_asset.key,
+                passed=not failed,
+                severity=SEVERITY.get(name, dg.AssetCheckSeverity.ERROR),
+                description=description,
+                metadata={
+                    "partitions_checked": len(results),
+                    "failed_partitions": dg.MetadataValue.json(
+                        {label: {"problem": f.description, **f.details} for label, f in failed[:20]}
+                    ),
+                },
+            )
+
+    return ohlcv_checks

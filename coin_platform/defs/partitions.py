@@ -1,0 +1,41 @@
+"""Market partitions: UTC day × symbol, with symbols from config.yaml."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from coin_platform.settings import Settings
+
+DATE = "date"
+SYMBOL = "symbol"
+
+
+def market_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
+    """Daily UTC partitions up to and including today (the live edge) × configured symbols."""
+    return dg.MultiPartitionsDefinition(
+        {
+            DATE: dg.DailyPartitionsDefinition(
+                start_date=settings.config.history_start.isoformat(), end_offset=1
+            ),
+            SYMBOL: dg.StaticPartitionsDefinition(list(settings.config.symbols)),
+        }
+    )
+
+
+def split_partition_keys(
+    partitions_def: dg.MultiPartitionsDefinition, keys: list[str]
+) -> dict[str, list[dt.date]]:
+    """Partition keys of a run (one or a range) -> days per symbol."""
+    days: dict[str, list[dt.date]] = {}
+    for key in keys:
+        by_dimension = partitions_def.get_partition_key_from_str(key).keys_by_dimension
+        days.setdefault(by_dimension[SYMBOL], []).append(
+            dt.date.fromisoformat(by_dimension[DATE])
+        )
+    return {symbol: sorted(dates) for symbol, dates in days.items()}
+
+
+def date_symbol_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({DATE: day.isoformat(), SYMBOL: symbol})

@@ -1,0 +1,46 @@
+"""Live-edge schedules: at each 1m / 15m / 1h close, fetch the newly closed candles.
+
+One run per tick covers every configured symbol (a partition range over the
+day's symbols) and only fetches what is not yet stored.
+"""
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+
+from coin_platform.defs.partitions import date_symbol_key
+
+CRON_BY_INTERVAL = {"1m": "* * * * *", "15m": "*/15 * * * *", "1h": "0 * * * *"}
+
+
+def live_run_request(
+    job_name: str, asset_names: list[str], symbols: tuple[str, ...], tick: dt.datetime
+) -> dg.RunRequest:
+    """The run for a tick: the day of the candle that just closed, all symbols, only missing."""
+    day = (tick.astimezone(dt.UTC) - dt.timedelta(milliseconds=1)).date()
+    return dg.RunRequest(
+        run_key=f"{job_name}:{tick.isoformat()}",
+        run_config={"ops": {name: {"config": {"only_missing": True}} for name in asset_names}},
+        tags={
+            "dagster/asset_partition_range_start": date_symbol_key(day, symbols[0]),
+            "dagster/asset_partition_range_end": date_symbol_key(day, symbols[-1]),
+        },
+    )
+
+
+def build_live_schedule(
+    interval: str, job: Any, asset_names: list[str], symbols: tuple[str, ...]
+) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"live_{interval}_schedule",
+        job=job,
+        cron_schedule=CRON_BY_INTERVAL[interval],
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Fetches the {interval} candles that closed since the last stored one.",
+    )
+    def live_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        return live_run_request(job.name, asset_names, symbols, context.scheduled_execution_time)
+
+    return live_schedule

@@ -1,0 +1,95 @@
+"""A request-weight limiter for Binance's per-IP, per-minute REQUEST_WEIGHT budget.
+
+Binance counts weight in fixed windows aligned to the clock minute and reports
+the IP's running total in `X-MBX-USED-WEIGHT-1M` on every response. The limiter
+reserves a request's weight before sending, trusts the header afterwards (it
+includes other processes on the same IP), and waits for the next window
+instead of provoking a 429.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+WINDOW_MS = 60_000
+
+
+class WeightLimiter:
+    """Keeps the used weight of each 1-minute window under `limit × fraction`."""
+
+    def __init__(
+        self,
+        limit: int = 2400,
+        fraction: float = 0.95,
+        *,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if limit <= 0 or not 0 < fraction <= 1:
+            raise ValueError(f"invalid weight budget: limit={limit}, fraction={fraction}")
+        self.limit = limit
+        self.fraction = fraction
+        self.enabled = enabled
+        self.server_offset_ms = 0
+        self.waited_seconds = 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._window = -1
+        self._used = 0
+
+    @property
+    def budget(self) -> int:
+        return max(1, int(self.limit * self.fraction))
+
+    def now_ms(self) -> int:
+        """Exchange time: the local clock corrected by the measured server offset."""
+        return int(self._clock() * 1000) + self.server_offset_ms
+
+    def _roll(self, now_ms: int) -> None:
+        window = now_ms // WINDOW_MS
+        if window != self._window:
+            self._window = window
+            self._used = 0
+
+    def acquire(self, weight: int) -> None:
+        """Reserve `weight` in the current window, sleeping into the next one if it is full."""
+        if not self.enabled:
+            return
+        if weight > self.budget:
+            raise ValueError(f"a request of weight {weight} can never fit a budget of {self.budget}")
+        while True:
+            with self._lock:
+                now = self.now_ms()
+                self._roll(now)
+                if self._used + weight <= self.budget:
+                    self._used += weight
+                    return
+                wait_s = ((self._window + 1) * WINDOW_MS - now) / 1000 + 0.05
+            self.waited_seconds += wait_s
+            self._sleep(wait_s)
+
+    def observe(self, used_weight_header: str | None) -> None:
+        """Adopt the exchange's count of used weight when it is higher than ours."""
+        if used_weight_header is None:
+            return
+        try:
+            used = int(used_weight_header)
+        except ValueError:
+            return
+        with self._lock:
+            self._roll(self.now_ms())
+            self._used = max(self._used, used)
+
+    def back_off(self, retry_after_s: float | None) -> float:
+        """After a 429: treat this window as spent, lower our share, and say how long to wait."""
+        with self._lock:
+            now = self.now_ms()
+            self._roll(now)
+            self._used = max(self._used, self.budget)
+            self.fraction = max(0.5, self.fraction * 0.9)
+            until_next_window = ((self._window + 1) * WINDOW_MS - now) / 1000 + 0.05
+        return retry_after_s if retry_after_s is not None else until_next_window

@@ -1,0 +1,1 @@
+"""Storage: object-store layout and parquet IO (no Dagster imports)."""

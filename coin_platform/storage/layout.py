@@ -1,0 +1,38 @@
+"""Where every dataset lives in the object store; the one place that builds keys.
+
+Keys are built from dates and symbols, never discovered by globbing, so a
+reader knows its object list before it touches the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+HOURS_PER_DAY = 24
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def raw_klines_key(interval: str, symbol: str, day: dt.date) -> str:
+    """Raw klines, one object per UTC day: `raw/klines/{interval}/{symbol}/{yyyy-MM-dd}.parquet`."""
+    return f"raw/klines/{interval}/{symbol}/{day:%Y-%m-%d}.parquet"
+
+
+def ohlcv_prefix(interval: str, symbol: str) -> str:
+    return f"ohlcv/{interval}/{symbol}/"
+
+
+def ohlcv_key(interval: str, symbol: str, hour: dt.datetime) -> str:
+    """Cleaned OHLCV, one object per UTC hour: `ohlcv/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`."""
+    return f"{ohlcv_prefix(interval, symbol)}{hour:%Y-%m-%d_%H}.parquet"
+
+
+def ohlcv_day_keys(interval: str, symbol: str, day: dt.date) -> list[str]:
+    """The 24 hourly objects of one UTC day, in time order."""
+    start = day_start(day)
+    return [
+        ohlcv_key(interval, symbol, start + dt.timedelta(hours=hour))
+        for hour in range(HOURS_PER_DAY)
+    ]
