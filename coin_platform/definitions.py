@@ -33,7 +33,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         job = dg.define_asset_job(
             name=f"ingest_{interval}",
             selection=dg.AssetSelection.assets(raw, ohlcv),
-            partitions_def=partitions_def,
             executor_def=dg.in_process_executor,
             description=f"Fetch and clean {interval} candles for a day × symbol range.",
         )

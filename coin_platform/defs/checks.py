@@ -12,7 +12,7 @@ import dagster as dg
 
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import ObjectStoreResource
-from coin_platform.market.ingest import covered_until, read_ohlcv_day
+from coin_platform.market.ingest import SchemaMismatchError, covered_until, read_ohlcv_day
 from coin_platform.market.intervals import interval_ms
 from coin_platform.market.quality import (
     Finding,
@@ -65,8 +65,11 @@ def build_ohlcv_checks(
         for symbol, days in days_by_symbol.items():
             for day in days:
                 label = f"{day.isoformat()}|{symbol}"
-                frame = read_ohlcv_day(store, interval, symbol, day)
-                schema = check_schema(frame)
+                try:
+                    frame = read_ohlcv_day(store, interval, symbol, day)
+                    schema = check_schema(frame)
+                except SchemaMismatchError as exc:
+                    schema = Finding(False, str(exc))
                 findings[SCHEMA].append((label, schema))
                 if not schema.passed:
                     skipped = Finding(False, "not evaluated: the stored schema is wrong")

@@ -111,7 +111,8 @@ class BinanceFuturesClient:
         self.backoff_cap_s = backoff_cap_s
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self.stats = {"requests": 0, "retries": 0, "rate_limited": 0, "weight": 0}
+        self.stats = {"requests": 0, "kline_requests": 0, "retries": 0, "rate_limited": 0, "weight": 0}
+        self._exchange_info: dict[str, Any] | None = None
 
     def close(self) -> None:
         self.session.close()
@@ -142,7 +143,12 @@ class BinanceFuturesClient:
                     f"{self.base_url}{path}", params=params, timeout=self.timeout_s
                 )
                 body = response.content
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 self.limiter.observe(response.headers.get(USED_WEIGHT_HEADER))
@@ -212,10 +218,11 @@ class BinanceFuturesClient:
                 and int(limit.get("intervalNum", 1)) == 1
             ):
                 self.limiter.limit = int(limit["limit"])
+        self._exchange_info = info
         return info
 
     def trading_symbols(self) -> set[str]:
-        info = self.exchange_info()
+        info = self._exchange_info or self.exchange_info()
         return {s["symbol"] for s in info.get("symbols", []) if s.get("status") == "TRADING"}
 
     def validate_symbols(self, symbols: Iterable[str]) -> None:
@@ -239,6 +246,7 @@ class BinanceFuturesClient:
             "endTime": end_ms,
             "limit": limit,
         }
+        self.stats["kline_requests"] += 1
         return self._get("/fapi/v1/klines", params, kline_request_weight(limit), parse_kline_rows)
 
     def fetch_klines(

@@ -52,7 +52,7 @@ def _require_schema(frame: pl.DataFrame, schema: dict[str, pl.DataType], what: s
     wrong = [n for n, t in schema.items() if frame.schema[n] != t]
     if wrong:
         raise SchemaMismatchError(f"{what} has unexpected types for {wrong}")
-    return frame.select(schema)
+    return frame.select(list(schema))
 
 
 def _day_of(frame: pl.DataFrame, day: dt.date) -> pl.DataFrame:
@@ -212,7 +212,7 @@ def build_ohlcv_day(
             if hour < hours_closed:
                 stale.append(keys[hour])
             continue
-        store.write_parquet(keys[hour], rows.select(OHLCV_SCHEMA))
+        store.write_parquet(keys[hour], rows.select(list(OHLCV_SCHEMA)))
         written += 1
     if stale:
         present = [k for k, found in zip(stale, store.exists_many(stale), strict=True) if found]
@@ -236,6 +236,14 @@ def build_ohlcv_day(
 
 
 def read_ohlcv_day(store: ObjectStore, interval: str, symbol: str, day: dt.date) -> pl.DataFrame:
-    """The stored hourly OHLCV objects of one day, concatenated (empty when none)."""
-    frame = store.read_parquet_many(ohlcv_day_keys(interval, symbol, day))
-    return frame if frame is not None else pl.DataFrame(schema=OHLCV_SCHEMA)
+    """The stored hourly OHLCV objects of one day, concatenated (empty when none).
+
+    Raises SchemaMismatchError naming the first object whose columns differ.
+    """
+    keys = ohlcv_day_keys(interval, symbol, day)
+    frames = [
+        _require_schema(store.read_parquet(key), OHLCV_SCHEMA, key)
+        for key, found in zip(keys, store.exists_many(keys), strict=True)
+        if found
+    ]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)

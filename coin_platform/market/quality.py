@@ -124,7 +124,9 @@ def check_matches_aggregate(
     bad = joined.filter(mismatch)
     passed = bad.is_empty()
     description = (
-        f"{joined.height} candles equal the aggregate of their {fine_per_coarse} finer candles"
+        f"nothing to compare: no {coarse_interval} candle has all its finer candles stored"
+        if joined.is_empty()
+        else f"{joined.height} candles equal the aggregate of their {fine_per_coarse} finer candles"
         if passed
         else f"{bad.height} of {joined.height} candles differ from their finer candles' aggregate"
     )

@@ -83,13 +83,6 @@ class ObjectStore:
         table = pq.read_table(self.path(key), filesystem=self.filesystem)
         return pl.from_arrow(table)  # type: ignore[return-value]
 
-    def read_parquet_many(self, keys: Sequence[str]) -> pl.DataFrame | None:
-        """Concatenate the objects that exist among `keys`, in order; None when none exist."""
-        present = [key for key, found in zip(keys, self.exists_many(keys), strict=True) if found]
-        if not present:
-            return None
-        return pl.concat([self.read_parquet(key) for key in present], how="vertical")
-
     def exists_many(self, keys: Sequence[str]) -> list[bool]:
         infos = self.filesystem.get_file_info([self.path(key) for key in keys])
         return [info.type == pafs.FileType.File for info in infos]

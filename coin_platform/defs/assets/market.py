@@ -113,6 +113,7 @@ def build_market_assets(
                 "dagster/row_count": sum(r.rows for r in results),
                 "candles_fetched": sum(r.fetched for r in results),
                 "requests": stats["requests"],
+                "kline_requests": stats["kline_requests"],
                 "request_weight": stats["weight"],
                 "retries": stats["retries"],
                 "rate_limited_responses": stats["rate_limited"],

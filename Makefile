@@ -1,0 +1,45 @@
+# Two commands do all the set-up: `make dev` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install dev demo test bench stack-up stack-down stack-status clean
+
+# (Re)install when pyproject.toml changes; the stamp keeps `make test` fast afterwards.
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+.env:
+	cp .env.example .env
+
+# Local stack + Dagster UI on 127.0.0.1:3000; Ctrl-C stops all of it.
+dev: install .env
+	$(BIN)/coin dev
+
+# `make dev` offline: replay server, the last days backfilled, live schedules on.
+demo: install .env
+	$(BIN)/coin dev --demo
+
+test: install
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+stack-up: install .env
+	$(BIN)/coin stack up
+
+stack-down: install
+	$(BIN)/coin stack down
+
+stack-status: install
+	$(BIN)/coin stack status
+
+clean: stack-down
+	rm -rf .coin
