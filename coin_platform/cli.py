@@ -10,41 +10,84 @@ def main() -> None:
     """coin_platform command line."""
 
 
+def _local_stack():
+    from coin_platform.settings import ConfigError, get_settings
+    from coin_platform.stack import LocalStack
+
+    try:
+        return LocalStack(get_settings())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.group()
 def stack() -> None:
-    """Start, stop and inspect the local stack (SeaweedFS S3 + tansu Kafka)."""
+    """Start, stop and inspect the local stack (SeaweedFS S3, tansu Kafka; the replay server
+    when MARKET_SOURCE=replay)."""
 
 
 @stack.command("up")
 def stack_up() -> None:
     """Start the local stack in the background and wait until every service answers."""
-    from coin_platform.settings import get_settings
-    from coin_platform.stack import LocalStack
+    from coin_platform.stack import StackError
 
-    for line in LocalStack(get_settings()).up():
-        click.echo(line)
+    try:
+        for line in _local_stack().up():
+            click.echo(line)
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @stack.command("down")
 def stack_down() -> None:
     """Stop the local stack's services by PID."""
-    from coin_platform.settings import get_settings
-    from coin_platform.stack import LocalStack
-
-    for line in LocalStack(get_settings()).down():
+    for line in _local_stack().down():
         click.echo(line)
 
 
 @stack.command("status")
 def stack_status() -> None:
     """Report whether each local service is running and answering."""
-    from coin_platform.settings import get_settings
-    from coin_platform.stack import LocalStack
-
-    lines, healthy = LocalStack(get_settings()).status()
+    lines, healthy = _local_stack().status()
     for line in lines:
         click.echo(line)
     raise SystemExit(0 if healthy else 1)
+
+
+@main.command("dev")
+@click.option("--demo", is_flag=True,
+              help="Offline: replay server, the last demo.days days backfilled, live schedules on.")
+def dev(demo: bool) -> None:
+    """The local stack and the Dagster UI; Ctrl-C stops all of it."""
+    import os
+
+    from coin_platform.dev import backfill_recent_days, prepare_dagster_home, run_dagster_dev
+    from coin_platform.settings import get_settings
+    from coin_platform.stack import StackError
+
+    if demo:
+        os.environ["MARKET_SOURCE"] = "replay"
+    local_stack = _local_stack()
+    settings = get_settings()
+    home = prepare_dagster_home(settings)
+    os.environ["DAGSTER_HOME"] = str(home)
+    code = 1
+    try:
+        for line in local_stack.up():
+            click.echo(line)
+        if demo:
+            backfill_recent_days(settings, settings.config.demo.days, click.echo)
+        click.echo(f"Dagster UI on http://127.0.0.1:{settings.config.local_stack.dagster_port} "
+                   "(Ctrl-C stops the UI and the stack)")
+        code = run_dagster_dev(settings, home)
+    except StackError as exc:
+        click.echo(f"Error: {exc}", err=True)
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        for line in local_stack.down():
+            click.echo(line)
+    raise SystemExit(code)
 
 
 @main.group()

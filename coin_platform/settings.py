@@ -54,6 +54,7 @@ class LocalStackConfig(_Strict):
     filer_port: int = Field(default=8888, ge=1024, le=55535)
     kafka_port: int = Field(default=9092, ge=1024, le=65535)
     replay_port: int = Field(default=8765, ge=1024, le=65535)
+    dagster_port: int = Field(default=3000, ge=1024, le=65535)
 
 
 class DemoConfig(_Strict):

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import boto3
+import requests
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from filelock import FileLock
@@ -41,6 +42,7 @@ DEFAULT_REGION = "us-east-1"
 TANSU_BUCKET = "tansu"
 SEAWEEDFS_START_TIMEOUT = 30.0
 TANSU_START_TIMEOUT = 15.0
+REPLAY_START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
 
 # Short timeouts and no retries: a probe answers "is it up now?", the caller loops.
@@ -181,26 +183,32 @@ class ServiceProcess:
         if argv and Path(argv[0]).name == Path(self.executable).name:
             return True
         # A zombie has no argv: if it is our own child, reap it (it exec'd before Popen returned).
-        child = _CHILDREN.pop(self.pid, None)
+        child = _CHILDREN.get(self.pid)
         if child is not None:
             child.wait()
         return False
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM, wait up to `timeout` for a clean shutdown, then SIGKILL."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, wait up to `timeout` for a clean shutdown, then SIGKILL.
+
+        Returns the exit code when the service is this process's own child.
+        """
         for sig, grace in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
             if not self.is_running():
-                return
+                break
             try:
                 os.kill(self.pid, sig)
             except ProcessLookupError:
-                return
+                break
             deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                if not self.is_running():
-                    return
+            while time.monotonic() < deadline and self.is_running():
                 time.sleep(0.05)
-        raise StackError(f"{self.name} (pid {self.pid}) did not exit after SIGKILL")
+            if not self.is_running():
+                break
+        else:
+            raise StackError(f"{self.name} (pid {self.pid}) did not exit after SIGKILL")
+        child = _CHILDREN.pop(self.pid, None)
+        return child.returncode if child is not None else None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -462,6 +470,37 @@ def _require_bucket(s3: S3Endpoint, bucket: str) -> None:
         ) from None
 
 
+def replay_answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/fapi/v1/ping", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def start_replay(*, port: int, log_file: Path, weight_limit: int | None = None,
+                 ban_seconds: float | None = None, faults: str | None = None,
+                 symbols: tuple[str, ...] = (), timeout: float = REPLAY_START_TIMEOUT,
+                 ) -> ServiceProcess:
+    """`coin replay serve` on 127.0.0.1:`port`, returned once it answers /fapi/v1/ping."""
+    _require_free("replay", {"HTTP": port}, "change local_stack.replay_port in config.yaml")
+    command = [sys.executable, "-m", "coin_platform.cli", "replay", "serve",
+               "--host", LOOPBACK, "--port", str(port)]
+    for option, value in (("--weight-limit", weight_limit), ("--ban-seconds", ban_seconds),
+                          ("--faults", faults)):
+        if value is not None:
+            command += [option, str(value)]
+    if symbols:
+        command += ["--symbols", ",".join(symbols)]
+    process = _spawn("replay", command, log_file, dict(os.environ))
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        _wait_until_ready(process, lambda: replay_answers(url), f"GET {url}/fapi/v1/ping", timeout)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
 # --- coin stack up / down / status --------------------------------------------
 
 
@@ -476,7 +515,8 @@ class _Managed:
 
 
 class LocalStack:
-    """`coin stack up/down/status`: SeaweedFS then tansu on the configured ports.
+    """`coin stack up/down/status`: SeaweedFS, then tansu, then (MARKET_SOURCE=replay)
+    the replay server, on the configured ports.
 
     State lives under coin_home: seaweedfs/ (data), logs/, run/ (pid files).
     """
@@ -487,6 +527,8 @@ class LocalStack:
         self.seaweed_ports = SeaweedPorts(s3=ports.s3_port, master=ports.master_port,
                                           volume=ports.volume_port, filer=ports.filer_port)
         self.kafka_port = ports.kafka_port
+        self.replay_port = ports.replay_port
+        self.with_replay = settings.market_source == "replay"
         self.s3 = S3Endpoint.on_loopback(
             ports.s3_port,
             settings.aws_access_key_id or LOCAL_ACCESS_KEY,
@@ -507,20 +549,28 @@ class LocalStack:
     def kafka_bootstrap_servers(self) -> str:
         return f"{LOOPBACK}:{self.kafka_port}"
 
+    @property
+    def replay_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.replay_port}"
+
     def up(self) -> list[str]:
         """Start whatever is not running yet; lines say what happened to each service."""
         with self._lock():
-            return [self._up(service) for service in self._services()]
+            return [self._up(service) for service in self._services(self.with_replay)]
 
     def down(self) -> list[str]:
-        """Stop the services recorded in the pid files, tansu first (it writes to S3)."""
+        """Stop the services recorded in the pid files, tansu before SeaweedFS (it writes to S3)."""
         with self._lock():
-            return [self._down(service) for service in reversed(self._services())]
+            return [
+                self._down(service)
+                for service in reversed(self._services(True))
+                if service.name != "replay" or self.with_replay or self._pid_file(service).exists()
+            ]
 
     def status(self) -> tuple[list[str], bool]:
         """One line per service; healthy when every service runs and answers."""
         lines, healthy = [], True
-        for service in self._services():
+        for service in self._services(self.with_replay):
             process = self._recorded(service)
             if process is None or not process.is_running():
                 stale = f" (stale pid file for pid {process.pid})" if process else ""
@@ -535,7 +585,7 @@ class LocalStack:
                 healthy = False
         return lines, healthy
 
-    def _services(self) -> tuple[_Managed, _Managed]:
+    def _services(self, with_replay: bool) -> tuple[_Managed, ...]:
         seaweedfs = _Managed(
             name="seaweedfs", executable="weed", address=self.s3_endpoint_url,
             start=lambda: start_seaweedfs(
@@ -552,7 +602,12 @@ class LocalStack:
                 storage_url=f"s3://{TANSU_BUCKET}/", s3=self.s3),
             answers=lambda: kafka_answers(self.kafka_bootstrap_servers),
         )
-        return seaweedfs, tansu
+        replay = _Managed(
+            name="replay", executable=sys.executable, address=self.replay_url,
+            start=lambda: start_replay(port=self.replay_port, log_file=self.log_dir / "replay.log"),
+            answers=lambda: replay_answers(self.replay_url),
+        )
+        return (seaweedfs, tansu, replay) if with_replay else (seaweedfs, tansu)
 
     def _pid_file(self, service: _Managed) -> Path:
         return self.run_dir / f"{service.name}.pid"

@@ -196,7 +196,7 @@ def test_tansu_runs_on_memory_storage(tmp_path):
 # --- coin stack up / status / down --------------------------------------------
 
 
-def _settings_on_free_ports(tmp_path: Path) -> Settings:
+def _settings_on_free_ports(tmp_path: Path, **environ: str) -> Settings:
     """The project's config.yaml with every local_stack port moved to a free one."""
     config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
     seaweed = SeaweedPorts.free()
@@ -209,7 +209,24 @@ def _settings_on_free_ports(tmp_path: Path) -> Settings:
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     return load_settings(environ={"COIN_HOME": str(tmp_path / ".coin"),
-                                  "COIN_CONFIG": str(config_file)})
+                                  "COIN_CONFIG": str(config_file), **environ})
+
+
+def test_replay_mode_adds_the_replay_server_to_the_stack(tmp_path):
+    settings = _settings_on_free_ports(tmp_path, MARKET_SOURCE="replay")
+    stack = LocalStack(settings)
+    try:
+        started = stack.up()
+        lines, healthy = stack.status()
+        klines = requests.get(f"{stack.replay_url}/fapi/v1/klines",
+                              params={"symbol": "BTCUSDT", "interval": "1h", "limit": 3}, timeout=5)
+    finally:
+        stopped = stack.down()
+    assert [line.split(":")[0] for line in started] == ["seaweedfs", "tansu", "replay"]
+    assert healthy and lines[2].startswith("replay: running")
+    assert klines.status_code == 200 and len(klines.json()) == 3
+    assert stopped[0].startswith("replay: stopped (pid ")
+    assert not LocalStack(settings).status()[1]
 
 
 def test_local_stack_up_is_idempotent_and_down_stops_by_pid(tmp_path):

@@ -39,3 +39,13 @@ def split_partition_keys(
 
 def date_symbol_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({DATE: day.isoformat(), SYMBOL: symbol})
+
+
+def partition_range_tags(
+    first_day: dt.date, last_day: dt.date, first_symbol: str, last_symbol: str
+) -> dict[str, str]:
+    """Run tags for the rectangle [first_day, last_day] × [first_symbol, last_symbol] (one run)."""
+    return {
+        "dagster/asset_partition_range_start": date_symbol_key(first_day, first_symbol),
+        "dagster/asset_partition_range_end": date_symbol_key(last_day, last_symbol),
+    }

@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from coin_platform.defs.partitions import date_symbol_key
+from coin_platform.defs.partitions import partition_range_tags
 
 CRON_BY_INTERVAL = {"1m": "* * * * *", "15m": "*/15 * * * *", "1h": "0 * * * *"}
 
@@ -22,10 +22,7 @@ def live_run_request(
     return dg.RunRequest(
         run_key=f"{job_name}:{tick.isoformat()}",
         run_config={"ops": {name: {"config": {"only_missing": True}} for name in asset_names}},
-        tags={
-            "dagster/asset_partition_range_start": date_symbol_key(day, symbols[0]),
-            "dagster/asset_partition_range_end": date_symbol_key(day, symbols[-1]),
-        },
+        tags=partition_range_tags(day, day, symbols[0], symbols[-1]),
     )
 
 

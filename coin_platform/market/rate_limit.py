@@ -85,11 +85,16 @@ class WeightLimiter:
             self._used = max(self._used, used)
 
     def back_off(self, retry_after_s: float | None) -> float:
-        """After a 429: treat this window as spent, lower our share, and say how long to wait."""
+        """After a 429: lower our share and say how long to wait.
+
+        The exchange's Retry-After wins; without one, the rest of this window
+        is treated as spent.
+        """
         with self._lock:
+            self.fraction = max(0.5, self.fraction * 0.9)
+            if retry_after_s is not None:
+                return retry_after_s
             now = self.now_ms()
             self._roll(now)
             self._used = max(self._used, self.budget)
-            self.fraction = max(0.5, self.fraction * 0.9)
-            until_next_window = ((self._window + 1) * WINDOW_MS - now) / 1000 + 0.05
-        return retry_after_s if retry_after_s is not None else until_next_window
+            return ((self._window + 1) * WINDOW_MS - now) / 1000 + 0.05

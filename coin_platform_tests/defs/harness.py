@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from coin_platform.defs.partitions import date_symbol_key
+from coin_platform.defs.partitions import partition_range_tags
 from coin_platform.settings import Settings, load_settings
 from coin_platform.storage.object_store import ObjectStore
 
@@ -52,14 +52,6 @@ def object_store(settings: Settings) -> ObjectStore:
     )
 
 
-def range_tags(first_day: dt.date, last_day: dt.date, first_symbol: str, last_symbol: str) -> dict[str, str]:
-    """Run tags for the partition rectangle [first_day, last_day] × [first_symbol, last_symbol]."""
-    return {
-        "dagster/asset_partition_range_start": date_symbol_key(first_day, first_symbol),
-        "dagster/asset_partition_range_end": date_symbol_key(last_day, last_symbol),
-    }
-
-
 def run_job(
     defs: dg.Definitions,
     job_name: str,
@@ -92,7 +84,7 @@ def run_checks(defs: dg.Definitions, asset_name: str, day: dt.date, symbol: str)
         )
     merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     return merged.resolve_job_def(job.name).execute_in_process(
-        tags=range_tags(day, day, symbol, symbol), instance=dg.DagsterInstance.ephemeral()
+        tags=partition_range_tags(day, day, symbol, symbol), instance=dg.DagsterInstance.ephemeral()
     )
 
 

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from coin_platform.definitions import build_definitions
+from coin_platform.defs.partitions import partition_range_tags as range_tags
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import read_ohlcv_day
 from coin_platform.storage.layout import ohlcv_day_keys, raw_klines_key
@@ -14,7 +15,6 @@ from coin_platform_tests.defs.harness import (
     check_results,
     market_settings,
     object_store,
-    range_tags,
     run_checks,
     run_job,
 )

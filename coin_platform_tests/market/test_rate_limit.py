@@ -56,11 +56,18 @@ def test_the_exchanges_count_wins_when_other_clients_share_the_ip():
     limiter.observe("not-a-number")  # ignored, not fatal
 
 
-def test_a_429_spends_the_window_and_slows_the_client_down():
+def test_a_429_honours_retry_after_and_slows_the_client_down():
     clock = FakeClock(630.0)
     limiter = _limiter(clock, limit=1000, fraction=1.0)
     assert limiter.back_off(retry_after_s=7.0) == 7.0
     assert limiter.fraction == pytest.approx(0.9)
+    limiter.acquire(1)
+    assert clock.sleeps == []  # the exchange said when; the window is not written off
+
+
+def test_a_429_without_retry_after_spends_the_window():
+    clock = FakeClock(630.0)
+    limiter = _limiter(clock, limit=1000, fraction=1.0)
     assert limiter.back_off(retry_after_s=None) == pytest.approx(30.05)
     limiter.acquire(1)
     assert clock.sleeps == [pytest.approx(30.05)]

@@ -160,7 +160,8 @@ def test_symbols_move_independently(replay_server):
 
 
 def test_volume_follows_volatility_and_the_time_of_day(replay_server):
-    minutes = parse_kline_rows(rows(replay_server.url, symbol="BTCUSDT", interval="1m", startTime=DAY_START, limit=1440))
+    day = rows(replay_server.url, symbol="BTCUSDT", interval="1m", startTime=DAY_START, limit=1440)
+    minutes = parse_kline_rows(day)
     moves = np.abs(np.log(minutes["close"].to_numpy() / minutes["open"].to_numpy()))
     assert np.corrcoef(moves, minutes["volume"].to_numpy())[0, 1] > 0.3
     hours = parse_kline_rows(rows(replay_server.url, symbol="BTCUSDT", interval="1h", startTime=DAY_START - 30 * DAY,
@@ -246,7 +247,8 @@ def test_exchange_info_lists_the_universe_and_the_configured_budget(start_replay
     assert all(s["status"] == "TRADING" and s["contractType"] == "PERPETUAL" for s in symbols.values())
     btc = symbols["BTCUSDT"]
     filters = {f["filterType"]: f for f in btc["filters"]}
-    assert (btc["baseAsset"], btc["quoteAsset"], btc["pricePrecision"], btc["quantityPrecision"]) == ("BTC", "USDT", 2, 3)
+    assert (btc["baseAsset"], btc["quoteAsset"]) == ("BTC", "USDT")
+    assert (btc["pricePrecision"], btc["quantityPrecision"]) == (2, 3)
     assert filters["PRICE_FILTER"]["tickSize"] == "0.10" and filters["LOT_SIZE"]["stepSize"] == "0.001"
     assert symbols["PEPEXUSDT"]["baseAsset"] == "PEPEX"
     assert len(rows(server.url, symbol="PEPEXUSDT", interval="1h", limit=5)) == 5
@@ -389,5 +391,5 @@ def test_stats_reset_and_fault_endpoints(start_replay):
 def test_the_server_exits_cleanly_on_sigterm(start_replay):
     server = start_replay()
     server.stop()
-    assert server.process.returncode == 0
-    assert "Traceback" not in server.stderr()
+    assert server.exit_code == 0
+    assert "Traceback" not in server.log()
