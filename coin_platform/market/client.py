@@ -201,10 +201,10 @@ class BinanceFuturesClient:
 
     def sync_clock(self) -> int:
         """Measure the exchange clock's offset from ours (ms) so windows and 'closed' agree."""
-        before = time.time()
+        before = self.limiter.local_ms()
         server_ms = self.server_time_ms()
-        after = time.time()
-        offset = server_ms - int((before + after) / 2 * 1000)
+        after = self.limiter.local_ms()
+        offset = server_ms - (before + after) // 2
         self.limiter.server_offset_ms = offset
         return offset
 

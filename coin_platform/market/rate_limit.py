@@ -45,9 +45,12 @@ class WeightLimiter:
     def budget(self) -> int:
         return max(1, int(self.limit * self.fraction))
 
+    def local_ms(self) -> int:
+        return int(self._clock() * 1000)
+
     def now_ms(self) -> int:
         """Exchange time: the local clock corrected by the measured server offset."""
-        return int(self._clock() * 1000) + self.server_offset_ms
+        return self.local_ms() + self.server_offset_ms
 
     def _roll(self, now_ms: int) -> None:
         window = now_ms // WINDOW_MS

@@ -1,0 +1,173 @@
+"""The Binance client against the replay server: pagination, closed candles, errors, faults, weight."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from coin_platform.market.client import (
+    BinanceAPIError,
+    BinanceFuturesClient,
+    BinanceUnavailableError,
+    InvalidSymbolError,
+    IPBannedError,
+    kline_request_weight,
+)
+from coin_platform.market.intervals import UnknownIntervalError
+from coin_platform.market.rate_limit import WeightLimiter
+from coin_platform.market.replay import ReplayServer
+
+START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+
+
+def _no_sleep(_seconds: float) -> None:
+    """Backoff delays are behaviour we count, not time we spend."""
+
+
+def _client(url: str, **options) -> BinanceFuturesClient:
+    return BinanceFuturesClient(url, sleep=_no_sleep, **options)
+
+
+class SharedClock:
+    """One clock for the server's weight windows and the client's limiter; sleeping moves it."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start.timestamp()
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.mark.parametrize(("limit", "weight"), [(1, 1), (99, 1), (100, 2), (499, 2), (500, 5), (1000, 5), (1001, 10), (1500, 10)])
+def test_kline_weights_follow_binances_table(limit, weight):
+    assert kline_request_weight(limit) == weight
+
+
+def test_pages_through_days_without_losing_or_repeating_a_candle(replay_server):
+    with _client(replay_server.url) as client:
+        frame = client.fetch_klines("BTCUSDT", "1m", START, START + dt.timedelta(days=3))
+        assert client.stats["kline_requests"] == 3  # 4320 candles, 1500 per page
+        by_day = pl.concat(
+            client.fetch_klines("BTCUSDT", "1m", START + dt.timedelta(days=d), START + dt.timedelta(days=d + 1))
+            for d in range(3)
+        )
+    assert frame.height == 3 * 1440
+    assert frame["open_time"].is_unique().all() and frame["open_time"].is_sorted()
+    assert frame["open_time"].min() == START
+    assert frame["open_time"].max() == START + dt.timedelta(days=3, minutes=-1)
+    assert frame.equals(by_day)  # the same candles whatever the page boundaries
+
+
+def test_unaligned_bounds_cover_exactly_the_candles_opening_inside(replay_server):
+    with _client(replay_server.url) as client:
+        frame = client.fetch_klines(
+            "ETHUSDT", "15m", START + dt.timedelta(minutes=7), START + dt.timedelta(hours=1, minutes=1)
+        )
+    assert frame["open_time"].to_list() == [START + dt.timedelta(minutes=m) for m in (15, 30, 45, 60)]
+
+
+def test_the_candle_still_forming_is_never_returned(replay_server):
+    now = dt.datetime.now(dt.UTC)
+    with _client(replay_server.url) as client:
+        client.sync_clock()
+        frame = client.fetch_klines("SOLUSDT", "1m", now - dt.timedelta(minutes=30), now + dt.timedelta(hours=1))
+    after = dt.datetime.now(dt.UTC)
+    assert frame.height in (29, 30, 31)
+    assert (frame["close_time"] < after).all()
+    assert frame["open_time"].max() >= now.replace(second=0, microsecond=0) - dt.timedelta(minutes=2)
+
+
+def test_exchange_info_sets_the_limit_and_symbols_are_validated(start_replay):
+    server = start_replay(weight_limit=1234)
+    with _client(server.url) as client:
+        info = client.exchange_info()
+        assert client.limiter.limit == 1234
+        assert "BTCUSDT" in client.trading_symbols()
+        assert client.stats["requests"] == 1  # trading_symbols reused the answer
+        with pytest.raises(InvalidSymbolError, match="NOPEUSDT"):
+            client.validate_symbols(["BTCUSDT", "NOPEUSDT"])
+    assert info["rateLimits"][0]["rateLimitType"] == "REQUEST_WEIGHT"
+
+
+def test_an_invalid_symbol_is_a_clear_error_and_not_retried(start_replay):
+    server = start_replay()
+    with _client(server.url) as client:
+        with pytest.raises(InvalidSymbolError) as raised:
+            client.fetch_klines("NOPEUSDT", "1m", START, START + dt.timedelta(hours=1))
+    assert raised.value.code == -1121
+    assert "Invalid symbol." in str(raised.value) and "HTTP 400" in str(raised.value)
+    assert server.stats()["klines_requests"] == 1
+
+
+def test_other_client_errors_stop_at_once(start_replay):
+    server = start_replay()
+    with _client(server.url) as client:
+        with pytest.raises(BinanceAPIError) as raised:
+            client.klines_page("BTCUSDT", "1m", 0, 10**13, limit=5000)
+        with pytest.raises(UnknownIntervalError, match="7m"):
+            client.fetch_klines("BTCUSDT", "7m", START, START + dt.timedelta(hours=1))
+    assert raised.value.code == -1130
+    assert server.stats()["klines_requests"] == 1
+
+
+def test_server_errors_are_retried_a_bounded_number_of_times(start_replay):
+    server = start_replay(faults="503:first=100")
+    with _client(server.url, max_retries=3) as client:
+        with pytest.raises(BinanceUnavailableError, match="failed 4 times; last problem: HTTP 503"):
+            client.fetch_klines("BTCUSDT", "1h", START, START + dt.timedelta(days=1))
+        assert client.stats["retries"] == 3
+    assert server.stats()["klines_requests"] == 4
+
+
+@pytest.mark.parametrize("faults", ["truncate:at=1", "malformed:at=1+2", "500:at=1,502:at=2,504:at=3", "429:first=2"])
+def test_transient_faults_recover_with_the_same_candles(replay_server, start_replay, faults):
+    server = start_replay(faults=faults)
+    with _client(server.url) as client:
+        frame = client.fetch_klines("ADAUSDT", "1m", START, START + dt.timedelta(days=2))
+        recovered = client.stats
+    with _client(replay_server.url) as client:
+        expected = client.fetch_klines("ADAUSDT", "1m", START, START + dt.timedelta(days=2))
+    assert frame.equals(expected)
+    assert recovered["retries"] + recovered["rate_limited"] >= 1
+
+
+def test_a_418_ban_stops_at_once_with_a_clear_error(start_replay):
+    server = start_replay(faults="418:first=100", ban_seconds=90)
+    with _client(server.url) as client:
+        with pytest.raises(IPBannedError, match=r"banned this IP for 90 s \(HTTP 418"):
+            client.fetch_klines("BTCUSDT", "1m", START, START + dt.timedelta(days=1))
+        assert client.stats["requests"] == 1
+    assert server.stats()["klines_requests"] == 1
+
+
+def test_the_limiter_waits_for_the_next_window_instead_of_provoking_a_429():
+    clock = SharedClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC))
+    with ReplayServer(port=0, weight_limit=50, clock=clock) as server:
+        limiter = WeightLimiter(fraction=1.0, clock=clock, sleep=clock.sleep)
+        with BinanceFuturesClient(server.url, limiter=limiter, sleep=clock.sleep) as client:
+            client.exchange_info()  # adopts the limit of 50 (weight 1)
+            frame = client.fetch_klines("BTCUSDT", "1m", START, START + dt.timedelta(days=10))
+        stats = server.stats()
+    assert frame.height == 10 * 1440  # 10 pages: needs three windows
+    assert sum(w["rejected_429"] for w in stats["windows"]) == 0
+    assert [w["weight"] for w in stats["windows"]] == [41, 50, 5]  # the last page holds 900
+    assert len(clock.slept) == 2 and client.stats["rate_limited"] == 0
+
+
+def test_without_the_limiter_a_429_is_waited_out_and_nothing_is_lost():
+    clock = SharedClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC))
+    with ReplayServer(port=0, weight_limit=50, clock=clock) as server:
+        limiter = WeightLimiter(limit=50, enabled=False, clock=clock, sleep=clock.sleep)
+        with BinanceFuturesClient(server.url, limiter=limiter, sleep=clock.sleep) as client:
+            frame = client.fetch_klines("BTCUSDT", "1m", START, START + dt.timedelta(days=8))
+        stats = server.stats()
+    assert frame.height == 8 * 1440 and frame["open_time"].is_unique().all()
+    assert client.stats["rate_limited"] == 1
+    assert sum(w["rejected_429"] for w in stats["windows"]) == 1
+    assert sum(w["rejected_418"] for w in stats["windows"]) == 0
+    assert clock.slept == [30.0]  # Retry-After: the rest of the window
