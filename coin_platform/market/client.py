@@ -21,6 +21,7 @@ from coin_platform.market.intervals import interval_ms, normalize_interval
 from coin_platform.market.klines import (
     MalformedKlinesError,
     empty_raw_klines,
+    kline_request_weight,
     parse_kline_rows,
 )
 from coin_platform.market.rate_limit import WeightLimiter
@@ -63,17 +64,6 @@ class IPBannedError(BinanceError):
 
 class BinanceUnavailableError(BinanceError):
     """Transient failures (5xx, timeouts, broken bodies) outlasted the retry budget."""
-
-
-def kline_request_weight(limit: int) -> int:
-    """GET /fapi/v1/klines weight by `limit`: [1,100)→1, [100,500)→2, [500,1000]→5, >1000→10."""
-    if limit < 100:
-        return 1
-    if limit < 500:
-        return 2
-    if limit <= 1000:
-        return 5
-    return 10
 
 
 def _retry_after(headers: Any) -> float | None:

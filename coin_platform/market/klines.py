@@ -48,6 +48,17 @@ OHLCV_COLUMNS = tuple(OHLCV_SCHEMA)
 _INT_FIELDS = {"open_time", "close_time", "trades"}
 
 
+def kline_request_weight(limit: int) -> int:
+    """GET /fapi/v1/klines weight by `limit`: [1,100)→1, [100,500)→2, [500,1000]→5, >1000→10."""
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
 class MalformedKlinesError(ValueError):
     """A kline payload that does not have the REST shape; names the first bad row."""
 

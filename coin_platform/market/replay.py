@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from coin_platform.market import synthetic
 from coin_platform.market.intervals import INTERVAL_MS
+from coin_platform.market.klines import kline_request_weight
 
 WINDOW_MS = 60_000
 DEFAULT_KLINES_LIMIT = 500
@@ -46,17 +47,6 @@ _UNKNOWN_ERROR = "An unknown error occured while processing the request."
 _UNKNOWN_ERROR_503 = "Unknown error, please check your request or try again later."
 _ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
                 "TRAILING_STOP_MARKET"]
-
-
-def klines_weight(limit: int) -> int:
-    """Binance's REQUEST_WEIGHT of GET /fapi/v1/klines for a given limit."""
-    if limit < 100:
-        return 1
-    if limit < 500:
-        return 2
-    if limit <= 1000:
-        return 5
-    return 10
 
 
 @dataclass(frozen=True)
@@ -537,7 +527,7 @@ class _ReplayHandler(BaseHTTPRequestHandler):
 def _limit_weight(params: dict[str, str]) -> int:
     text = params.get("limit", "")
     limit = int(text) if text.isascii() and text.isdigit() else DEFAULT_KLINES_LIMIT
-    return klines_weight(limit)
+    return kline_request_weight(limit)
 
 
 _WEIGHTS: dict[str, Callable[[dict[str, str]], int]] = {

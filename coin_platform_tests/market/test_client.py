@@ -11,11 +11,12 @@ from coin_platform.market.client import (
     BinanceUnavailableError,
     InvalidSymbolError,
     IPBannedError,
-    kline_request_weight,
 )
 from coin_platform.market.intervals import UnknownIntervalError
+from coin_platform.market.klines import kline_request_weight
 from coin_platform.market.rate_limit import WeightLimiter
 from coin_platform.market.replay import ReplayServer
+from coin_platform_tests.clock import ControlledClock
 
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 
@@ -26,21 +27,6 @@ def _no_sleep(_seconds: float) -> None:
 
 def _client(url: str, **options) -> BinanceFuturesClient:
     return BinanceFuturesClient(url, sleep=_no_sleep, **options)
-
-
-class SharedClock:
-    """One clock for the server's weight windows and the client's limiter; sleeping moves it."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start.timestamp()
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.mark.parametrize(("limit", "weight"), [(1, 1), (99, 1), (100, 2), (499, 2), (500, 5), (1000, 5), (1001, 10), (1500, 10)])
@@ -146,7 +132,7 @@ def test_a_418_ban_stops_at_once_with_a_clear_error(start_replay):
 
 
 def test_the_limiter_waits_for_the_next_window_instead_of_provoking_a_429():
-    clock = SharedClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC))
+    clock = ControlledClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC).timestamp())
     with ReplayServer(port=0, weight_limit=50, clock=clock) as server:
         limiter = WeightLimiter(fraction=1.0, clock=clock, sleep=clock.sleep)
         with BinanceFuturesClient(server.url, limiter=limiter, sleep=clock.sleep) as client:
@@ -156,11 +142,11 @@ def test_the_limiter_waits_for_the_next_window_instead_of_provoking_a_429():
     assert frame.height == 10 * 1440  # 10 pages: needs three windows
     assert sum(w["rejected_429"] for w in stats["windows"]) == 0
     assert [w["weight"] for w in stats["windows"]] == [41, 50, 5]  # the last page holds 900
-    assert len(clock.slept) == 2 and client.stats["rate_limited"] == 0
+    assert len(clock.sleeps) == 2 and client.stats["rate_limited"] == 0
 
 
 def test_without_the_limiter_a_429_is_waited_out_and_nothing_is_lost():
-    clock = SharedClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC))
+    clock = ControlledClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC).timestamp())
     with ReplayServer(port=0, weight_limit=50, clock=clock) as server:
         limiter = WeightLimiter(limit=50, enabled=False, clock=clock, sleep=clock.sleep)
         with BinanceFuturesClient(server.url, limiter=limiter, sleep=clock.sleep) as client:
@@ -170,4 +156,4 @@ def test_without_the_limiter_a_429_is_waited_out_and_nothing_is_lost():
     assert client.stats["rate_limited"] == 1
     assert sum(w["rejected_429"] for w in stats["windows"]) == 1
     assert sum(w["rejected_418"] for w in stats["windows"]) == 0
-    assert clock.slept == [30.0]  # Retry-After: the rest of the window
+    assert clock.sleeps == [30.0]  # Retry-After: the rest of the window

@@ -3,27 +3,15 @@
 import pytest
 
 from coin_platform.market.rate_limit import WINDOW_MS, WeightLimiter
+from coin_platform_tests.clock import ControlledClock
 
 
-class FakeClock:
-    def __init__(self, start_s: float) -> None:
-        self.now = start_s
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def _limiter(clock: FakeClock, limit: int = 100, fraction: float = 1.0) -> WeightLimiter:
+def _limiter(clock: ControlledClock, limit: int = 100, fraction: float = 1.0) -> WeightLimiter:
     return WeightLimiter(limit, fraction, clock=clock, sleep=clock.sleep)
 
 
 def test_fills_the_window_then_sleeps_to_the_next_minute():
-    clock = FakeClock(1_000_040.0)  # 20 s into a minute window
+    clock = ControlledClock(1_000_040.0)  # 20 s into a minute window
     limiter = _limiter(clock)
     for _ in range(10):
         limiter.acquire(10)
@@ -34,7 +22,7 @@ def test_fills_the_window_then_sleeps_to_the_next_minute():
 
 
 def test_budget_is_a_fraction_of_the_published_limit():
-    clock = FakeClock(600.0)
+    clock = ControlledClock(600.0)
     limiter = _limiter(clock, limit=2400, fraction=0.95)
     assert limiter.budget == 2280
     for _ in range(228):
@@ -45,7 +33,7 @@ def test_budget_is_a_fraction_of_the_published_limit():
 
 
 def test_the_exchanges_count_wins_when_other_clients_share_the_ip():
-    clock = FakeClock(600.0)
+    clock = ControlledClock(600.0)
     limiter = _limiter(clock)
     limiter.acquire(10)
     limiter.observe("95")  # another process used weight too
@@ -57,7 +45,7 @@ def test_the_exchanges_count_wins_when_other_clients_share_the_ip():
 
 
 def test_a_429_honours_retry_after_and_slows_the_client_down():
-    clock = FakeClock(630.0)
+    clock = ControlledClock(630.0)
     limiter = _limiter(clock, limit=1000, fraction=1.0)
     assert limiter.back_off(retry_after_s=7.0) == 7.0
     assert limiter.fraction == pytest.approx(0.9)
@@ -66,7 +54,7 @@ def test_a_429_honours_retry_after_and_slows_the_client_down():
 
 
 def test_a_429_without_retry_after_spends_the_window():
-    clock = FakeClock(630.0)
+    clock = ControlledClock(630.0)
     limiter = _limiter(clock, limit=1000, fraction=1.0)
     assert limiter.back_off(retry_after_s=None) == pytest.approx(30.05)
     limiter.acquire(1)
@@ -74,12 +62,12 @@ def test_a_429_without_retry_after_spends_the_window():
 
 
 def test_disabled_limiter_never_waits_and_impossible_weights_are_refused():
-    clock = FakeClock(0.0)
+    clock = ControlledClock(0.0)
     limiter = WeightLimiter(10, 1.0, enabled=False, clock=clock, sleep=clock.sleep)
     for _ in range(100):
         limiter.acquire(10)
     assert clock.sleeps == []
     with pytest.raises(ValueError, match="can never fit"):
-        _limiter(FakeClock(0.0), limit=5).acquire(10)
+        _limiter(ControlledClock(0.0), limit=5).acquire(10)
     with pytest.raises(ValueError, match="invalid weight budget"):
         WeightLimiter(0)
