@@ -1,4 +1,4 @@
-"""Ingestion benchmark: 1m candle backfill through the real Dagster assets, measured against the weight budget.
+"""Ingestion benchmark: a 1m candle backfill through the real Dagster assets under a weight budget.
 
 Reference: Binance's REQUEST_WEIGHT budget for USD-M futures, which is 2400 per
 1-minute window. The replay server enforces the same kind of budget with a smaller
@@ -76,7 +76,6 @@ class Backfill:
     started_s: float  # wall clock, seconds since the epoch
     ended_s: float
     limiter_wait_seconds: float
-    rate_limited_responses: int
     step_seconds: dict[str, float]
 
     @property
@@ -157,7 +156,6 @@ def run_backfill(defs: dg.Definitions, runs: list[dict[str, str]],
     job = defs.resolve_job_def(JOB)
     candles = 0
     limiter_wait = 0.0
-    rate_limited = 0
     step_seconds: dict[str, float] = {}
     with dg.DagsterInstance.ephemeral() as instance:
         started = time.time()
@@ -167,14 +165,12 @@ def run_backfill(defs: dg.Definitions, runs: list[dict[str, str]],
             raw = result.asset_materializations_for_node(RAW_ASSET)[0].metadata
             candles += raw["dagster/row_count"].value
             limiter_wait += raw["weight_limiter_wait_s"].value
-            rate_limited += raw["rate_limited_responses"].value
             for event in result.get_step_success_events():
                 seconds = event.event_specific_data.duration_ms / 1000
                 step_seconds[event.step_key] = step_seconds.get(event.step_key, 0.0) + seconds
         ended = time.time()
     return Backfill(runs=len(runs), candles=candles, started_s=started, ended_s=ended,
-                    limiter_wait_seconds=limiter_wait, rate_limited_responses=rate_limited,
-                    step_seconds=step_seconds)
+                    limiter_wait_seconds=limiter_wait, step_seconds=step_seconds)
 
 
 def wait_for_next_window() -> None:
@@ -271,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             unlimited_url = start_replay(UNLIMITED_WEIGHT)
             unlimited_settings = bench_settings(workdir / "unlimited", symbols, history_start,
                                                 unlimited_url, s3, "bench-unlimited")
-            limiter_off = BinanceResource(base_url=unlimited_url, source="replay", limiter_enabled=False)
+            limiter_off = BinanceResource(base_url=unlimited_url, source="replay",
+                                          limiter_enabled=False)
             unlimited = run_backfill(
                 build_definitions(unlimited_settings),
                 range_runs(symbols, unlimited_first, last, max_days),
@@ -303,7 +300,6 @@ def main(argv: list[str] | None = None) -> int:
         "budget_limited": {
             **backfill_report(limited),
             "limiter_wait_seconds": round(limited.limiter_wait_seconds, 2),
-            "client_rate_limited_responses": limited.rate_limited_responses,
             **windows,
         },
         "limiter_off": {
@@ -314,9 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             "weight_fraction_min": GOAL_WEIGHT_FRACTION,
             "zero_429": True,
             "valid_run": valid,
-            "met": bool(valid and windows["full_window_fraction_min"] is not None
-                        and windows["full_window_fraction_min"] >= GOAL_WEIGHT_FRACTION
-                        and windows["rejected_429"] == 0),
+            "met": (valid and windows["full_window_fraction_min"] >= GOAL_WEIGHT_FRACTION
+                    and windows["rejected_429"] == 0),
         },
     }
     text = json.dumps(result, indent=2)
