@@ -59,12 +59,13 @@ class ObjectStoreResource(dg.ConfigurableResource):
 def _secret(value: SecretStr | None, variable: str) -> str | dg.EnvVar | None:
     """Pass secrets as EnvVar so the UI shows the variable's name, never its value.
 
-    Settings built from an explicit mapping (tests) have no such variable; their
-    value is passed as is.
+    Settings built from an explicit mapping (tests, benches) may hold another
+    value than the process environment; that value is passed as is.
     """
     if value is None:
         return None
-    return dg.EnvVar(variable) if variable in os.environ else value.get_secret_value()
+    secret = value.get_secret_value()
+    return dg.EnvVar(variable) if os.environ.get(variable) == secret else secret
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:

@@ -124,7 +124,7 @@ class BinanceFuturesClient:
         transient_failures = 0
         rate_limit_waits = 0
         while True:
-            self.limiter.acquire(weight)
+            window = self.limiter.acquire(weight)
             self.stats["requests"] += 1
             self.stats["weight"] += weight
             problem: str
@@ -141,7 +141,7 @@ class BinanceFuturesClient:
             ) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
-                self.limiter.observe(response.headers.get(USED_WEIGHT_HEADER))
+                self.limiter.observe(response.headers.get(USED_WEIGHT_HEADER), window)
                 status = response.status_code
                 if status == 418:
                     raise IPBannedError(_retry_after(response.headers), self._message(body))

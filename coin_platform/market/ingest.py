@@ -204,16 +204,14 @@ def build_ohlcv_day(
         stored = [hour for hour, found in enumerate(store.exists_many(keys)) if found]
         first_hour = max(stored, default=0)
     by_hour = frame.with_columns(hour=pl.col("open_time").dt.hour())
-    written = deleted = 0
-    stale: list[str] = []
-    for hour in range(first_hour, len(keys)):
-        rows = by_hour.filter(pl.col("hour") == hour).drop("hour")
-        if rows.is_empty():
-            if hour < hours_closed:
-                stale.append(keys[hour])
-            continue
-        store.write_parquet(keys[hour], rows.select(list(OHLCV_SCHEMA)))
-        written += 1
+    hourly = {
+        keys[hour]: rows.drop("hour")
+        for (hour,), rows in by_hour.partition_by("hour", as_dict=True).items()
+        if hour >= first_hour
+    }
+    store.write_parquet_many(hourly)
+    written, deleted = len(hourly), 0
+    stale = [keys[h] for h in range(first_hour, hours_closed) if keys[h] not in hourly]
     if stale:
         present = [k for k, found in zip(stale, store.exists_many(stale), strict=True) if found]
         store.delete_many(present)
@@ -241,9 +239,9 @@ def read_ohlcv_day(store: ObjectStore, interval: str, symbol: str, day: dt.date)
     Raises SchemaMismatchError naming the first object whose columns differ.
     """
     keys = ohlcv_day_keys(interval, symbol, day)
+    present = [key for key, found in zip(keys, store.exists_many(keys), strict=True) if found]
     frames = [
-        _require_schema(store.read_parquet(key), OHLCV_SCHEMA, key)
-        for key, found in zip(keys, store.exists_many(keys), strict=True)
-        if found
+        _require_schema(frame, OHLCV_SCHEMA, key)
+        for key, frame in zip(present, store.read_parquet_many(present), strict=True)
     ]
     return pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)

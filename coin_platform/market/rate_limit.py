@@ -58,25 +58,34 @@ class WeightLimiter:
             self._window = window
             self._used = 0
 
-    def acquire(self, weight: int) -> None:
-        """Reserve `weight` in the current window, sleeping into the next one if it is full."""
-        if not self.enabled:
-            return
-        if weight > self.budget:
-            raise ValueError(f"a request of weight {weight} can never fit a budget of {self.budget}")
+    def acquire(self, weight: int) -> int:
+        """Reserve `weight` in the current window, sleeping into the next one if it is full.
+
+        Returns the window the request is sent in, for `observe`.
+        """
         while True:
             with self._lock:
                 now = self.now_ms()
                 self._roll(now)
+                if not self.enabled:
+                    return self._window
+                if weight > self.budget:
+                    raise ValueError(
+                        f"a request of weight {weight} can never fit a budget of {self.budget}"
+                    )
                 if self._used + weight <= self.budget:
                     self._used += weight
-                    return
+                    return self._window
                 wait_s = ((self._window + 1) * WINDOW_MS - now) / 1000 + 0.05
             self.waited_seconds += wait_s
             self._sleep(wait_s)
 
-    def observe(self, used_weight_header: str | None) -> None:
-        """Adopt the exchange's count of used weight when it is higher than ours."""
+    def observe(self, used_weight_header: str | None, sent_in_window: int) -> None:
+        """Adopt the exchange's count of used weight when it is higher than ours.
+
+        A response to a request sent in an earlier window reports that window's
+        total and is ignored.
+        """
         if used_weight_header is None:
             return
         try:
@@ -85,7 +94,8 @@ class WeightLimiter:
             return
         with self._lock:
             self._roll(self.now_ms())
-            self._used = max(self._used, used)
+            if sent_in_window == self._window:
+                self._used = max(self._used, used)
 
     def back_off(self, retry_after_s: float | None) -> float:
         """After a 429: lower our share and say how long to wait.

@@ -35,13 +35,23 @@ def test_budget_is_a_fraction_of_the_published_limit():
 def test_the_exchanges_count_wins_when_other_clients_share_the_ip():
     clock = ControlledClock(600.0)
     limiter = _limiter(clock)
-    limiter.acquire(10)
-    limiter.observe("95")  # another process used weight too
+    window = limiter.acquire(10)
+    limiter.observe("95", window)  # another process used weight too
     limiter.acquire(5)
     assert clock.sleeps == []
     limiter.acquire(1)
     assert len(clock.sleeps) == 1
-    limiter.observe("not-a-number")  # ignored, not fatal
+    limiter.observe("not-a-number", window)  # ignored, not fatal
+
+
+def test_a_late_answer_from_the_previous_window_does_not_fill_the_new_one():
+    clock = ControlledClock(659.9)
+    limiter = _limiter(clock)
+    window = limiter.acquire(10)
+    clock.now = 660.1  # the answer arrives after the minute turned
+    limiter.observe("100", window)
+    limiter.acquire(50)
+    assert clock.sleeps == []
 
 
 def test_a_429_honours_retry_after_and_slows_the_client_down():
