@@ -1,0 +1,1 @@
+"""coin_platform: Binance USD-M futures candles, features and signals as Dagster assets."""

@@ -35,18 +35,15 @@ class BinanceResource(dg.ConfigurableResource):
 
 
 class ObjectStoreResource(dg.ConfigurableResource):
-    """The object store: an S3 bucket (SeaweedFS locally, S3/MinIO in prod) or a local directory."""
+    """The object store: an S3 bucket (SeaweedFS locally, S3/MinIO in prod)."""
 
     bucket: str = "coin-platform"
     endpoint_url: str | None = None
     region: str = "us-east-1"
     access_key_id: str | None = None
     secret_access_key: str | None = None
-    local_root: str | None = None
 
     def get_store(self) -> ObjectStore:
-        if self.local_root:
-            return ObjectStore.local(self.local_root)
         return ObjectStore.s3(
             self.bucket,
             endpoint_url=self.endpoint_url,

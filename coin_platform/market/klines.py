@@ -67,10 +67,6 @@ def empty_raw_klines() -> pl.DataFrame:
     return pl.DataFrame(schema=RAW_KLINE_SCHEMA)
 
 
-def empty_ohlcv() -> pl.DataFrame:
-    return pl.DataFrame(schema=OHLCV_SCHEMA)
-
-
 def parse_kline_rows(rows: object) -> pl.DataFrame:
     """REST kline rows (12-element arrays, prices as strings) -> typed raw frame.
 
