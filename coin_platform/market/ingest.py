@@ -21,6 +21,7 @@ from coin_platform.market.klines import (
     Gap,
     clean_klines,
     find_gaps,
+    require_schema,
 )
 from coin_platform.storage.layout import day_start, ohlcv_day_keys, raw_klines_key
 from coin_platform.storage.object_store import ObjectStore
@@ -28,10 +29,6 @@ from coin_platform.storage.object_store import ObjectStore
 
 class MissingUpstreamError(RuntimeError):
     """A cleaned partition was requested before its raw partition exists."""
-
-
-class SchemaMismatchError(ValueError):
-    """A stored object does not have the schema this code writes; names the columns."""
 
 
 def contiguous_runs(days: Iterable[dt.date]) -> list[list[dt.date]]:
@@ -43,16 +40,6 @@ def contiguous_runs(days: Iterable[dt.date]) -> list[list[dt.date]]:
         else:
             runs.append([day])
     return runs
-
-
-def _require_schema(frame: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> pl.DataFrame:
-    missing = [name for name in schema if name not in frame.columns]
-    if missing:
-        raise SchemaMismatchError(f"{what} lacks columns {missing}")
-    wrong = [n for n, t in schema.items() if frame.schema[n] != t]
-    if wrong:
-        raise SchemaMismatchError(f"{what} has unexpected types for {wrong}")
-    return frame.select(list(schema))
 
 
 def _day_of(frame: pl.DataFrame, day: dt.date) -> pl.DataFrame:
@@ -103,7 +90,7 @@ def ingest_raw_klines(
             for day in run:
                 key = raw_klines_key(interval, symbol, day)
                 frame = (
-                    _require_schema(store.read_parquet(key), RAW_KLINE_SCHEMA, key)
+                    require_schema(store.read_parquet(key), RAW_KLINE_SCHEMA, key)
                     if store.exists(key)
                     else pl.DataFrame(schema=RAW_KLINE_SCHEMA)
                 )
@@ -192,7 +179,7 @@ def build_ohlcv_day(
             f"raw klines for {symbol} {interval} {day} are not stored ({raw_key}); "
             f"materialize raw_klines_{interval} for this partition first"
         )
-    raw = _require_schema(store.read_parquet(raw_key), RAW_KLINE_SCHEMA, raw_key)
+    raw = require_schema(store.read_parquet(raw_key), RAW_KLINE_SCHEMA, raw_key)
     cleaned = clean_klines(raw, interval, now=now, drop_zero_volume=drop_zero_volume)
     frame = _day_of(cleaned.frame, day)
     end = covered_until(day, interval, now)
@@ -241,7 +228,7 @@ def read_ohlcv_day(store: ObjectStore, interval: str, symbol: str, day: dt.date)
     keys = ohlcv_day_keys(interval, symbol, day)
     present = [key for key, found in zip(keys, store.exists_many(keys), strict=True) if found]
     frames = [
-        _require_schema(frame, OHLCV_SCHEMA, key)
+        require_schema(frame, OHLCV_SCHEMA, key)
         for key, frame in zip(present, store.read_parquet_many(present), strict=True)
     ]
     return pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)

@@ -59,6 +59,21 @@ def kline_request_weight(limit: int) -> int:
     return 10
 
 
+class SchemaMismatchError(ValueError):
+    """A stored object does not have the schema this code writes; names the columns."""
+
+
+def require_schema(frame: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> pl.DataFrame:
+    """`frame` in `schema`'s column order, or SchemaMismatchError naming what differs."""
+    missing = [name for name in schema if name not in frame.columns]
+    if missing:
+        raise SchemaMismatchError(f"{what} lacks columns {missing}")
+    wrong = [n for n, t in schema.items() if frame.schema[n] != t]
+    if wrong:
+        raise SchemaMismatchError(f"{what} has unexpected types for {wrong}")
+    return frame.select(list(schema))
+
+
 class MalformedKlinesError(ValueError):
     """A kline payload that does not have the REST shape; names the first bad row."""
 

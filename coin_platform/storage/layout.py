@@ -36,3 +36,24 @@ def ohlcv_day_keys(interval: str, symbol: str, day: dt.date) -> list[str]:
         ohlcv_key(interval, symbol, start + dt.timedelta(hours=hour))
         for hour in range(HOURS_PER_DAY)
     ]
+
+
+def timeframe_label(interval: str) -> str:
+    """coin_hts spelling of an interval: `1m` -> `1M`, `15m` -> `15M`, `1h` -> `1H`."""
+    return interval.upper()
+
+
+def history_key(symbol: str, interval: str, year: int) -> str:
+    """The compacted archive, one object per symbol, interval and year (coin_hts layout):
+    `history/{SYMBOL}/{TIMEFRAME}/{year}.parquet`."""
+    return f"history/{symbol}/{timeframe_label(interval)}/{year}.parquet"
+
+
+def ohlcv_keys_between(interval: str, symbol: str, first: dt.date, last: dt.date) -> list[str]:
+    """The hourly OHLCV objects of the days first..last (inclusive), in time order."""
+    days = (last - first).days + 1
+    return [
+        key
+        for offset in range(max(days, 0))
+        for key in ohlcv_day_keys(interval, symbol, first + dt.timedelta(days=offset))
+    ]
