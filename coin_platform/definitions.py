@@ -6,11 +6,12 @@ import warnings
 
 import dagster as dg
 
+from coin_platform.defs.assets.history import build_history_asset, history_partitions
 from coin_platform.defs.assets.market import build_market_assets
 from coin_platform.defs.checks import build_ohlcv_checks
 from coin_platform.defs.partitions import market_partitions
 from coin_platform.defs.resources import build_resources
-from coin_platform.defs.schedules import build_live_schedule
+from coin_platform.defs.schedules import build_history_schedule, build_live_schedule
 from coin_platform.settings import Settings, get_settings
 
 # Deliberate: partitioned asset checks (preview) report per partition, and
@@ -21,6 +22,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions_def = market_partitions(settings)
+    years_def = history_partitions(settings)
+    history_assets: list[dg.AssetsDefinition] = []
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
     jobs = []
@@ -39,11 +42,32 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs.append(job)
         names = [raw.key.to_user_string(), ohlcv.key.to_user_string()]
         schedules.append(build_live_schedule(interval, job, names, settings.config.symbols))
+        history, history_check = build_history_asset(interval, ohlcv, years_def)
+        history_assets.append(history)
+        checks.append(history_check)
+    history_job = dg.define_asset_job(
+        name="compact_history",
+        selection=dg.AssetSelection.assets(*history_assets),
+        executor_def=dg.in_process_executor,
+        description="Compact hourly OHLCV into the yearly history archives.",
+    )
+    jobs.append(history_job)
+    schedules.append(build_history_schedule(history_job, settings.config.symbols))
+    assets += history_assets
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
+        sensors=[
+            dg.AutomationConditionSensorDefinition(
+                "history_automation_sensor",
+                target=dg.AssetSelection.assets(*history_assets),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=60,
+                description="Rebuilds a past year's archive after any of its days is rematerialized.",
+            )
+        ],
         resources=build_resources(settings),
     )
 

@@ -10,6 +10,7 @@ from coin_platform.settings import Settings
 
 DATE = "date"
 SYMBOL = "symbol"
+YEAR = "year"
 
 
 def market_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
@@ -39,6 +40,10 @@ def split_partition_keys(
 
 def date_symbol_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({DATE: day.isoformat(), SYMBOL: symbol})
+
+
+def year_symbol_key(year: int, symbol: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({YEAR: str(year), SYMBOL: symbol})
 
 
 def partition_range_tags(

@@ -7,7 +7,6 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from coin_platform.defs.partitions import partition_range_tags
 from coin_platform.settings import Settings, load_settings
 from coin_platform.storage.object_store import ObjectStore
 
@@ -60,19 +59,20 @@ def run_job(
     run_config: dict | None = None,
     asset_selection: list[str] | None = None,
     raise_on_error: bool = True,
+    instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def(job_name)
     return job.execute_in_process(
         tags=tags,
         run_config=run_config,
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
         asset_selection=[dg.AssetKey(name) for name in asset_selection] if asset_selection else None,
         raise_on_error=raise_on_error,
     )
 
 
-def run_checks(defs: dg.Definitions, asset_name: str, day: dt.date, symbol: str) -> dg.ExecuteInProcessResult:
-    """Run only the checks of one asset partition against what is stored now."""
+def run_checks(defs: dg.Definitions, asset_name: str, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
+    """Run only the checks of one asset's partitions (given as range tags) against what is stored."""
     asset = defs.get_assets_def(asset_name)
     with warnings.catch_warnings():
         # A checks-only selection has no asset to infer the partitions from.
@@ -84,7 +84,7 @@ def run_checks(defs: dg.Definitions, asset_name: str, day: dt.date, symbol: str)
         )
     merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     return merged.resolve_job_def(job.name).execute_in_process(
-        tags=partition_range_tags(day, day, symbol, symbol), instance=dg.DagsterInstance.ephemeral()
+        tags=tags, instance=dg.DagsterInstance.ephemeral()
     )
 
 

@@ -118,7 +118,7 @@ def test_hourly_candles_equal_their_stored_minutes_and_tampering_is_caught(defs,
     store = object_store(settings)
     key = ohlcv_day_keys("1h", "BTCUSDT", DAY)[7]
     store.write_parquet(key, store.read_parquet(key).with_columns(pl.col("high") * 1.001))
-    tampered = check_results(run_checks(defs, "ohlcv_1h", DAY, "BTCUSDT"))["matches_1m_aggregate"]
+    tampered = check_results(run_checks(defs, "ohlcv_1h", range_tags(DAY, DAY, "BTCUSDT", "BTCUSDT")))["matches_1m_aggregate"]
     assert not tampered.passed
     failed = tampered.metadata["failed_partitions"].value
     assert failed["2024-03-10|BTCUSDT"]["differing"] == ["2024-03-10T07:00:00+00:00"]
@@ -133,7 +133,7 @@ def test_checks_fail_on_a_corrupted_partition_and_name_the_candles(defs, setting
         pl.when(pl.int_range(pl.len()) == 30).then(pl.col("high") - 1e6).otherwise(pl.col("high")).alias("high")
     )
     store.write_parquet(key, broken)
-    results = check_results(run_checks(defs, "ohlcv_1m", DAY, "ETHUSDT"))
+    results = check_results(run_checks(defs, "ohlcv_1m", range_tags(DAY, DAY, "ETHUSDT", "ETHUSDT")))
     assert results["schema"].passed
     assert not results["unique_increasing_open_time"].passed
     assert not results["ohlc_sanity"].passed
@@ -141,7 +141,7 @@ def test_checks_fail_on_a_corrupted_partition_and_name_the_candles(defs, setting
     assert sanity["bad_candles"] == ["2024-03-10T02:29:00+00:00"]
 
     store.write_parquet(key, hour.drop("trades"))
-    results = check_results(run_checks(defs, "ohlcv_1m", DAY, "ETHUSDT"))
+    results = check_results(run_checks(defs, "ohlcv_1m", range_tags(DAY, DAY, "ETHUSDT", "ETHUSDT")))
     assert not results["schema"].passed
     assert results["schema"].description == f"{key} lacks columns ['trades']"
     assert results["ohlc_sanity"].description == "not evaluated: the stored schema is wrong"
