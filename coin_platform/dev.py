@@ -30,11 +30,12 @@ def prepare_dagster_home(settings: Settings) -> Path:
 
 
 def backfill_recent_days(settings: Settings, days: int, echo: Callable[[str], None]) -> bool:
-    """Materialize the last `days` UTC days (today included) for every symbol, one run per interval."""
+    """Materialize the last `days` UTC days (today included) for every symbol, one run per
+    interval, then compact their years into the history archives."""
     import dagster as dg
 
     from coin_platform.definitions import build_definitions
-    from coin_platform.defs.partitions import partition_range_tags
+    from coin_platform.defs.partitions import partition_range_tags, year_range_tags
 
     defs = build_definitions(settings)
     today = dt.datetime.now(dt.UTC).date()
@@ -50,6 +51,14 @@ def backfill_recent_days(settings: Settings, days: int, echo: Callable[[str], No
             )
             succeeded &= result.success
             echo(f"  {interval}: {'done' if result.success else 'FAILED (see the run in the UI)'}")
+        echo(f"compacting the history archives of {first.year}..{today.year}")
+        result = defs.resolve_job_def("compact_history").execute_in_process(
+            instance=instance,
+            tags=year_range_tags(first.year, today.year, symbols[0], symbols[-1]),
+            raise_on_error=False,
+        )
+        succeeded &= result.success
+        echo(f"  history: {'done' if result.success else 'FAILED (see the run in the UI)'}")
     return succeeded
 
 

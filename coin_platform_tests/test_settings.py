@@ -23,7 +23,9 @@ def test_the_repository_config_loads():
 
 
 def test_symbols_and_intervals_are_normalized(tmp_path):
-    settings = _settings(tmp_path, "symbols: [btcusdt, ' EthUsdt']\nintervals: [1M, 1H]\nhistory_start: 2024-01-01\n")
+    settings = _settings(
+        tmp_path, "symbols: [btcusdt, ' EthUsdt']\nintervals: [1M, 1H]\nhistory_start: 2024-01-01\n"
+    )
     assert settings.config.symbols == ("BTCUSDT", "ETHUSDT")
     assert settings.config.intervals == ("1m", "1h")
     assert settings.config.history_start == dt.date(2024, 1, 1)
@@ -31,8 +33,10 @@ def test_symbols_and_intervals_are_normalized(tmp_path):
 
 def test_replay_source_points_the_market_client_at_the_replay_server(tmp_path):
     settings = _settings(
-        tmp_path, "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n",
-        MARKET_SOURCE="replay", REPLAY_URL="http://127.0.0.1:9999",
+        tmp_path,
+        "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n",
+        MARKET_SOURCE="replay",
+        REPLAY_URL="http://127.0.0.1:9999",
     )
     assert settings.market_base_url == "http://127.0.0.1:9999"
 
@@ -53,11 +57,19 @@ def test_secrets_do_not_print(tmp_path):
         ("symbols: [BTC-USDT]\nhistory_start: 2024-01-01\n", "config.yaml: symbols: .*'BTC-USDT'"),
         ("symbols: [BTCUSDT, btcusdt]\nhistory_start: 2024-01-01\n", "symbols: .*twice"),
         ("symbols: [BTCUSDT]\nintervals: [7m]\nhistory_start: 2024-01-01\n", "config.yaml: intervals: .*7m"),
-        ("symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nretention_days: 9\n", "config.yaml: retention_days:"),
+        (
+            "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nretention_days: 9\n",
+            "config.yaml: retention_days:",
+        ),
         ("symbols: [BTCUSDT]\nhistory_start: 2999-01-01\n", "config.yaml: history_start: .*future"),
-        ("symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nsymbol: [ETHUSDT]\n", "config.yaml: symbol: Extra inputs"),
-        ("symbols: [BTCUSDT]\nhistory_start: 2024-01-01\ningestion: {max_partitions_per_run: 0}\n",
-         "config.yaml: ingestion.max_partitions_per_run:"),
+        (
+            "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nsymbol: [ETHUSDT]\n",
+            "config.yaml: symbol: Extra inputs",
+        ),
+        (
+            "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\ningestion: {max_partitions_per_run: 0}\n",
+            "config.yaml: ingestion.max_partitions_per_run:",
+        ),
         ("symbols: [BTCUSDT]\n", "config.yaml: history_start: Field required"),
         ("- just\n- a list\n", "must be a mapping"),
         ("symbols: [BTCUSDT\n", "not valid YAML"),

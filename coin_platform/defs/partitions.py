@@ -54,3 +54,11 @@ def partition_range_tags(
         "dagster/asset_partition_range_start": date_symbol_key(first_day, first_symbol),
         "dagster/asset_partition_range_end": date_symbol_key(last_day, last_symbol),
     }
+
+
+def year_range_tags(first_year: int, last_year: int, first_symbol: str, last_symbol: str) -> dict[str, str]:
+    """Run tags for the rectangle [first_year, last_year] × [first_symbol, last_symbol] (one run)."""
+    return {
+        "dagster/asset_partition_range_start": year_symbol_key(first_year, first_symbol),
+        "dagster/asset_partition_range_end": year_symbol_key(last_year, last_symbol),
+    }

@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from coin_platform.defs.partitions import partition_range_tags, year_symbol_key
+from coin_platform.defs.partitions import partition_range_tags, year_range_tags
 
 CRON_BY_INTERVAL = {"1m": "* * * * *", "15m": "*/15 * * * *", "1h": "0 * * * *"}
 
@@ -58,10 +58,7 @@ def build_history_schedule(job: Any, symbols: tuple[str, ...]) -> dg.ScheduleDef
         year = (context.scheduled_execution_time.astimezone(dt.UTC) - dt.timedelta(days=1)).year
         return dg.RunRequest(
             run_key=f"{job.name}:{context.scheduled_execution_time.isoformat()}",
-            tags={
-                "dagster/asset_partition_range_start": year_symbol_key(year, symbols[0]),
-                "dagster/asset_partition_range_end": year_symbol_key(year, symbols[-1]),
-            },
+            tags=year_range_tags(year, year, symbols[0], symbols[-1]),
         )
 
     return history_schedule

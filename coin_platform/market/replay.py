@@ -45,8 +45,15 @@ FAULT_KINDS = ("429", "418", "500", "502", "503", "504", "slow", "truncate", "ma
 _TRIGGERS = ("every", "at", "first", "p")
 _UNKNOWN_ERROR = "An unknown error occured while processing the request."
 _UNKNOWN_ERROR_503 = "Unknown error, please check your request or try again later."
-_ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
-                "TRAILING_STOP_MARKET"]
+_ORDER_TYPES = [
+    "LIMIT",
+    "MARKET",
+    "STOP",
+    "STOP_MARKET",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_MARKET",
+    "TRAILING_STOP_MARKET",
+]
 
 
 @dataclass(frozen=True)
@@ -214,8 +221,9 @@ class ReplayServer:
         return f"http://{host}:{port}"
 
     def start(self) -> ReplayServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="replay-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="replay-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -325,14 +333,20 @@ class ReplayServer:
             "serverTime": self.now_ms(),
             "futuresType": "U_MARGINED",
             "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                 "limit": self.weight_limit},
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": self.weight_limit,
+                },
                 {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
                 {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
             ],
             "exchangeFilters": [],
-            "assets": [{"asset": asset, "marginAvailable": True, "autoAssetExchange": "-100"}
-                       for asset in synthetic.QUOTE_ASSETS],
+            "assets": [
+                {"asset": asset, "marginAvailable": True, "autoAssetExchange": "-100"}
+                for asset in synthetic.QUOTE_ASSETS
+            ],
             "symbols": [_symbol_info(synthetic.instrument(symbol)) for symbol in self.symbols],
         }
 
@@ -340,7 +354,9 @@ class ReplayServer:
         """GET /fapi/v1/klines with Binance's parameter rules and error codes."""
         for name in ("symbol", "interval"):
             if not params.get(name):
-                return _error(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+                return _error(
+                    -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+                )
         if params["symbol"] not in self.symbols:
             return _error(-1121, "Invalid symbol.")
         if params["interval"] not in INTERVAL_MS:
@@ -349,8 +365,10 @@ class ReplayServer:
         for name in ("startTime", "endTime", "limit"):
             text = params.get(name)
             if text is not None and not (text.isascii() and text.isdigit() and len(text) <= 20):
-                return _error(-1100, f"Illegal characters found in parameter '{name}'; "
-                                     "legal range is '^[0-9]{1,20}$'.")
+                return _error(
+                    -1100,
+                    f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",
+                )
             numbers[name] = int(text) if text is not None else None
         limit = numbers["limit"] if numbers["limit"] is not None else DEFAULT_KLINES_LIMIT
         if not 1 <= limit <= synthetic.MAX_LIMIT:
@@ -358,11 +376,19 @@ class ReplayServer:
         start, end = numbers["startTime"], numbers["endTime"]
         if start is not None and end is not None and start > end:
             return _error(-1023, "Start time is greater than end time.")
-        rows = synthetic.klines(params["symbol"], params["interval"], start_ms=start, end_ms=end,
-                                limit=limit, now_ms=self.now_ms())
+        rows = synthetic.klines(
+            params["symbol"],
+            params["interval"],
+            start_ms=start,
+            end_ms=end,
+            limit=limit,
+            now_ms=self.now_ms(),
+        )
         return Reply(200, rows)
 
-    def faulty_klines(self, rule: FaultRule, occurrence: int, params: dict[str, str], client_ip: str) -> Reply:
+    def faulty_klines(
+        self, rule: FaultRule, occurrence: int, params: dict[str, str], client_ip: str
+    ) -> Reply:
         """The reply a planned fault turns a klines request into (``occurrence``: 1 for its kind's first)."""
         if rule.kind == "429":
             return self.too_many_requests(client_ip, 1)
@@ -422,12 +448,24 @@ def _symbol_info(spec: synthetic.Instrument) -> dict[str, object]:
         "quotePrecision": 8,
         "underlyingType": "COIN",
         "filters": [
-            {"filterType": "PRICE_FILTER", "tickSize": spec.tick_size, "minPrice": spec.tick_size,
-             "maxPrice": spec.format_price(10 ** (spec.price_decimals + 7))},
-            {"filterType": "LOT_SIZE", "stepSize": spec.step_size, "minQty": spec.step_size,
-             "maxQty": "1000000"},
-            {"filterType": "MARKET_LOT_SIZE", "stepSize": spec.step_size, "minQty": spec.step_size,
-             "maxQty": "100000"},
+            {
+                "filterType": "PRICE_FILTER",
+                "tickSize": spec.tick_size,
+                "minPrice": spec.tick_size,
+                "maxPrice": spec.format_price(10 ** (spec.price_decimals + 7)),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "stepSize": spec.step_size,
+                "minQty": spec.step_size,
+                "maxQty": "1000000",
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "stepSize": spec.step_size,
+                "minQty": spec.step_size,
+                "maxQty": "100000",
+            },
             {"filterType": "MIN_NOTIONAL", "notional": "5"},
         ],
         "orderTypes": _ORDER_TYPES,
@@ -494,8 +532,11 @@ class _ReplayHandler(BaseHTTPRequestHandler):
             self._send(refusal)
         elif path == "/fapi/v1/klines":
             fault = self.replay.next_fault()
-            self._send(self.replay.klines(params) if fault is None
-                       else self.replay.faulty_klines(*fault, params, client_ip))
+            self._send(
+                self.replay.klines(params)
+                if fault is None
+                else self.replay.faulty_klines(*fault, params, client_ip)
+            )
         elif path == "/fapi/v1/exchangeInfo":
             self._send(Reply(200, self.replay.exchange_info()))
         elif path == "/fapi/v1/time":
@@ -549,8 +590,14 @@ def serve(
 ) -> None:
     """Run the server in the foreground until SIGTERM or SIGINT, then shut down cleanly."""
     try:
-        server = ReplayServer(host, port, weight_limit=weight_limit, ban_seconds=ban_seconds,
-                              faults=faults, extra_symbols=extra_symbols)
+        server = ReplayServer(
+            host,
+            port,
+            weight_limit=weight_limit,
+            ban_seconds=ban_seconds,
+            faults=faults,
+            extra_symbols=extra_symbols,
+        )
     except ValueError as exc:
         raise SystemExit(f"coin replay serve: {exc}") from None
     stopping = threading.Event()

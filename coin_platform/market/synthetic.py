@@ -360,7 +360,9 @@ def _minute_bars(symbol: str, day: int) -> Bars:
     open_ = np.concatenate([[_price_ticks(spec, log_open)], close[:-1]])
     price = close * spec.tick_value
     wick_up, wick_down = (
-        np.rint(np.abs(rng.standard_normal(n)) * _WICK_SCALE * minute_vol * price / spec.tick_value).astype(np.int64)
+        np.rint(np.abs(rng.standard_normal(n)) * _WICK_SCALE * minute_vol * price / spec.tick_value).astype(
+            np.int64
+        )
         for _ in range(2)
     )
     high = np.maximum(open_, close) + wick_up
@@ -370,7 +372,8 @@ def _minute_bars(symbol: str, day: int) -> Bars:
     day_move = abs(log_next - log_open) / day_volatility
     day_activity = day_volatility / spec.daily_volatility * (0.7 + 0.35 * min(day_move, 4.0))
     notional = (
-        spec.daily_quote_volume / n
+        spec.daily_quote_volume
+        / n
         * _VOLUME_PROFILE
         * day_activity
         * np.exp(0.8 * _INTRADAY_VOL_OF_VOL * memory)
@@ -380,7 +383,9 @@ def _minute_bars(symbol: str, day: int) -> Bars:
     volume = np.maximum(1, np.rint(notional / price / spec.step_value)).astype(np.int64)
     trades = np.rint(notional / spec.average_trade_quote * np.exp(0.25 * rng.standard_normal(n)))
     trades = np.clip(trades, 1, volume).astype(np.int64)
-    taker_share = np.clip(0.5 + 0.18 * np.tanh(returns / minute_vol) + 0.06 * rng.standard_normal(n), 0.03, 0.97)
+    taker_share = np.clip(
+        0.5 + 0.18 * np.tanh(returns / minute_vol) + 0.06 * rng.standard_normal(n), 0.03, 0.97
+    )
     taker_buy = np.floor(volume * taker_share).astype(np.int64)
     typical = (high + low + 2 * close) // 4 * spec.tick_units  # a VWAP stand-in, inside [low, high]
 

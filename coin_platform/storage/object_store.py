@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-
 IO_THREADS = 8
 
 

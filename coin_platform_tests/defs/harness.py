@@ -1,6 +1,5 @@
 """Helpers to build settings for real components and run jobs in process."""
 
-import datetime as dt
 import warnings
 from pathlib import Path
 

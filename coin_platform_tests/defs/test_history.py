@@ -8,11 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from coin_platform.definitions import build_definitions
-from coin_platform.defs.partitions import partition_range_tags, year_symbol_key
+from coin_platform.defs.partitions import partition_range_tags, year_range_tags, year_symbol_key
 from coin_platform.storage.history import encode_history, read_compacted_through
 from coin_platform.storage.layout import history_key
 from coin_platform_tests.defs.harness import (
-    check_results,
     market_settings,
     object_store,
     run_checks,
@@ -20,13 +19,6 @@ from coin_platform_tests.defs.harness import (
 )
 
 FIRST_DAY, LAST_DAY = dt.date(2024, 12, 30), dt.date(2025, 1, 2)
-
-
-def year_tags(first_year: int, last_year: int, symbol: str) -> dict[str, str]:
-    return {
-        "dagster/asset_partition_range_start": year_symbol_key(first_year, symbol),
-        "dagster/asset_partition_range_end": year_symbol_key(last_year, symbol),
-    }
 
 
 @pytest.fixture
@@ -42,7 +34,12 @@ def defs(settings):
 
 
 def test_years_compact_their_own_days_across_a_year_boundary(defs, settings):
-    result = run_job(defs, "compact_history", tags=year_tags(2024, 2025, "BTCUSDT"), asset_selection=["history_1h"])
+    result = run_job(
+        defs,
+        "compact_history",
+        tags=year_range_tags(2024, 2025, "BTCUSDT", "BTCUSDT"),
+        asset_selection=["history_1h"],
+    )
     store = object_store(settings)
     archive_2024 = store.read_parquet(history_key("BTCUSDT", "1h", 2024))
     archive_2025 = store.read_parquet(history_key("BTCUSDT", "1h", 2025))
@@ -61,23 +58,27 @@ def test_years_compact_their_own_days_across_a_year_boundary(defs, settings):
 
 
 def test_rerunning_a_compaction_writes_the_same_object(defs, settings):
-    tags = year_tags(2025, 2025, "BTCUSDT")
+    tags = year_range_tags(2025, 2025, "BTCUSDT", "BTCUSDT")
     run_job(defs, "compact_history", tags=tags, asset_selection=["history_1h"])
     store = object_store(settings)
     key = history_key("BTCUSDT", "1h", 2025)
     first = store.read_bytes(key)
     run_job(defs, "compact_history", tags=tags, asset_selection=["history_1h"])
     assert store.read_bytes(key) == first
-    assert pq.ParquetFile(store.filesystem.open_input_file(store.path(key))).metadata.row_group(0).num_rows == 48
+    assert (
+        pq.ParquetFile(store.filesystem.open_input_file(store.path(key))).metadata.row_group(0).num_rows == 48
+    )
 
 
 def test_the_check_fails_when_the_archive_and_its_days_disagree(defs, settings):
-    tags = year_tags(2025, 2025, "BTCUSDT")
+    tags = year_range_tags(2025, 2025, "BTCUSDT", "BTCUSDT")
     run_job(defs, "compact_history", tags=tags, asset_selection=["history_1h"])
     store = object_store(settings)
     key = history_key("BTCUSDT", "1h", 2025)
     archive = store.read_parquet(key)
-    store.write_bytes(key, encode_history(archive.filter(pl.col("timestamp").dt.hour() != 3), dt.date(2025, 12, 31)))
+    store.write_bytes(
+        key, encode_history(archive.filter(pl.col("timestamp").dt.hour() != 3), dt.date(2025, 12, 31))
+    )
     (evaluation,) = run_checks(defs, "history_1h", tags).get_asset_check_evaluations()
     assert not evaluation.passed
     assert evaluation.metadata["differing"].value == {
@@ -97,8 +98,12 @@ def test_a_repaired_day_of_a_past_year_requests_that_years_archive_only(defs):
     with dg.instance_for_test() as instance:
         selection = dg.AssetSelection.assets("history_1h")
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
-        run_job(defs, "ingest_1h", instance=instance,
-                tags=partition_range_tags(FIRST_DAY, FIRST_DAY, "BTCUSDT", "BTCUSDT"))
+        run_job(
+            defs,
+            "ingest_1h",
+            instance=instance,
+            tags=partition_range_tags(FIRST_DAY, FIRST_DAY, "BTCUSDT", "BTCUSDT"),
+        )
         second = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
         )

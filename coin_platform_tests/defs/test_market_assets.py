@@ -100,8 +100,15 @@ def test_a_stale_hour_object_is_removed_by_a_rerun(defs, settings):
     assert meta["missing_candles"].value == 1
     assert len(store.list_keys("ohlcv/1h/BTCUSDT/")) == 23
     gaps = meta["gaps"].value
-    assert gaps == [{"symbol": "BTCUSDT", "date": "2024-03-10", "first": "2024-03-10T05:00:00+00:00",
-                     "last": "2024-03-10T05:00:00+00:00", "candles": 1}]
+    assert gaps == [
+        {
+            "symbol": "BTCUSDT",
+            "date": "2024-03-10",
+            "first": "2024-03-10T05:00:00+00:00",
+            "last": "2024-03-10T05:00:00+00:00",
+            "candles": 1,
+        }
+    ]
     checks = check_results(result)
     assert not checks["no_gaps"].passed
     assert checks["no_gaps"].severity == dg.AssetCheckSeverity.WARN
@@ -118,7 +125,9 @@ def test_hourly_candles_equal_their_stored_minutes_and_tampering_is_caught(defs,
     store = object_store(settings)
     key = ohlcv_day_keys("1h", "BTCUSDT", DAY)[7]
     store.write_parquet(key, store.read_parquet(key).with_columns(pl.col("high") * 1.001))
-    tampered = check_results(run_checks(defs, "ohlcv_1h", range_tags(DAY, DAY, "BTCUSDT", "BTCUSDT")))["matches_1m_aggregate"]
+    tampered = check_results(run_checks(defs, "ohlcv_1h", range_tags(DAY, DAY, "BTCUSDT", "BTCUSDT")))[
+        "matches_1m_aggregate"
+    ]
     assert not tampered.passed
     failed = tampered.metadata["failed_partitions"].value
     assert failed["2024-03-10|BTCUSDT"]["differing"] == ["2024-03-10T07:00:00+00:00"]
@@ -130,7 +139,10 @@ def test_checks_fail_on_a_corrupted_partition_and_name_the_candles(defs, setting
     key = ohlcv_day_keys("1m", "ETHUSDT", DAY)[2]
     hour = store.read_parquet(key)
     broken = pl.concat([hour.head(10), hour.slice(9, 1), hour.slice(10)]).with_columns(
-        pl.when(pl.int_range(pl.len()) == 30).then(pl.col("high") - 1e6).otherwise(pl.col("high")).alias("high")
+        pl.when(pl.int_range(pl.len()) == 30)
+        .then(pl.col("high") - 1e6)
+        .otherwise(pl.col("high"))
+        .alias("high")
     )
     store.write_parquet(key, broken)
     results = check_results(run_checks(defs, "ohlcv_1m", range_tags(DAY, DAY, "ETHUSDT", "ETHUSDT")))
@@ -186,7 +198,9 @@ def test_source_candles_survive_injected_faults_unchanged(tmp_path, start_replay
     clean = start_replay()
     faulty = start_replay(faults="429:every=4,503:every=3,truncate:at=2,malformed:at=5")
     settings = market_settings(tmp_path, faulty.url, seaweedfs, s3_bucket)
-    result = run_job(build_definitions(settings), "ingest_1m", tags=range_tags(start, end, "SOLUSDT", "SOLUSDT"))
+    result = run_job(
+        build_definitions(settings), "ingest_1m", tags=range_tags(start, end, "SOLUSDT", "SOLUSDT")
+    )
     raw_meta = result.asset_materializations_for_node("raw_klines_1m")[0].metadata
     assert raw_meta["retries"].value >= 3
     assert raw_meta["rate_limited_responses"].value >= 1
@@ -195,27 +209,43 @@ def test_source_candles_survive_injected_faults_unchanged(tmp_path, start_replay
         expected = client.fetch_klines(
             "SOLUSDT", "1m", dt.datetime(2024, 3, 10, tzinfo=dt.UTC), dt.datetime(2024, 3, 16, tzinfo=dt.UTC)
         )
-    stored = pl.concat([store.read_parquet(raw_klines_key("1m", "SOLUSDT", start + dt.timedelta(days=i))) for i in range(6)])
+    stored = pl.concat(
+        [store.read_parquet(raw_klines_key("1m", "SOLUSDT", start + dt.timedelta(days=i))) for i in range(6)]
+    )
     assert stored.height == 6 * 1440
     assert stored.equals(expected)
     assert sum(faulty.stats()["faults_injected"].values()) >= 4
 
 
-def test_a_418_ban_ends_the_run_with_a_clear_error_and_writes_nothing(tmp_path, start_replay, seaweedfs, s3_bucket):
+def test_a_418_ban_ends_the_run_with_a_clear_error_and_writes_nothing(
+    tmp_path, start_replay, seaweedfs, s3_bucket
+):
     banned = start_replay(faults="418:first=100")
     settings = market_settings(tmp_path, banned.url, seaweedfs, s3_bucket)
-    result = run_job(build_definitions(settings), "ingest_1m", tags=range_tags(DAY, DAY, "BTCUSDT", "BTCUSDT"),
-                     raise_on_error=False)
+    result = run_job(
+        build_definitions(settings),
+        "ingest_1m",
+        tags=range_tags(DAY, DAY, "BTCUSDT", "BTCUSDT"),
+        raise_on_error=False,
+    )
     assert not result.success
     message = str(result.failure_data_for_node("raw_klines_1m").error)
     assert "banned" in message and "418" in message
     assert object_store(settings).list_keys("raw/") == []
 
 
-def test_an_unlisted_symbol_is_refused_by_name_before_anything_is_fetched(tmp_path, replay_server, seaweedfs, s3_bucket):
-    settings = market_settings(tmp_path, replay_server.url, seaweedfs, s3_bucket, symbols=("BTCUSDT", "NOSUCHUSDT"))
-    result = run_job(build_definitions(settings), "ingest_1h",
-                     tags=range_tags(DAY, DAY, "BTCUSDT", "NOSUCHUSDT"), raise_on_error=False)
+def test_an_unlisted_symbol_is_refused_by_name_before_anything_is_fetched(
+    tmp_path, replay_server, seaweedfs, s3_bucket
+):
+    settings = market_settings(
+        tmp_path, replay_server.url, seaweedfs, s3_bucket, symbols=("BTCUSDT", "NOSUCHUSDT")
+    )
+    result = run_job(
+        build_definitions(settings),
+        "ingest_1h",
+        tags=range_tags(DAY, DAY, "BTCUSDT", "NOSUCHUSDT"),
+        raise_on_error=False,
+    )
     assert not result.success
     message = str(result.failure_data_for_node("raw_klines_1h").error)
     assert "NOSUCHUSDT" in message and "-1121" in message

@@ -29,7 +29,9 @@ def _client(url: str, **options) -> BinanceFuturesClient:
     return BinanceFuturesClient(url, sleep=_no_sleep, **options)
 
 
-@pytest.mark.parametrize(("limit", "weight"), [(1, 1), (99, 1), (100, 2), (499, 2), (500, 5), (1000, 5), (1001, 10), (1500, 10)])
+@pytest.mark.parametrize(
+    ("limit", "weight"), [(1, 1), (99, 1), (100, 2), (499, 2), (500, 5), (1000, 5), (1001, 10), (1500, 10)]
+)
 def test_kline_weights_follow_binances_table(limit, weight):
     assert kline_request_weight(limit) == weight
 
@@ -39,7 +41,9 @@ def test_pages_through_days_without_losing_or_repeating_a_candle(replay_server):
         frame = client.fetch_klines("BTCUSDT", "1m", START, START + dt.timedelta(days=3))
         assert client.stats["kline_requests"] == 3  # 4320 candles, 1500 per page
         by_day = pl.concat(
-            client.fetch_klines("BTCUSDT", "1m", START + dt.timedelta(days=d), START + dt.timedelta(days=d + 1))
+            client.fetch_klines(
+                "BTCUSDT", "1m", START + dt.timedelta(days=d), START + dt.timedelta(days=d + 1)
+            )
             for d in range(3)
         )
     assert frame.height == 3 * 1440
@@ -61,7 +65,9 @@ def test_the_candle_still_forming_is_never_returned(replay_server):
     now = dt.datetime.now(dt.UTC)
     with _client(replay_server.url) as client:
         client.sync_clock()
-        frame = client.fetch_klines("SOLUSDT", "1m", now - dt.timedelta(minutes=30), now + dt.timedelta(hours=1))
+        frame = client.fetch_klines(
+            "SOLUSDT", "1m", now - dt.timedelta(minutes=30), now + dt.timedelta(hours=1)
+        )
     after = dt.datetime.now(dt.UTC)
     assert frame.height in (29, 30, 31)
     assert (frame["close_time"] < after).all()
@@ -110,7 +116,9 @@ def test_server_errors_are_retried_a_bounded_number_of_times(start_replay):
     assert server.stats()["klines_requests"] == 4
 
 
-@pytest.mark.parametrize("faults", ["truncate:at=1", "malformed:at=1+2", "500:at=1,502:at=2,504:at=3", "429:first=2"])
+@pytest.mark.parametrize(
+    "faults", ["truncate:at=1", "malformed:at=1+2", "500:at=1,502:at=2,504:at=3", "429:first=2"]
+)
 def test_transient_faults_recover_with_the_same_candles(replay_server, start_replay, faults):
     server = start_replay(faults=faults)
     with _client(server.url) as client:

@@ -23,8 +23,20 @@ ADA_1M = "binance/lean/cryptofuture/minute/adausdt/20221213_trade.zip"
 
 
 def _row(open_ms: int, close: str = "100.0", volume: str = "1.5", step: int = 60_000) -> list:
-    return [open_ms, "100.0", "101.0", "99.0", close, volume, open_ms + step - 1,
-            "150.0", 7, "0.5", "50.0", "0"]
+    return [
+        open_ms,
+        "100.0",
+        "101.0",
+        "99.0",
+        close,
+        volume,
+        open_ms + step - 1,
+        "150.0",
+        7,
+        "0.5",
+        "50.0",
+        "0",
+    ]
 
 
 def test_parses_a_recorded_futures_response():

@@ -43,7 +43,11 @@ def test_schema_names_missing_extra_and_mistyped_columns():
     broken = _minutes().drop("trades").with_columns(pl.col("volume").cast(pl.Int64), extra=pl.lit(1))
     finding = check_schema(broken)
     assert not finding.passed
-    assert finding.details == {"missing": ["trades"], "unexpected": ["extra"], "wrong_types": {"volume": "Int64"}}
+    assert finding.details == {
+        "missing": ["trades"],
+        "unexpected": ["extra"],
+        "wrong_types": {"volume": "Int64"},
+    }
 
 
 def test_duplicated_and_unordered_open_times_fail():
@@ -83,10 +87,15 @@ def test_hourly_candles_match_their_minutes_and_a_changed_one_is_caught():
     hours = _ohlcv(lean_bars("binance/lean/cryptofuture/hour/adausdt_trade.zip"))
     # The exchange's hourly rows carry no quote/trade fields; compare what it published.
     derived = resample_ohlcv(minutes, "1h").drop("candles")
-    hours = hours.with_columns(derived.select("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"))
+    hours = hours.with_columns(
+        derived.select("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume")
+    )
     assert check_matches_aggregate(hours, minutes, "1h", 60).passed
     tampered = hours.with_columns(
-        pl.when(pl.int_range(pl.len()) == 7).then(pl.col("high") + 0.0001).otherwise(pl.col("high")).alias("high")
+        pl.when(pl.int_range(pl.len()) == 7)
+        .then(pl.col("high") + 0.0001)
+        .otherwise(pl.col("high"))
+        .alias("high")
     )
     finding = check_matches_aggregate(tampered, minutes, "1h", 60)
     assert not finding.passed

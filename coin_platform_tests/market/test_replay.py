@@ -62,11 +62,15 @@ def statuses(url: str, count: int) -> list[int]:
 
 def test_a_candle_does_not_depend_on_the_window_it_is_asked_in(replay_server):
     wide = rows(replay_server.url, symbol="BTCUSDT", interval="1m", startTime=DAY_START, limit=1500)
-    narrow = rows(replay_server.url, symbol="BTCUSDT", interval="1m", startTime=DAY_START + 1000 * MINUTE, limit=100)
+    narrow = rows(
+        replay_server.url, symbol="BTCUSDT", interval="1m", startTime=DAY_START + 1000 * MINUTE, limit=100
+    )
     assert narrow == wide[1000:1100]
-    hourly = rows(replay_server.url, symbol="ETHUSDT", interval="1h", startTime=DAY_START - 5 * DAY, limit=200)
+    hourly = rows(
+        replay_server.url, symbol="ETHUSDT", interval="1h", startTime=DAY_START - 5 * DAY, limit=200
+    )
     ending = rows(replay_server.url, symbol="ETHUSDT", interval="1h", endTime=DAY_START + 2 * HOUR, limit=3)
-    assert ending == hourly[5 * 24: 5 * 24 + 3]
+    assert ending == hourly[5 * 24 : 5 * 24 + 3]
 
 
 def test_a_restarted_server_serves_the_same_candles(replay_server, start_replay):
@@ -87,7 +91,7 @@ def test_coarser_candles_are_exact_aggregates_of_the_1m_candles(replay_server, s
         size = STEP_MS[interval] // MINUTE
         assert len(served_rows) == 1440 // size
         for index, row in enumerate(served_rows):  # the strings, to the last decimal
-            group = minute_rows[index * size: (index + 1) * size]
+            group = minute_rows[index * size : (index + 1) * size]
             assert row[1] == group[0][1] and row[4] == group[-1][4]
             assert row[2] == max(group, key=lambda r: Decimal(r[2]))[2]
             assert row[3] == min(group, key=lambda r: Decimal(r[3]))[3]
@@ -106,8 +110,12 @@ def test_coarser_candles_are_exact_aggregates_of_the_1m_candles(replay_server, s
 def test_candles_are_well_formed_continuous_and_on_the_tick_grid(replay_server):
     info = get(replay_server.url, "/fapi/v1/exchangeInfo").json()
     filters = {s["symbol"]: {f["filterType"]: f for f in s["filters"]} for s in info["symbols"]}
-    for symbol, interval, start in (("BTCUSDT", "1m", DAY_START - 700 * MINUTE), ("XRPUSDT", "1m", DAY_START),
-                                    ("ADAUSDT", "1h", DAY_START - 40 * DAY), ("ETHUSDT", "1d", DAY_START - 900 * DAY)):
+    for symbol, interval, start in (
+        ("BTCUSDT", "1m", DAY_START - 700 * MINUTE),
+        ("XRPUSDT", "1m", DAY_START),
+        ("ADAUSDT", "1h", DAY_START - 40 * DAY),
+        ("ETHUSDT", "1d", DAY_START - 900 * DAY),
+    ):
         served = rows(replay_server.url, symbol=symbol, interval=interval, startTime=start, limit=1500)
         step = STEP_MS[interval]
         tick = Decimal(filters[symbol]["PRICE_FILTER"]["tickSize"])
@@ -122,7 +130,7 @@ def test_candles_are_well_formed_continuous_and_on_the_tick_grid(replay_server):
             | (pl.col("taker_buy_quote_volume") > pl.col("quote_volume"))
             | (pl.col("trades") < 0)
         ).is_empty()
-        for previous, row in zip(served, served[1:]):
+        for previous, row in zip(served, served[1:], strict=False):
             assert row[0] == previous[0] + step
             assert row[1] == previous[4]  # open == previous close, across midnight too
         for row in served:
@@ -155,7 +163,9 @@ def test_daily_series_have_volatility_clusters_and_trends(replay_server, start_r
 
 
 def test_symbols_move_independently(replay_server):
-    btc, eth = (np.diff(np.log(_daily(replay_server.url, s, 500)["close"].to_numpy())) for s in ("BTCUSDT", "ETHUSDT"))
+    btc, eth = (
+        np.diff(np.log(_daily(replay_server.url, s, 500)["close"].to_numpy())) for s in ("BTCUSDT", "ETHUSDT")
+    )
     assert abs(np.corrcoef(btc, eth)[0, 1]) < 0.3
 
 
@@ -164,8 +174,11 @@ def test_volume_follows_volatility_and_the_time_of_day(replay_server):
     minutes = parse_kline_rows(day)
     moves = np.abs(np.log(minutes["close"].to_numpy() / minutes["open"].to_numpy()))
     assert np.corrcoef(moves, minutes["volume"].to_numpy())[0, 1] > 0.3
-    hours = parse_kline_rows(rows(replay_server.url, symbol="BTCUSDT", interval="1h", startTime=DAY_START - 30 * DAY,
-                                  limit=30 * 24))
+    hours = parse_kline_rows(
+        rows(
+            replay_server.url, symbol="BTCUSDT", interval="1h", startTime=DAY_START - 30 * DAY, limit=30 * 24
+        )
+    )
     by_hour = hours["volume"].to_numpy().reshape(30, 24).mean(axis=0)
     assert by_hour.max() / by_hour.min() > 1.5
 
@@ -239,9 +252,12 @@ def test_exchange_info_lists_the_universe_and_the_configured_budget(start_replay
     server = start_replay(weight_limit=1234, symbols=("PEPEXUSDT",))
     info = get(server.url, "/fapi/v1/exchangeInfo").json()
     assert info["timezone"] == "UTC" and abs(info["serverTime"] - time.time() * 1000) < 60_000
-    assert {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-            "limit": 1234} in info["rateLimits"]
-    assert {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300} in info["rateLimits"]
+    assert {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 1234} in info[
+        "rateLimits"
+    ]
+    assert {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300} in info[
+        "rateLimits"
+    ]
     symbols = {s["symbol"]: s for s in info["symbols"]}
     assert len(symbols) >= 20 and "PEPEXUSDT" in symbols
     assert all(s["status"] == "TRADING" and s["contractType"] == "PERPETUAL" for s in symbols.values())
@@ -260,10 +276,25 @@ def test_exchange_info_lists_the_universe_and_the_configured_budget(start_replay
 def test_every_response_reports_the_weight_it_used(start_replay):
     server = start_replay()
     klines = dict(symbol="BTCUSDT", interval="1m", startTime=DAY_START)
-    calls = [("/fapi/v1/ping", {}, 1), ("/fapi/v1/time", {}, 1), ("/fapi/v1/exchangeInfo", {}, 1),
-             ("/fapi/v1/klines", klines, 5)]  # the default limit, 500
-    calls += [("/fapi/v1/klines", dict(klines, limit=limit), weight) for limit, weight in
-              ((1, 1), (99, 1), (100, 2), (499, 2), (500, 5), (1000, 5), (1001, 10), (1500, 10))]
+    calls = [
+        ("/fapi/v1/ping", {}, 1),
+        ("/fapi/v1/time", {}, 1),
+        ("/fapi/v1/exchangeInfo", {}, 1),
+        ("/fapi/v1/klines", klines, 5),
+    ]  # the default limit, 500
+    calls += [
+        ("/fapi/v1/klines", dict(klines, limit=limit), weight)
+        for limit, weight in (
+            (1, 1),
+            (99, 1),
+            (100, 2),
+            (499, 2),
+            (500, 5),
+            (1000, 5),
+            (1001, 10),
+            (1500, 10),
+        )
+    ]
     wait_for_fresh_minute(10)
     server.reset()
     used = []
@@ -285,21 +316,34 @@ def test_over_budget_requests_get_429_and_then_a_418_ban(start_replay):
     for _ in range(4):  # the first 429 and three more are tolerated
         refused = get(server.url, symbol="BTCUSDT", interval="1m", limit=5)
         assert refused.status_code == 429
-        assert refused.json() == {"code": -1003, "msg": (
-            "Too many requests; current limit of IP(127.0.0.1) is 10 requests per minute. "
-            "Please use WebSocket Streams for live updates to avoid polling the API.")}
+        assert refused.json() == {
+            "code": -1003,
+            "msg": (
+                "Too many requests; current limit of IP(127.0.0.1) is 10 requests per minute. "
+                "Please use WebSocket Streams for live updates to avoid polling the API."
+            ),
+        }
         assert refused.headers[WEIGHT] == "10"  # refused requests cost nothing
         assert 1 <= int(refused.headers["Retry-After"]) <= 60 - int(time.time() % 60) + 1
     banned = get(server.url, "/fapi/v1/time")
     assert banned.status_code == 418
-    until = int(re.fullmatch(r"Way too many requests; IP\(127\.0\.0\.1\) banned until (\d+)\. "
-                             r"Please use WebSocket Streams for live updates to avoid bans\.",
-                             banned.json()["msg"])[1])
+    until = int(
+        re.fullmatch(
+            r"Way too many requests; IP\(127\.0\.0\.1\) banned until (\d+)\. "
+            r"Please use WebSocket Streams for live updates to avoid bans\.",
+            banned.json()["msg"],
+        )[1]
+    )
     assert banned.json()["code"] == -1003
     assert 0 < until - time.time() * 1000 <= 2000 and banned.headers["Retry-After"] in ("1", "2")
     assert get(server.url, "/fapi/v1/ping").status_code == 418  # every request while banned
     window = server.stats()["windows"][-1]
-    assert (window["weight"], window["requests"], window["rejected_429"], window["rejected_418"]) == (10, 16, 4, 2)
+    assert (window["weight"], window["requests"], window["rejected_429"], window["rejected_418"]) == (
+        10,
+        16,
+        4,
+        2,
+    )
     time.sleep(until / 1000 - time.time() + 0.1)
     assert get(server.url, "/fapi/v1/ping").status_code == 429  # ban over, budget still spent
     server.reset()
@@ -310,8 +354,10 @@ def test_over_budget_requests_get_429_and_then_a_418_ban(start_replay):
 
 
 def test_each_fault_kind_reaches_the_client(start_replay):
-    plan = ("500:at=1,502:at=2,503:at=3,504:at=4,429:at=5,418:at=6,truncate:at=7,malformed:at=8+9,"
-            "slow:at=10:delay=0.5")
+    plan = (
+        "500:at=1,502:at=2,503:at=3,504:at=4,429:at=5,418:at=6,truncate:at=7,malformed:at=8+9,"
+        "slow:at=10:delay=0.5"
+    )
     server = start_replay(faults=plan, ban_seconds=3)
     query = dict(symbol="BTCUSDT", interval="1m", startTime=DAY_START, limit=20)
     for status in (500, 502, 503, 504):
@@ -336,7 +382,16 @@ def test_each_fault_kind_reaches_the_client(start_replay):
     assert time.monotonic() - started >= 0.5
     assert slow == rows(server.url, **query)  # the 11th request: no fault, the same candles
     assert server.stats()["faults_injected"] == {
-        "500": 1, "502": 1, "503": 1, "504": 1, "429": 1, "418": 1, "truncate": 1, "malformed": 2, "slow": 1}
+        "500": 1,
+        "502": 1,
+        "503": 1,
+        "504": 1,
+        "429": 1,
+        "418": 1,
+        "truncate": 1,
+        "malformed": 2,
+        "slow": 1,
+    }
     assert server.stats()["klines_requests"] == 11
 
 
@@ -355,8 +410,21 @@ def test_fault_triggers_count_klines_requests(start_replay):
     assert [502 if other_seed.fires(n) else 200 for n in range(1, 21)] != pattern
 
 
-@pytest.mark.parametrize("spec", ["bogus:every=2", "503", "503:every=0", "503:every=2:at=3", "500:at=1:delay=1",
-                                  "slow:at=x", "503:p=2", "503:every", "503:every=2:every=3", "503:every=2:seed=1"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "bogus:every=2",
+        "503",
+        "503:every=0",
+        "503:every=2:at=3",
+        "500:at=1:delay=1",
+        "slow:at=x",
+        "503:p=2",
+        "503:every",
+        "503:every=2:every=3",
+        "503:every=2:seed=1",
+    ],
+)
 def test_bad_fault_specs_are_refused_by_item(spec):
     with pytest.raises(ValueError, match=re.escape(repr(spec))):
         parse_faults(f"429:every=5,{spec}")

@@ -12,8 +12,14 @@ def store(request, tmp_path):
         return ObjectStore.local(tmp_path / "store")
     s3 = request.getfixturevalue("seaweedfs")
     bucket = request.getfixturevalue("s3_bucket")
-    return ObjectStore.s3(bucket, endpoint_url=s3.endpoint_url, access_key=s3.access_key,
-                          secret_key=s3.secret_key, region=s3.region, prefix="platform")
+    return ObjectStore.s3(
+        bucket,
+        endpoint_url=s3.endpoint_url,
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
+        region=s3.region,
+        prefix="platform",
+    )
 
 
 def _frame(n: int) -> pl.DataFrame:
