@@ -204,22 +204,30 @@ def find_gaps(
     return GapReport(expected=expected.len(), missing=missing.len(), gaps=gaps)
 
 
-def resample_ohlcv(frame: pl.DataFrame, to_interval: str) -> pl.DataFrame:
-    """Aggregate OHLCV candles to a coarser interval; `candles` counts the inputs per bucket."""
+_AGGREGATIONS = {
+    "open": pl.Expr.first,
+    "high": pl.Expr.max,
+    "low": pl.Expr.min,
+    "close": pl.Expr.last,
+    "volume": pl.Expr.sum,
+    "quote_volume": pl.Expr.sum,
+    "trades": pl.Expr.sum,
+    "taker_buy_volume": pl.Expr.sum,
+    "taker_buy_quote_volume": pl.Expr.sum,
+}
+
+
+def resample_ohlcv(frame: pl.DataFrame, to_interval: str, time_column: str = "open_time") -> pl.DataFrame:
+    """Aggregate candles to a coarser interval (UTC-aligned buckets, labelled by open time).
+
+    Aggregates whichever OHLCV columns the frame has; `candles` counts the inputs per bucket.
+    """
     every = normalize_interval(to_interval)
     return (
-        frame.sort("open_time")
-        .group_by_dynamic("open_time", every=every, closed="left", label="left")
+        frame.sort(time_column)
+        .group_by_dynamic(time_column, every=every, closed="left", label="left")
         .agg(
-            pl.col("open").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").last(),
-            pl.col("volume").sum(),
-            pl.col("quote_volume").sum(),
-            pl.col("trades").sum(),
-            pl.col("taker_buy_volume").sum(),
-            pl.col("taker_buy_quote_volume").sum(),
+            *(aggregate(pl.col(name)) for name, aggregate in _AGGREGATIONS.items() if name in frame.columns),
             pl.len().alias("candles"),
         )
     )

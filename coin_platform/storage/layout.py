@@ -49,6 +49,11 @@ def history_key(symbol: str, interval: str, year: int) -> str:
     return f"history/{symbol}/{timeframe_label(interval)}/{year}.parquet"
 
 
+def coin_hts_key(symbol: str, interval: str, year: int) -> str:
+    """A plain coin_hts tree's layout, `{SYMBOL}/{TIMEFRAME}/{year}.parquet` under its DATA_ROOT."""
+    return history_key(symbol, interval, year).removeprefix("history/")
+
+
 def ohlcv_keys_between(interval: str, symbol: str, first: dt.date, last: dt.date) -> list[str]:
     """The hourly OHLCV objects of the days first..last (inclusive), in time order."""
     days = (last - first).days + 1

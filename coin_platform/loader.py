@@ -1,0 +1,437 @@
+"""Load OHLCV candles for research and services: `load_ohlcv` (polars), `load_ohlcv_data` (pandas).
+
+Both return the columns timestamp, symbol, timeframe, open, high, low, close,
+volume, sorted by timestamp then symbol. `timestamp` is the bar's open time,
+UTC, in milliseconds (`Datetime("ms", "UTC")`; pandas `datetime64[ms, UTC]`)
+whatever unit or zone a stored file uses; `timeframe` is upper case (`1H`).
+
+Dates
+-----
+* Timestamps inside stored files are UTC; a file with naive timestamps is read
+  as UTC.
+* Query dates without an offset are Korean time (Asia/Seoul): `start_date=
+  "2024-01-01"` starts at 2023-12-31 15:00 UTC. An explicit offset
+  (`"2024-01-01T00:00:00+00:00"`, a tz-aware datetime or pandas Timestamp) is
+  honoured.
+* A date without a time (`"2024-01-31"`, a `datetime.date`) is a whole KST day:
+  as `end_date` it includes that day, the range ends at the next KST midnight.
+  A `datetime`/`pandas.Timestamp` is always an instant, even at midnight, and
+  an `end_date` instant is inclusive: a bar opening exactly then is returned.
+  Inclusive matches how people write "until 09:00"; the range is [start, end].
+* A bar is returned when its open time lies in the query range; the range only
+  selects bars, it never moves them. Bars are aligned to UTC like Binance's
+  klines: a `1D` bar opens at 00:00 UTC (09:00 KST), a `4H` bar at 00, 04, …
+  UTC. So `"2024-01-01".."2024-01-31"` in `1D` gives the UTC days Jan 1..31
+  (opening 09:00 KST each), and a resampled bar always holds all of its
+  stored candles, also those after the query's end.
+
+Sources
+-------
+Stored timeframes are found from keys built from the date range (layout.py),
+never by listing: the archive `history/{SYMBOL}/{TF}/{year}.parquet` (or a
+plain coin_hts tree, `{SYMBOL}/{TF}/{year}.parquet`, where symbol and
+timeframe columns may be missing) and the hourly objects
+`ohlcv/{interval}/{SYMBOL}/{yyyy-MM-dd_HH}.parquet` of 1m, 15m and 1h. The
+requested timeframe is returned as stored when it has candles in the range;
+otherwise it is resampled from the finest of 1m, 15m, 1h that divides it and
+has candles there (first open, max high, min low, last close, summed volume).
+Each symbol has one source: where 1m covers only part of the range, the rest
+is not filled in from 1h. A bar built from a partly stored window (a gap, the live edge) aggregates the
+candles that are there, as Binance's still-open kline does.
+
+An archive is read with a timestamp filter, so only the row groups of the
+range are decoded. Its `compacted_through` marker says which UTC day it
+covers up to; the hourly objects of the later days are the uncompacted tail.
+A year without an archive is read from hourly objects alone; an archive
+without the marker (a coin_hts file) is taken to cover its whole year. On S3
+each tail object is simply read and a missing one skipped: one request per
+hour, in parallel, where pyarrow's existence checks are sequential HEADs (5x
+slower when hours are missing, 1.5x when present). On a local disk the missing
+ones are skipped by a stat first, which costs far less than a failed open.
+
+Where
+-----
+`data_root` is a local directory, an `s3://bucket[/prefix]` URI, or an
+ObjectStore the caller already has (the platform's resources). `s3://` URIs
+and the default (the settings' bucket) take endpoint, credentials and region
+from the settings: `get_settings()`, or the `settings` argument.
+
+Errors are `LoaderError`s with an HTTP-style `status_code`: 422 for invalid
+parameters, 400 for a stored file without the required columns or types, 404
+when no requested symbol has candles. A symbol without candles next to others
+with candles gives a `PartialResultWarning`, not an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from coin_platform.market.intervals import (
+    SUPPORTED_INTERVALS,
+    UnknownIntervalError,
+    interval_ms,
+    normalize_interval,
+)
+from coin_platform.market.klines import (
+    OHLCV_SCHEMA,
+    UTC_MS,
+    SchemaMismatchError,
+    require_schema,
+    resample_ohlcv,
+)
+from coin_platform.settings import SYMBOL_PATTERN, Settings, get_settings
+from coin_platform.storage.history import COMPACTED_THROUGH
+from coin_platform.storage.layout import coin_hts_key, day_start, history_key, ohlcv_keys_between, timeframe_label
+from coin_platform.storage.object_store import IO_THREADS, ObjectStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+KST = ZoneInfo("Asia/Seoul")
+COLUMNS = ("timestamp", "symbol", "timeframe", "open", "high", "low", "close", "volume")
+VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
+ARCHIVE_COLUMNS = ("timestamp", *VALUE_COLUMNS)
+# The part of an hourly object the loader returns, with the types the pipeline writes.
+HOURLY_SCHEMA = {name: OHLCV_SCHEMA[name] for name in ("open_time", *VALUE_COLUMNS)}
+HOUR_MS = 3_600_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+
+DateLike = str | dt.date | dt.datetime
+
+
+class LoaderError(Exception):
+    """A request the loader cannot answer; `status_code` is what an HTTP API would return."""
+
+    status_code = 500
+
+
+class InvalidParameterError(LoaderError):
+    status_code = 422
+
+
+class BadSchemaError(LoaderError):
+    status_code = 400
+
+
+class NoDataError(LoaderError):
+    status_code = 404
+
+
+class PartialResultWarning(UserWarning):
+    """Some requested symbols have no candles in the range; the others are returned."""
+
+
+def load_ohlcv(
+    symbols: str | Iterable[str],
+    start_date: DateLike,
+    end_date: DateLike,
+    timeframe: str = "1d",
+    data_root: str | os.PathLike[str] | ObjectStore | None = None,
+    *,
+    settings: Settings | None = None,
+) -> pl.DataFrame:
+    """Bars of `symbols` (a list, or one name) opening from start_date through end_date, as polars.
+
+    The module docstring has the rules for dates, timeframes and sources.
+    """
+    wanted = _parse_symbols(symbols)
+    interval = _parse_timeframe(timeframe)
+    start_ms, end_ms = _query_range(start_date, end_date)
+    store = _open_store(data_root, settings)
+    with ThreadPoolExecutor(min(len(wanted), IO_THREADS)) as pool:
+        frames = list(pool.map(lambda s: _load_symbol(store, s, interval, start_ms, end_ms), wanted))
+    label = timeframe_label(interval)
+    found = {s: f for s, f in zip(wanted, frames, strict=True) if not f.is_empty()}
+    missing = [s for s in wanted if s not in found]
+    where = f"between {_iso(start_ms)} and {_iso(end_ms)} (end exclusive) in {store.uri}"
+    if not found:
+        raise NoDataError(f"no {label} candles for {', '.join(missing)} {where}")
+    if missing:
+        warnings.warn(
+            f"no {label} candles for {', '.join(missing)} {where}; returning {', '.join(found)} only",
+            PartialResultWarning,
+            stacklevel=2,
+        )
+    return (
+        pl.concat(
+            frame.with_columns(symbol=pl.lit(symbol), timeframe=pl.lit(label))
+            for symbol, frame in found.items()
+        )
+        .select(COLUMNS)
+        .sort("timestamp", "symbol")
+    )
+
+
+def load_ohlcv_data(
+    symbols: str | Iterable[str],
+    start_date: DateLike,
+    end_date: DateLike,
+    timeframe: str = "1d",
+    data_root: str | os.PathLike[str] | ObjectStore | None = None,
+    *,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """`load_ohlcv` as a pandas DataFrame (timestamp dtype `datetime64[ms, UTC]`)."""
+    frame = load_ohlcv(symbols, start_date, end_date, timeframe, data_root, settings=settings)
+    return frame.to_pandas()
+
+
+# --- parameters ----------------------------------------------------------------
+
+
+def _parse_symbols(symbols: str | Iterable[str]) -> list[str]:
+    names = [symbols] if isinstance(symbols, str) else list(symbols)
+    if not names:
+        raise InvalidParameterError("symbols: the list is empty; name at least one symbol")
+    normalized = list(dict.fromkeys(str(name).strip().upper() for name in names))
+    bad = [name for name in normalized if not SYMBOL_PATTERN.match(name)]
+    if bad:
+        raise InvalidParameterError(f"symbols: {bad} are not Binance symbols like BTCUSDT")
+    return normalized
+
+
+def _parse_timeframe(timeframe: str) -> str:
+    try:
+        return normalize_interval(timeframe)
+    except UnknownIntervalError as exc:
+        raise InvalidParameterError(f"timeframe: {exc}") from None
+
+
+def _query_range(start_date: DateLike, end_date: DateLike) -> tuple[int, int]:
+    """[start, end) in epoch milliseconds, by the date rules of the module docstring."""
+    start, _ = _parse_moment(start_date, "start_date")
+    end, whole_day = _parse_moment(end_date, "end_date")
+    end_ms = _epoch_ms(end + dt.timedelta(days=1)) if whole_day else _epoch_ms(end) + 1
+    start_ms = _epoch_ms(start)
+    if start_ms >= end_ms:
+        raise InvalidParameterError(
+            f"start_date {start_date!r} is after end_date {end_date!r}"
+        )
+    return start_ms, end_ms
+
+
+def _parse_moment(value: object, parameter: str) -> tuple[dt.datetime, bool]:
+    """A tz-aware moment, and whether `value` named a whole day (then it is KST midnight)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = dt.date.fromisoformat(text)
+        except ValueError:
+            try:
+                value = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise InvalidParameterError(
+                    f"{parameter}: cannot parse {text!r}; use an ISO date like 2024-01-31 "
+                    "or a date and time like 2024-01-31T09:00[+09:00]"
+                ) from None
+    if isinstance(value, dt.datetime):  # pandas.Timestamp included
+        return (value if value.tzinfo else value.replace(tzinfo=KST)), False
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=KST), True
+    raise InvalidParameterError(
+        f"{parameter}: expected a str, date, datetime or pandas.Timestamp, got {type(value).__name__}"
+    )
+
+
+def _epoch_ms(moment: dt.datetime) -> int:
+    return (moment - _EPOCH) // _MS
+
+
+def _utc(ms: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(milliseconds=ms)
+
+
+def _iso(ms: int) -> str:
+    return _utc(ms).isoformat().replace("+00:00", "Z")
+
+
+def _ceil(ms: int, step_ms: int) -> int:
+    return -(-ms // step_ms) * step_ms
+
+
+# --- where -------------------------------------------------------------------
+
+
+def _open_store(
+    data_root: str | os.PathLike[str] | ObjectStore | None, settings: Settings | None
+) -> ObjectStore:
+    if isinstance(data_root, ObjectStore):
+        return data_root
+    text = None if data_root is None else os.fspath(data_root)
+    if text is not None and not text.startswith("s3://"):
+        # Not ObjectStore.local: that creates the directory, and a reader must not.
+        return ObjectStore(pafs.LocalFileSystem(), str(Path(text).resolve()), uri=text)
+    settings = settings or get_settings()
+    bucket, _, prefix = (text or f"s3://{settings.s3_bucket}").removeprefix("s3://").partition("/")
+    if not bucket:
+        raise InvalidParameterError(f"data_root: {text!r} names no bucket; use s3://bucket[/prefix]")
+    secret = settings.aws_secret_access_key
+    return ObjectStore.s3(
+        bucket,
+        endpoint_url=settings.s3_endpoint_url,
+        access_key=settings.aws_access_key_id,
+        secret_key=secret.get_secret_value() if secret else None,
+        region=settings.s3_region,
+        prefix=prefix,
+    )
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def _load_symbol(store: ObjectStore, symbol: str, interval: str, start_ms: int, end_ms: int) -> pl.DataFrame:
+    """The symbol's bars of `interval` opening in [start, end): stored, else resampled."""
+    step = interval_ms(interval)
+    # Bars opening in [start, end) are exactly those opening in [ceil(start), ceil(end)),
+    # and their candles lie in that window too.
+    first, end = _ceil(start_ms, step), _ceil(end_ms, step)
+    for source in _source_intervals(interval):
+        candles = _read_candles(store, symbol, source, first, end)
+        if not candles.is_empty():
+            return candles if source == interval else _resample(candles, interval)
+    return _no_candles()
+
+
+def _no_candles() -> pl.DataFrame:
+    return pl.DataFrame(schema={"timestamp": UTC_MS, **{c: pl.Float64() for c in VALUE_COLUMNS}})
+
+
+def _source_intervals(interval: str) -> list[str]:
+    """`interval` itself, then the finest-first stored intervals that divide it."""
+    step = interval_ms(interval)
+    finer = [s for s in SUPPORTED_INTERVALS if s != interval and step % interval_ms(s) == 0]
+    return [interval, *finer]
+
+
+def _read_candles(store: ObjectStore, symbol: str, interval: str, first_ms: int, end_ms: int) -> pl.DataFrame:
+    """Candles with open time in [first, end): archives by year, then the hourly tail."""
+    first_day, last_day = _utc(first_ms).date(), _utc(end_ms - 1).date()
+    years = range(first_day.year, last_day.year + 1)
+    layouts = {year: [history_key(symbol, interval, year), coin_hts_key(symbol, interval, year)]
+               for year in years}
+    candidates = [key for keys in layouts.values() for key in keys]
+    present = dict(zip(candidates, store.exists_many(candidates), strict=True))
+    frames: list[pl.DataFrame] = []
+    tail: list[str] = []
+    for year in years:
+        tail_first = max(first_day, dt.date(year, 1, 1))
+        tail_last = min(last_day, dt.date(year, 12, 31))
+        key = next((k for k in layouts[year] if present[k]), None)
+        if key is not None:
+            archive, through = _read_archive(store, key, first_ms, end_ms)
+            frames.append(archive)
+            if through is None:
+                continue
+            tail_first = max(tail_first, through + dt.timedelta(days=1))
+        if interval in SUPPORTED_INTERVALS and tail_first <= tail_last:
+            tail += _hour_keys(interval, symbol, tail_first, tail_last, first_ms, end_ms)
+    frames += _read_hourly(store, tail)
+    if not frames:
+        return _no_candles()
+    window = (pl.col("timestamp") >= _utc(first_ms)) & (pl.col("timestamp") < _utc(end_ms))
+    return pl.concat(frames).filter(window)
+
+
+def _hour_keys(
+    interval: str, symbol: str, first: dt.date, last: dt.date, first_ms: int, end_ms: int
+) -> list[str]:
+    """The hourly objects of days first..last whose hour overlaps [first_ms, end_ms)."""
+    origin = _epoch_ms(day_start(first))
+    return [
+        key
+        for index, key in enumerate(ohlcv_keys_between(interval, symbol, first, last))
+        if origin + (index + 1) * HOUR_MS > first_ms and origin + index * HOUR_MS < end_ms
+    ]
+
+
+def _read_archive(store: ObjectStore, key: str, first_ms: int, end_ms: int) -> tuple[pl.DataFrame, dt.date | None]:
+    """The archive's rows in [first, end), read by row group, and its compacted_through day."""
+    path = store.path(key)
+    schema = pq.read_schema(path, filesystem=store.filesystem)
+    timestamp = _check_archive_schema(schema, f"{store.uri}/{key}")
+    # pyarrow compares a timestamp column only with a value of the same zone-awareness.
+    bounds = [
+        pa.scalar(moment if timestamp.tz else moment.replace(tzinfo=None), type=timestamp)
+        for moment in (_utc(first_ms), _utc(end_ms))
+    ]
+    table = pq.read_table(
+        path,
+        filesystem=store.filesystem,
+        columns=list(ARCHIVE_COLUMNS),
+        filters=(ds.field("timestamp") >= bounds[0]) & (ds.field("timestamp") < bounds[1]),
+    )
+    frame: pl.DataFrame = pl.from_arrow(table)  # type: ignore[assignment]
+    marker = (schema.metadata or {}).get(COMPACTED_THROUGH)
+    through = dt.date.fromisoformat(marker.decode()) if marker else None
+    return frame.select(_as_utc_ms(frame.schema["timestamp"]), *_as_float(VALUE_COLUMNS)), through
+
+
+def _check_archive_schema(schema: pa.Schema, name: str) -> pa.TimestampType:
+    """The type of the archive's timestamp column, or BadSchemaError naming file and columns."""
+    missing = [column for column in ARCHIVE_COLUMNS if column not in schema.names]
+    if missing:
+        raise BadSchemaError(f"{name} lacks columns {missing}")
+    timestamp = schema.field("timestamp").type
+    wrong = [] if pa.types.is_timestamp(timestamp) else ["timestamp"]
+    wrong += [
+        column for column in VALUE_COLUMNS
+        if not (pa.types.is_floating(t := schema.field(column).type) or pa.types.is_integer(t))
+    ]
+    if wrong:
+        raise BadSchemaError(
+            f"{name} has unexpected types for {wrong}: "
+            f"{', '.join(f'{c} {schema.field(c).type}' for c in wrong)}"
+        )
+    return timestamp
+
+
+def _as_utc_ms(dtype: pl.DataType) -> pl.Expr:
+    """Any datetime column as ms UTC; a naive one is taken as UTC already."""
+    column = pl.col("timestamp")
+    zone = getattr(dtype, "time_zone", None)
+    column = column.dt.replace_time_zone("UTC") if zone is None else column.dt.convert_time_zone("UTC")
+    return column.dt.cast_time_unit("ms")
+
+
+def _as_float(columns: Sequence[str]) -> list[pl.Expr]:
+    return [pl.col(column).cast(pl.Float64) for column in columns]
+
+
+def _read_hourly(store: ObjectStore, keys: Sequence[str]) -> list[pl.DataFrame]:
+    """The stored ones among `keys`, as loader rows; an object missing is a gap, not an error."""
+
+    def read(key: str) -> pl.DataFrame | None:
+        try:
+            frame = store.read_parquet(key)
+        except FileNotFoundError:
+            return None
+        try:
+            hourly = require_schema(frame, HOURLY_SCHEMA, f"{store.uri}/{key}")
+        except SchemaMismatchError as exc:
+            raise BadSchemaError(str(exc)) from None
+        return hourly.rename({"open_time": "timestamp"})
+
+    if isinstance(store.filesystem, pafs.LocalFileSystem):
+        keys = [key for key, found in zip(keys, store.exists_many(keys), strict=True) if found]
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        return [frame for frame in pool.map(read, keys) if frame is not None]
+
+
+def _resample(candles: pl.DataFrame, interval: str) -> pl.DataFrame:
+    """Candles -> `interval` bars with the platform's aggregation (resample_ohlcv)."""
+    bars = resample_ohlcv(candles, interval, time_column="timestamp")
+    return bars.select("timestamp", *VALUE_COLUMNS)
