@@ -1,0 +1,22 @@
+"""The code location as `dagster dev` loads it, from the repository's own config.yaml."""
+
+import dagster as dg
+
+from coin_platform.definitions import build_definitions
+from coin_platform.settings import PROJECT_ROOT, load_settings
+
+
+def test_the_code_location_loads_and_validates(tmp_path):
+    settings = load_settings({"COIN_CONFIG": str(PROJECT_ROOT / "config.yaml"), "COIN_HOME": str(tmp_path)})
+    defs = build_definitions(settings)
+    dg.Definitions.validate_loadable(defs)
+    repository = defs.get_repository_def()
+    intervals = settings.config.intervals
+    assert {j.name for j in repository.get_all_jobs()} >= {f"ingest_{i}" for i in intervals} | {"compact_history"}
+    assert {s.name for s in repository.schedule_defs} == {f"live_{i}_schedule" for i in intervals} | {
+        "history_daily_schedule"
+    }
+    assert {s.name for s in repository.sensor_defs} == {"history_automation_sensor"}
+    market = defs.get_assets_def("ohlcv_1m").partitions_def
+    assert [d.name for d in market.partitions_defs] == ["date", "symbol"]
+    assert market.partitions_defs[1].partitions_def.get_partition_keys() == list(settings.config.symbols)
