@@ -21,10 +21,11 @@ holds more than `max_partitions_per_run` days), and runs them in process.
    the budget.
 2. limiter_off: a second replay server with an effectively unlimited budget
    and a fresh bucket, with the limiter off. This measures the local cost of
-   the whole job (fetching, raw parquet writes, cleaning, hourly parquet writes
-   and the checks) in seconds per million candles, with each step timed
-   separately. The raw_klines step (fetching and raw writes) includes the time
-   the replay server takes to generate the candles.
+   the whole job (fetching, raw parquet writes, cleaning, hourly parquet writes,
+   the checks, and loading the days within the hot-store retention into chDB)
+   in seconds per million candles, with each step timed separately. The
+   raw_klines step (fetching and raw writes) includes the time the replay
+   server takes to generate the candles.
 
 Only the JSON result goes to stdout. Dagster logs warnings and errors to stderr.
 

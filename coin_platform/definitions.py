@@ -7,6 +7,7 @@ import warnings
 import dagster as dg
 
 from coin_platform.defs.assets.history import build_history_asset, history_partitions
+from coin_platform.defs.assets.hot import build_hot_assets
 from coin_platform.defs.assets.market import build_market_assets
 from coin_platform.defs.checks import build_ohlcv_checks
 from coin_platform.defs.partitions import market_partitions
@@ -30,14 +31,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     schedules: list[dg.ScheduleDefinition] = []
     for interval in settings.config.intervals:
         raw, ohlcv = build_market_assets(interval, partitions_def, settings)
-        assets += [raw, ohlcv]
+        hot, hot_check = build_hot_assets(interval, ohlcv, partitions_def, settings)
+        assets += [raw, ohlcv, hot]
+        if hot_check is not None:
+            checks.append(hot_check)
         compare_with_1m = interval != "1m" and "1m" in settings.config.intervals
         checks.append(build_ohlcv_checks(interval, ohlcv, partitions_def, compare_with_1m))
         job = dg.define_asset_job(
             name=f"ingest_{interval}",
-            selection=dg.AssetSelection.assets(raw, ohlcv),
+            selection=dg.AssetSelection.assets(raw, ohlcv, hot),
             executor_def=dg.in_process_executor,
-            description=f"Fetch and clean {interval} candles for a day × symbol range.",
+            description=f"Fetch, clean and load into the hot store {interval} candles for a day × symbol range.",
         )
         jobs.append(job)
         names = [raw.key.to_user_string(), ohlcv.key.to_user_string()]

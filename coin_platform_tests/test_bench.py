@@ -30,7 +30,7 @@ def test_bench_prints_one_json_object_with_both_phases(tmp_path):
     assert limited["windows"] == len(limited["per_window"]) >= 1
     # One 1440-row page (weight 10), exchangeInfo and time.
     assert sum(w["weight"] for w in limited["per_window"]) >= 12
-    assert set(limited["step_seconds"]) == {"raw_klines_1m", "ohlcv_1m", "ohlcv_1m_checks"}
+    assert set(limited["step_seconds"]) == {"raw_klines_1m", "ohlcv_1m", "ohlcv_1m_checks", "hot_ohlcv_1m"}
 
     unlimited = result["limiter_off"]
     assert unlimited["candles"] == 1440

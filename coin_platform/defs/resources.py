@@ -1,4 +1,4 @@
-"""Resources: configuration holders that hand domain objects to assets.
+"""Resources: configuration holders that hand domain objects (clients, stores) to assets.
 
 Assets never know which deployment they run in; `build_resources` picks the
 endpoints from the settings (local stack or prod services).
@@ -6,7 +6,9 @@ endpoints from the settings (local stack or prod services).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import dagster as dg
 from pydantic import SecretStr
@@ -14,6 +16,7 @@ from pydantic import SecretStr
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.rate_limit import WeightLimiter
 from coin_platform.settings import Settings
+from coin_platform.storage.clickhouse import ClickHouseConfig, open_clickhouse
 from coin_platform.storage.object_store import ObjectStore
 
 
@@ -53,6 +56,54 @@ class ObjectStoreResource(dg.ConfigurableResource):
         )
 
 
+class ClickHouseResource(dg.ConfigurableResource):
+    """The hot store: chDB on disk (local) or a ClickHouse server over HTTP (prod)."""
+
+    mode: str = "chdb"
+    path: str | None = None
+    host: str = "localhost"
+    port: int = 8123
+    user: str = "default"
+    password: str | None = None
+    secure: bool = False
+    database: str = "coin"
+    lock_timeout_s: float = 600.0
+
+    def get_config(self) -> ClickHouseConfig:
+        return ClickHouseConfig(
+            mode=self.mode,  # type: ignore[arg-type]
+            path=self.path,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            secure=self.secure,
+            database=self.database,
+            lock_timeout_s=self.lock_timeout_s,
+        )
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[object]:
+        """A client for the block (chDB: under the path's file lock), closed afterwards."""
+        with open_clickhouse(self.get_config()) as client:
+            yield client
+
+
+def build_clickhouse_resource(settings: Settings) -> ClickHouseResource:
+    """Local: chDB under coin_home. Prod: a server from CLICKHOUSE_* environment variables."""
+    if settings.env == "local":
+        return ClickHouseResource(mode="chdb", path=str(settings.coin_home / "clickhouse" / "hot"))
+    return ClickHouseResource(
+        mode="server",
+        host=dg.EnvVar("CLICKHOUSE_HOST"),
+        port=int(os.environ.get("CLICKHOUSE_PORT", "8443")),
+        user=dg.EnvVar("CLICKHOUSE_USER"),
+        password=dg.EnvVar("CLICKHOUSE_PASSWORD"),
+        secure=os.environ.get("CLICKHOUSE_SECURE", "true").lower() in ("1", "true", "yes"),
+        database=os.environ.get("CLICKHOUSE_DB", "coin_platform"),
+    )
+
+
 def _secret(value: SecretStr | None, variable: str) -> str | dg.EnvVar | None:
     """Pass secrets as EnvVar so the UI shows the variable's name, never its value.
 
@@ -79,4 +130,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             access_key_id=settings.aws_access_key_id,
             secret_access_key=_secret(settings.aws_secret_access_key, "AWS_SECRET_ACCESS_KEY"),
         ),
+        "clickhouse": build_clickhouse_resource(settings),
     }

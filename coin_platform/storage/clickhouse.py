@@ -1,0 +1,534 @@
+"""The ClickHouse hot store: recent OHLCV in ClickHouse, chDB on disk locally or a server in prod.
+
+Both backends are reached through clickhouse-connect and only its shared client
+surface (`command`, `insert_arrow`, `query_arrow`), so the same SQL runs on both.
+
+chDB allows one process per on-disk path (a second one fails with "Cannot lock
+file …/status"). `open_clickhouse` therefore opens the client for the duration
+of one `with` block and serialises processes with a file lock held around
+open → use → close: a second process waits for the first instead of failing.
+
+Schema is managed here, idempotently: every statement is `CREATE … IF NOT
+EXISTS`, applied versions are recorded in `schema_migrations`, and the TTL of
+every hot table is brought to the configured retention on each `migrate`
+(`ALTER TABLE … MODIFY TTL`, only when it differs).
+
+Tables (database `coin` by default), all `DateTime64(3, 'UTC')`:
+
+- `ohlcv_1m`, `ohlcv_15m`, `ohlcv_1h`: ReplacingMergeTree(version)
+  ORDER BY (symbol, open_time) PARTITION BY toDate(open_time), TTL open_time +
+  retention days.
+- `ohlcv_15m_from_1m`, `ohlcv_1h_from_1m`: AggregatingMergeTree tables fed by
+  materialized views on `ohlcv_1m` (argMin/argMax for open/close, max/min,
+  sums, and a candle count so incomplete buckets can be told apart).
+
+Rollup exactness under reruns: a materialized view sees every insert, so
+re-inserting a 1m day would add its states to the rollup a second time (sums
+doubled) even though `ohlcv_1m FINAL` deduplicates. `replace_ohlcv_day` therefore
+replaces a (symbol, day) slice: a lightweight `DELETE` of that symbol's rows for
+the day in the hot table and, for 1m, in both rollup tables (15m and 1h buckets
+never straddle a UTC day), then one insert. The rollup then holds exactly one
+set of states per 1m row, and reading it with the -Merge combinators is exact.
+The ReplacingMergeTree version stays as a second guard: should a delete and an
+insert ever interleave with another writer, `FINAL` still keeps one row per
+(symbol, open_time). Whole-day `DROP PARTITION` is not usable because a day
+partition holds every symbol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import filelock
+import polars as pl
+
+from coin_platform.market.intervals import interval_ms
+from coin_platform.market.klines import OHLCV_COLUMNS, OHLCV_SCHEMA
+
+HOT_INTERVALS = ("1m", "15m", "1h")
+ROLLUP_INTERVALS = ("15m", "1h")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_TTL_DAYS = re.compile(r"TTL toDateTime\(open_time\) \+ toIntervalDay\((\d+)\)")
+_INTERVAL_SQL = {"15m": "INTERVAL 15 MINUTE", "1h": "INTERVAL 1 HOUR"}
+PRICE_COLUMNS = ("open", "high", "low", "close")
+SUM_COLUMNS = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
+
+
+class ClickHouseLockTimeout(TimeoutError):
+    """Another process held the chDB path's lock for longer than the timeout."""
+
+
+@dataclass(frozen=True)
+class ClickHouseConfig:
+    """Where the hot store is: a chDB directory (local) or a ClickHouse server (prod)."""
+
+    mode: Literal["chdb", "server"] = "chdb"
+    path: str | None = None
+    host: str = "localhost"
+    port: int = 8123
+    user: str = "default"
+    password: str | None = field(default=None, repr=False)
+    secure: bool = False
+    database: str = "coin"
+    lock_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("chdb", "server"):
+            raise ValueError(f"clickhouse mode must be 'chdb' or 'server', not {self.mode!r}")
+        if self.mode == "chdb" and not self.path:
+            raise ValueError("clickhouse mode 'chdb' needs a path")
+        if not _IDENTIFIER.match(self.database):
+            raise ValueError(f"clickhouse database {self.database!r} is not a plain identifier")
+
+    @property
+    def lock_path(self) -> str:
+        return f"{self.path}.lock"
+
+
+def _holder_path(config: ClickHouseConfig) -> Path:
+    return Path(f"{config.path}.lock.holder")
+
+
+@contextlib.contextmanager
+def open_clickhouse(config: ClickHouseConfig) -> Iterator[object]:
+    """A clickhouse-connect client for the duration of the block, closed afterwards.
+
+    chDB: holds `path + ".lock"` (waiting up to `lock_timeout_s`) from before the
+    client opens until after it closes. Server: a plain HTTP client, no lock.
+    """
+    import clickhouse_connect
+
+    if config.mode == "server":
+        client = clickhouse_connect.get_client(
+            host=config.host,
+            port=config.port,
+            username=config.user,
+            password=config.password or "",
+            secure=config.secure,
+        )
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+
+    Path(config.path).parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(config.lock_path, timeout=config.lock_timeout_s)
+    holder = _holder_path(config)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        try:
+            held_by = holder.read_text().strip() or "unknown"
+        except OSError:
+            held_by = "unknown"
+        raise ClickHouseLockTimeout(
+            f"chDB at {config.path} stayed locked for {config.lock_timeout_s:g} s "
+            f"(lock file {config.lock_path}, held by {held_by})"
+        ) from None
+    try:
+        holder.write_text(
+            f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}\n"
+        )
+        client = clickhouse_connect.get_client(interface="chdb", path=config.path)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        with contextlib.suppress(OSError):
+            holder.write_text("")
+        lock.release()
+
+
+# ---------------------------------------------------------------- schema
+
+
+def _hot_table(db: str, interval: str, retention_days: int) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {db}.ohlcv_{interval} (
+    symbol LowCardinality(String),
+    open_time DateTime64(3, 'UTC'),
+    open Float64,
+    high Float64,
+    low Float64,
+    close Float64,
+    volume Float64,
+    quote_volume Float64,
+    trades Int64,
+    taker_buy_volume Float64,
+    taker_buy_quote_volume Float64,
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toDate(open_time)
+ORDER BY (symbol, open_time)
+TTL toDateTime(open_time) + INTERVAL {retention_days} DAY
+"""
+
+
+def _rollup_table(db: str, interval: str, retention_days: int) -> str:
+    ts = "DateTime64(3, 'UTC')"
+    return f"""
+CREATE TABLE IF NOT EXISTS {db}.ohlcv_{interval}_from_1m (
+    symbol LowCardinality(String),
+    open_time {ts},
+    open AggregateFunction(argMin, Float64, {ts}),
+    high AggregateFunction(max, Float64),
+    low AggregateFunction(min, Float64),
+    close AggregateFunction(argMax, Float64, {ts}),
+    volume AggregateFunction(sum, Float64),
+    quote_volume AggregateFunction(sum, Float64),
+    trades AggregateFunction(sum, Int64),
+    taker_buy_volume AggregateFunction(sum, Float64),
+    taker_buy_quote_volume AggregateFunction(sum, Float64),
+    candles AggregateFunction(count)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toDate(open_time)
+ORDER BY (symbol, open_time)
+TTL toDateTime(open_time) + INTERVAL {retention_days} DAY
+"""
+
+
+def _rollup_view(db: str, interval: str) -> str:
+    # Source columns are qualified (m.open_time) so the bucket alias never shadows them.
+    return f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.ohlcv_{interval}_from_1m_mv
+TO {db}.ohlcv_{interval}_from_1m AS
+SELECT
+    m.symbol AS symbol,
+    toStartOfInterval(m.open_time, {_INTERVAL_SQL[interval]}) AS open_time,
+    argMinState(m.open, m.open_time) AS open,
+    maxState(m.high) AS high,
+    minState(m.low) AS low,
+    argMaxState(m.close, m.open_time) AS close,
+    sumState(m.volume) AS volume,
+    sumState(m.quote_volume) AS quote_volume,
+    sumState(m.trades) AS trades,
+    sumState(m.taker_buy_volume) AS taker_buy_volume,
+    sumState(m.taker_buy_quote_volume) AS taker_buy_quote_volume,
+    countState() AS candles
+FROM {db}.ohlcv_1m AS m
+GROUP BY symbol, open_time
+"""
+
+
+# Ordered (version, description, statements(db, retention_days)); never edit an applied one.
+MIGRATIONS: list[tuple[int, str, object]] = [
+    (
+        1,
+        "hot OHLCV tables",
+        lambda db, days: [_hot_table(db, i, days) for i in HOT_INTERVALS],
+    ),
+    (
+        2,
+        "1m rollups to 15m and 1h",
+        lambda db, days: [
+            s for i in ROLLUP_INTERVALS for s in (_rollup_table(db, i, days), _rollup_view(db, i))
+        ],
+    ),
+]
+
+TTL_TABLES = tuple(f"ohlcv_{i}" for i in HOT_INTERVALS) + tuple(
+    f"ohlcv_{i}_from_1m" for i in ROLLUP_INTERVALS
+)
+
+
+def _check_retention(retention_days: int) -> None:
+    if not 1 <= retention_days <= 3:
+        raise ValueError(f"retention_days must be 1 to 3, not {retention_days}")
+
+
+def migrate(client, retention_days: int, database: str = "coin") -> list[int]:
+    """Create what is missing and set every hot table's TTL; returns the versions applied now.
+
+    Safe to run before every use: a second run applies nothing.
+    """
+    _check_retention(retention_days)
+    if not _IDENTIFIER.match(database):
+        raise ValueError(f"{database!r} is not a plain identifier")
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        f"""
+CREATE TABLE IF NOT EXISTS {database}.schema_migrations (
+    version UInt32,
+    description String,
+    applied_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY version
+"""
+    )
+    done = set(
+        pl.from_arrow(
+            client.query_arrow(f"SELECT version FROM {database}.schema_migrations FINAL")
+        )["version"].to_list()
+    )
+    applied = []
+    for version, description, statements in MIGRATIONS:
+        if version in done:
+            continue
+        for statement in statements(database, retention_days):
+            client.command(statement)
+        record = pl.DataFrame(
+            {
+                "version": [version],
+                "description": [description],
+                "applied_at": [dt.datetime.now(dt.UTC)],
+            },
+            schema={
+                "version": pl.UInt32,
+                "description": pl.String,
+                "applied_at": pl.Datetime("ms", "UTC"),
+            },
+        )
+        client.insert_arrow("schema_migrations", record.to_arrow(), database=database)
+        applied.append(version)
+    apply_retention(client, retention_days, database)
+    return applied
+
+
+def ttl_days(client, table: str, database: str = "coin") -> int | None:
+    """The retention in days of a hot table's TTL, as ClickHouse reports it."""
+    engine = client.command(
+        "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": database, "t": table},
+    )
+    found = _TTL_DAYS.search(str(engine))
+    return int(found.group(1)) if found else None
+
+
+def apply_retention(client, retention_days: int, database: str = "coin") -> list[str]:
+    """Bring every hot table's TTL to `retention_days`; returns the tables altered."""
+    _check_retention(retention_days)
+    altered = []
+    for table in TTL_TABLES:
+        if ttl_days(client, table, database) != retention_days:
+            client.command(
+                f"ALTER TABLE {database}.{table} "
+                f"MODIFY TTL toDateTime(open_time) + INTERVAL {retention_days} DAY"
+            )
+            altered.append(table)
+    return altered
+
+
+# ---------------------------------------------------------------- data
+
+
+def _check_interval(interval: str) -> None:
+    if interval not in HOT_INTERVALS:
+        raise ValueError(f"no hot table for interval {interval!r}; hot: {list(HOT_INTERVALS)}")
+
+
+def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def _ts(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def insert_ohlcv(
+    client,
+    interval: str,
+    symbol: str,
+    frame: pl.DataFrame,
+    *,
+    version: int | None = None,
+    database: str = "coin",
+) -> int:
+    """Insert OHLCV rows (OHLCV_SCHEMA) for one symbol; returns the rows inserted."""
+    _check_interval(interval)
+    if frame.is_empty():
+        return 0
+    version = version if version is not None else time.time_ns() // 1_000_000
+    rows = frame.select(
+        pl.lit(symbol).alias("symbol"),
+        *[pl.col(c).cast(t) for c, t in OHLCV_SCHEMA.items()],
+        pl.lit(version, dtype=pl.UInt64).alias("version"),
+    )
+    client.insert_arrow(f"ohlcv_{interval}", rows.to_arrow(), database=database)
+    return rows.height
+
+
+def delete_ohlcv_range(
+    client,
+    interval: str,
+    symbol: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    database: str = "coin",
+) -> None:
+    """Delete a symbol's rows with start ≤ open_time < end (and, for 1m, its rollup buckets)."""
+    _check_interval(interval)
+    tables = [f"ohlcv_{interval}"]
+    if interval == "1m":
+        tables += [f"ohlcv_{i}_from_1m" for i in ROLLUP_INTERVALS]
+    for table in tables:
+        client.command(
+            f"DELETE FROM {database}.{table} WHERE symbol = {{s:String}} "
+            f"AND open_time >= toDateTime64({{a:String}}, 3, 'UTC') "
+            f"AND open_time < toDateTime64({{b:String}}, 3, 'UTC')",
+            parameters={"s": symbol, "a": _ts(start), "b": _ts(end)},
+        )
+
+
+def replace_ohlcv_day(
+    client,
+    interval: str,
+    symbol: str,
+    day: dt.date,
+    frame: pl.DataFrame,
+    *,
+    version: int | None = None,
+    database: str = "coin",
+) -> int:
+    """Make the hot table (and for 1m its rollups) hold exactly `frame` for (symbol, day)."""
+    start, end = _day_bounds(day)
+    outside = frame.filter((pl.col("open_time") < start) | (pl.col("open_time") >= end))
+    if not outside.is_empty():
+        raise ValueError(f"{outside.height} rows of {symbol} {interval} are not on {day}")
+    delete_ohlcv_range(client, interval, symbol, start, end, database=database)
+    return insert_ohlcv(client, interval, symbol, frame, version=version, database=database)
+
+
+def hot_counts(
+    client, interval: str, symbols: Sequence[str], days: Sequence[dt.date], *, database: str = "coin"
+) -> dict[tuple[str, dt.date], int]:
+    """Deduplicated (FINAL) row counts per (symbol, day) for the given symbols and days."""
+    _check_interval(interval)
+    if not symbols or not days:
+        return {}
+    frame = pl.from_arrow(
+        client.query_arrow(
+            f"SELECT symbol, toDate(open_time) AS day, count() AS n "
+            f"FROM {database}.ohlcv_{interval} FINAL "
+            f"WHERE symbol IN {{s:Array(String)}} AND toDate(open_time) IN {{d:Array(Date)}} "
+            f"GROUP BY symbol, day",
+            parameters={"s": list(symbols), "d": [d.isoformat() for d in days]},
+        )
+    )
+    counts = {(s, d): 0 for s in symbols for d in days}
+    for symbol, day, n in frame.iter_rows():
+        counts[(symbol, day)] = n
+    return counts
+
+
+def latest_closed(
+    client, interval: str, symbols: Sequence[str], *, database: str = "coin"
+) -> dict[str, dt.datetime | None]:
+    """The newest stored (closed) candle's open_time per symbol; None when it has none."""
+    _check_interval(interval)
+    frame = pl.from_arrow(
+        client.query_arrow(
+            f"SELECT symbol, max(open_time) AS last FROM {database}.ohlcv_{interval} "
+            f"WHERE symbol IN {{s:Array(String)}} GROUP BY symbol",
+            parameters={"s": list(symbols)},
+        )
+    )
+    latest: dict[str, dt.datetime | None] = {s: None for s in symbols}
+    latest.update(dict(frame.iter_rows()))
+    return latest
+
+
+def read_hot_ohlcv(
+    client,
+    interval: str,
+    symbol: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    database: str = "coin",
+) -> pl.DataFrame:
+    """A symbol's deduplicated hot candles with start ≤ open_time < end, in OHLCV_SCHEMA."""
+    _check_interval(interval)
+    frame = pl.from_arrow(
+        client.query_arrow(
+            f"SELECT {', '.join(OHLCV_COLUMNS)} FROM {database}.ohlcv_{interval} FINAL "
+            f"WHERE symbol = {{s:String}} "
+            f"AND open_time >= toDateTime64({{a:String}}, 3, 'UTC') "
+            f"AND open_time < toDateTime64({{b:String}}, 3, 'UTC') ORDER BY open_time",
+            parameters={"s": symbol, "a": _ts(start), "b": _ts(end)},
+        )
+    )
+    return frame.cast(OHLCV_SCHEMA) if frame.height else pl.DataFrame(schema=OHLCV_SCHEMA)
+
+
+def read_rollup(
+    client,
+    interval: str,
+    symbol: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    database: str = "coin",
+) -> pl.DataFrame:
+    """The 1m → `interval` rollup (OHLCV_SCHEMA plus `candles`, the 1m rows per bucket)."""
+    if interval not in ROLLUP_INTERVALS:
+        raise ValueError(f"no 1m rollup for {interval!r}; rollups: {list(ROLLUP_INTERVALS)}")
+    frame = pl.from_arrow(
+        client.query_arrow(
+            f"""
+SELECT open_time,
+    argMinMerge(open) AS open, maxMerge(high) AS high, minMerge(low) AS low,
+    argMaxMerge(close) AS close, sumMerge(volume) AS volume,
+    sumMerge(quote_volume) AS quote_volume, sumMerge(trades) AS trades,
+    sumMerge(taker_buy_volume) AS taker_buy_volume,
+    sumMerge(taker_buy_quote_volume) AS taker_buy_quote_volume,
+    countMerge(candles) AS candles
+FROM {database}.ohlcv_{interval}_from_1m
+WHERE symbol = {{s:String}}
+    AND open_time >= toDateTime64({{a:String}}, 3, 'UTC')
+    AND open_time < toDateTime64({{b:String}}, 3, 'UTC')
+GROUP BY open_time ORDER BY open_time
+""",
+            parameters={"s": symbol, "a": _ts(start), "b": _ts(end)},
+        )
+    )
+    schema = {**OHLCV_SCHEMA, "candles": pl.Int64()}
+    return frame.cast(schema) if frame.height else pl.DataFrame(schema=schema)
+
+
+@dataclass(frozen=True)
+class RollupComparison:
+    compared: int
+    differing: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.differing
+
+
+def compare_rollup(coarse: pl.DataFrame, rollup: pl.DataFrame, interval: str) -> RollupComparison:
+    """Coarse candles against the 1m rollup, over buckets that have all their 1m candles.
+
+    Prices and trades exactly; summed volumes to 1e-9 relative (float sums in another order).
+    """
+    complete = rollup.filter(pl.col("candles") == interval_ms(interval) // interval_ms("1m"))
+    joined = coarse.join(complete, on="open_time", suffix="_agg", how="inner")
+    mismatch = pl.any_horizontal(
+        [pl.col(c) != pl.col(f"{c}_agg") for c in (*PRICE_COLUMNS, "trades")]
+        + [
+            (pl.col(c) - pl.col(f"{c}_agg")).abs()
+            > 1e-9 * pl.max_horizontal(pl.col(c).abs(), pl.lit(1e-12))
+            for c in SUM_COLUMNS
+        ]
+    )
+    bad = joined.filter(mismatch)
+    return RollupComparison(
+        compared=joined.height,
+        differing=[t.isoformat() for t in bad["open_time"].head(20).to_list()],
+    )

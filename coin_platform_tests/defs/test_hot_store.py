@@ -1,0 +1,99 @@
+"""hot_ohlcv_{interval} assets in process against SeaweedFS, the replay server and chDB on disk."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from coin_platform.definitions import build_definitions
+from coin_platform.defs.partitions import partition_range_tags as range_tags
+from coin_platform.market.ingest import read_ohlcv_day
+from coin_platform.storage.clickhouse import hot_counts, open_clickhouse
+from coin_platform_tests.defs.harness import (
+    check_results,
+    market_settings,
+    object_store,
+    run_checks,
+    run_job,
+)
+
+TODAY = dt.datetime.now(dt.UTC).date()
+YESTERDAY = TODAY - dt.timedelta(days=1)
+INTERVALS = ("1m", "15m", "1h")
+
+
+@pytest.fixture
+def settings(tmp_path, replay_server, seaweedfs, s3_bucket):
+    return market_settings(
+        tmp_path, replay_server.url, seaweedfs, s3_bucket, symbols=("BTCUSDT", "ETHUSDT")
+    )
+
+
+@pytest.fixture
+def defs(settings):
+    return build_definitions(settings)
+
+
+@pytest.fixture
+def clickhouse(defs):
+    return defs.resources["clickhouse"]
+
+
+def _metadata(result: dg.ExecuteInProcessResult, name: str) -> dict:
+    return result.asset_materializations_for_node(name)[0].metadata
+
+
+def test_hot_tables_hold_each_partition_once_and_the_rollup_matches(defs, settings, clickhouse):
+    tags = range_tags(YESTERDAY, TODAY, "BTCUSDT", "BTCUSDT")
+    results = [run_job(defs, f"ingest_{interval}", tags=tags) for interval in INTERVALS]
+    result = results[0]
+    store = object_store(settings)
+    source = {
+        (i, d): read_ohlcv_day(store, i, "BTCUSDT", d).height for i in INTERVALS for d in (YESTERDAY, TODAY)
+    }
+    assert source[("1m", YESTERDAY)] == 1440 and source[("1h", YESTERDAY)] == 24
+    for interval, result in zip(INTERVALS, results, strict=True):
+        metadata = _metadata(result, f"hot_ohlcv_{interval}")
+        expected = source[(interval, YESTERDAY)] + source[(interval, TODAY)]
+        assert metadata["dagster/row_count"].value == expected
+        assert metadata["final_rows"].value == expected
+        assert metadata["skipped_partitions"].value == []
+    evaluations = [
+        e for result in results for e in result.get_asset_check_evaluations() if e.check_name == "matches_1m_rollup"
+    ]
+    assert all(e.passed for e in evaluations)
+    compared = {e.asset_key.to_user_string(): e.metadata["candles_compared"].value for e in evaluations}
+    assert compared["hot_ohlcv_15m"] >= 96 and compared["hot_ohlcv_1h"] >= 24
+
+    # Rerun only the hot 1m asset: no duplicates, and the 15m/1h rollups stay exact.
+    rerun = run_job(defs, "ingest_1m", tags=tags, asset_selection=["hot_ohlcv_1m"])
+    assert _metadata(rerun, "hot_ohlcv_1m")["final_rows"].value == source[("1m", YESTERDAY)] + source[("1m", TODAY)]
+    with open_clickhouse(clickhouse.get_config()) as client:
+        counts = hot_counts(client, "1m", ["BTCUSDT"], [YESTERDAY])
+        raw_rows = client.command("SELECT count() FROM coin.ohlcv_1m")
+    assert counts == {("BTCUSDT", YESTERDAY): 1440}
+    assert raw_rows == source[("1m", YESTERDAY)] + source[("1m", TODAY)]
+    for name in ("hot_ohlcv_15m", "hot_ohlcv_1h"):
+        checked = run_checks(defs, name, tags)
+        evaluation = check_results(checked)["matches_1m_rollup"]
+        assert evaluation.passed, evaluation.description
+        assert evaluation.metadata["candles_compared"].value >= 24
+
+
+def test_partitions_older_than_retention_are_skipped_with_a_note(defs, clickhouse):
+    old = TODAY - dt.timedelta(days=5)  # market_settings keeps the default 3-day retention
+    result = run_job(
+        defs,
+        "ingest_1m",
+        tags=range_tags(old, old, "BTCUSDT", "ETHUSDT"),
+        asset_selection=["hot_ohlcv_1m"],
+    )
+    assert result.success
+    metadata = _metadata(result, "hot_ohlcv_1m")
+    assert metadata["dagster/row_count"].value == 0
+    assert metadata["skipped_partitions"].value == [f"{old}|BTCUSDT", f"{old}|ETHUSDT"]
+    assert "older than the 3-day retention" in metadata["note"].value
+    with open_clickhouse(clickhouse.get_config()) as client:
+        tables = client.command("SELECT count() FROM system.tables WHERE database = 'coin'")
+    assert tables == 0  # not even opened for migrations: nothing to do
+

@@ -1,0 +1,233 @@
+"""The ClickHouse hot store against real chDB in temporary directories."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import time
+from pathlib import Path
+
+import filelock
+import numpy as np
+import polars as pl
+import pytest
+
+from coin_platform.market.klines import OHLCV_SCHEMA, resample_ohlcv
+from coin_platform.storage.clickhouse import (
+    TTL_TABLES,
+    ClickHouseConfig,
+    ClickHouseLockTimeout,
+    compare_rollup,
+    hot_counts,
+    insert_ohlcv,
+    latest_closed,
+    migrate,
+    open_clickhouse,
+    read_hot_ohlcv,
+    read_rollup,
+    replace_ohlcv_day,
+    ttl_days,
+)
+
+DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+START = dt.datetime(DAY.year, DAY.month, DAY.day, tzinfo=dt.UTC)
+END = START + dt.timedelta(days=1)
+
+
+def minute_day(seed: int, day: dt.date = DAY, minutes: int = 1440) -> pl.DataFrame:
+    """Random but well-formed 1m candles for one day (OHLCV_SCHEMA)."""
+    rng = np.random.default_rng(seed)
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    close = 100 + np.cumsum(rng.normal(0, 0.1, minutes)).round(2)
+    open_ = np.concatenate([[100.0], close[:-1]])
+    spread = rng.uniform(0, 0.2, minutes).round(2)
+    volume = rng.uniform(1, 50, minutes).round(3)
+    return pl.DataFrame(
+        {
+            "open_time": [start + dt.timedelta(minutes=i) for i in range(minutes)],
+            "open": open_,
+            "high": np.maximum(open_, close) + spread,
+            "low": np.minimum(open_, close) - spread,
+            "close": close,
+            "volume": volume,
+            "quote_volume": (volume * close).round(5),
+            "trades": rng.integers(1, 500, minutes),
+            "taker_buy_volume": (volume / 2).round(3),
+            "taker_buy_quote_volume": (volume * close / 2).round(5),
+        }
+    ).cast(OHLCV_SCHEMA)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> ClickHouseConfig:
+    return ClickHouseConfig(path=str(tmp_path / "hot.chdb"), lock_timeout_s=60)
+
+
+def test_migrations_are_idempotent_and_schema_is_visible(config):
+    with open_clickhouse(config) as client:
+        assert migrate(client, retention_days=3) == [1, 2]
+        assert migrate(client, retention_days=3) == []
+    with open_clickhouse(config) as client:
+        assert migrate(client, retention_days=3) == []
+        versions = client.query_arrow("SELECT version FROM coin.schema_migrations ORDER BY version")
+        assert pl.from_arrow(versions)["version"].to_list() == [1, 2]
+        tables = pl.from_arrow(
+            client.query_arrow(
+                "SELECT name, engine, sorting_key, partition_key, engine_full "
+                "FROM system.tables WHERE database = 'coin' ORDER BY name"
+            )
+        )
+    rows = {r["name"]: r for r in tables.iter_rows(named=True)}
+    for interval in ("1m", "15m", "1h"):
+        table = rows[f"ohlcv_{interval}"]
+        assert table["engine"] == "ReplacingMergeTree"
+        assert "ReplacingMergeTree(version)" in table["engine_full"]
+        assert table["sorting_key"] == "symbol, open_time"
+        assert table["partition_key"] == "toDate(open_time)"
+        assert "TTL toDateTime(open_time) + toIntervalDay(3)" in table["engine_full"]
+    for interval in ("15m", "1h"):
+        assert rows[f"ohlcv_{interval}_from_1m"]["engine"] == "AggregatingMergeTree"
+        assert rows[f"ohlcv_{interval}_from_1m_mv"]["engine"] == "MaterializedView"
+
+
+def test_a_retention_change_is_applied_to_every_table(config):
+    with open_clickhouse(config) as client:
+        migrate(client, retention_days=3)
+        assert migrate(client, retention_days=1) == []
+        assert {t: ttl_days(client, t) for t in TTL_TABLES} == dict.fromkeys(TTL_TABLES, 1)
+        with pytest.raises(ValueError, match="1 to 3"):
+            migrate(client, retention_days=5)
+
+
+def test_rerunning_a_day_neither_duplicates_rows_nor_the_rollup(config):
+    btc, eth = minute_day(1), minute_day(2)
+    with open_clickhouse(config) as client:
+        migrate(client, retention_days=3)
+        for _ in range(2):  # the rerun
+            assert replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, btc) == 1440
+            replace_ohlcv_day(client, "1m", "ETHUSDT", DAY, eth)
+            for interval in ("15m", "1h"):
+                replace_ohlcv_day(client, interval, "BTCUSDT", DAY, resample_ohlcv(btc, interval).drop("candles"))
+        assert hot_counts(client, "1m", ["BTCUSDT", "ETHUSDT", "SOLUSDT"], [DAY]) == {
+            ("BTCUSDT", DAY): 1440,
+            ("ETHUSDT", DAY): 1440,
+            ("SOLUSDT", DAY): 0,
+        }
+        # Unmerged raw rows too: the rerun's rows replaced the first run's, not joined them.
+        assert client.command("SELECT count() FROM coin.ohlcv_1m") == 2880
+        assert read_hot_ohlcv(client, "1m", "BTCUSDT", START, END).equals(btc)
+        for interval, buckets in (("15m", 96), ("1h", 24)):
+            rollup = read_rollup(client, interval, "BTCUSDT", START, END)
+            expected = resample_ohlcv(btc, interval)
+            assert rollup.height == buckets
+            assert rollup["candles"].to_list() == expected["candles"].to_list()
+            assert rollup.select("open", "high", "low", "close", "trades").equals(
+                expected.select("open", "high", "low", "close", "trades")
+            )
+            coarse = read_hot_ohlcv(client, interval, "BTCUSDT", START, END)
+            comparison = compare_rollup(coarse, rollup, interval)
+            assert comparison.passed and comparison.compared == buckets
+        assert latest_closed(client, "1m", ["BTCUSDT", "SOLUSDT"]) == {
+            "BTCUSDT": START + dt.timedelta(minutes=1439),
+            "SOLUSDT": None,
+        }
+
+
+def test_a_plain_reinsert_would_double_the_rollup_which_the_comparison_catches(config):
+    """Why replace_ohlcv_day deletes first: FINAL dedupes 1m, but the MV saw both inserts."""
+    btc = minute_day(3)
+    with open_clickhouse(config) as client:
+        migrate(client, retention_days=3)
+        insert_ohlcv(client, "1m", "BTCUSDT", btc, version=1)
+        insert_ohlcv(client, "1m", "BTCUSDT", btc, version=2)
+        replace_ohlcv_day(client, "1h", "BTCUSDT", DAY, resample_ohlcv(btc, "1h").drop("candles"))
+        assert hot_counts(client, "1m", ["BTCUSDT"], [DAY])[("BTCUSDT", DAY)] == 1440
+        rollup = read_rollup(client, "1h", "BTCUSDT", START, END)
+        assert set(rollup["candles"].to_list()) == {120}
+        coarse = read_hot_ohlcv(client, "1h", "BTCUSDT", START, END)
+        assert compare_rollup(coarse, rollup, "1h").compared == 0  # no bucket looks complete
+        # Replacing the day repairs it.
+        replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, btc)
+        rollup = read_rollup(client, "1h", "BTCUSDT", START, END)
+        assert compare_rollup(coarse, rollup, "1h").compared == 24
+        assert compare_rollup(coarse, rollup, "1h").passed
+
+
+def test_rows_outside_the_day_are_refused(config):
+    with open_clickhouse(config) as client:
+        migrate(client, retention_days=3)
+        with pytest.raises(ValueError, match="not on"):
+            replace_ohlcv_day(client, "1m", "BTCUSDT", DAY + dt.timedelta(days=1), minute_day(4))
+
+
+def test_the_password_is_not_in_the_repr():
+    config = ClickHouseConfig(mode="server", host="db.internal", password="hunter2")
+    assert "hunter2" not in repr(config)
+
+
+def test_a_held_lock_times_out_naming_the_path_and_holder(config):
+    Path(config.lock_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{config.path}.lock.holder").write_text("pid 4242 on elsewhere")
+    with filelock.FileLock(config.lock_path):
+        impatient = ClickHouseConfig(path=config.path, lock_timeout_s=0.2)
+        with pytest.raises(ClickHouseLockTimeout, match="pid 4242") as raised:
+            with open_clickhouse(impatient):
+                pass
+    assert config.path in str(raised.value)
+
+
+def _write_symbol(path: str, symbol: str, seed: int, barrier, results) -> None:
+    """Spawned writer: waits for its sibling, then opens, migrates, inserts, and holds a moment."""
+    config = ClickHouseConfig(path=path, lock_timeout_s=60)
+    barrier.wait(timeout=60)
+    try:
+        with open_clickhouse(config) as client:
+            migrate(client, retention_days=3)
+            replace_ohlcv_day(client, "1m", symbol, DAY, minute_day(seed))
+            time.sleep(0.5)  # keep the path busy so the sibling really has to wait
+        results.put((symbol, "ok"))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        results.put((symbol, f"{type(exc).__name__}: {exc}"))
+
+
+def _open_without_lock(path: str, results) -> None:
+    import clickhouse_connect
+
+    try:
+        client = clickhouse_connect.get_client(interface="chdb", path=path)
+        client.close()
+        results.put("opened")
+    except Exception as exc:  # noqa: BLE001
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_two_processes_writing_at_once_both_succeed(config):
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    workers = [
+        ctx.Process(target=_write_symbol, args=(config.path, symbol, seed, barrier, results))
+        for symbol, seed in (("BTCUSDT", 5), ("ETHUSDT", 6))
+    ]
+    for worker in workers:
+        worker.start()
+    outcome = dict(results.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=30)
+    assert outcome == {"BTCUSDT": "ok", "ETHUSDT": "ok"}
+    with open_clickhouse(config) as client:
+        counts = hot_counts(client, "1m", ["BTCUSDT", "ETHUSDT"], [DAY])
+        migrations = client.command("SELECT count() FROM coin.schema_migrations FINAL")
+    assert counts == {("BTCUSDT", DAY): 1440, ("ETHUSDT", DAY): 1440}
+    assert migrations == 2
+
+
+def test_without_the_lock_a_second_process_fails(config):
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    with open_clickhouse(config) as client:
+        client.command("SELECT 1")
+        intruder = ctx.Process(target=_open_without_lock, args=(config.path, results))
+        intruder.start()
+        outcome = results.get(timeout=120)
+        intruder.join(timeout=30)
+    assert outcome != "opened" and "lock" in outcome.lower()
