@@ -29,8 +29,12 @@ demo: install .env
 test: install
 	$(BIN)/pytest
 
+# Each benchmark prints one JSON object; results also land in bench/results/ (git-ignored).
 bench: install
-	$(BIN)/python bench/ingest.py
+	mkdir -p bench/results
+	$(BIN)/python bench/indicators.py | tee bench/results/indicators.json
+	$(BIN)/python bench/loader.py --json-out bench/results/loader.json
+	$(BIN)/python bench/ingest.py --json-out bench/results/ingest.json
 
 stack-up: install .env
 	$(BIN)/coin stack up
