@@ -6,6 +6,7 @@ import warnings
 
 import dagster as dg
 
+from coin_platform.defs.assets.features import build_feature_assets
 from coin_platform.defs.assets.history import build_history_asset, history_partitions
 from coin_platform.defs.assets.hot import build_hot_assets
 from coin_platform.defs.assets.market import build_market_assets
@@ -32,16 +33,18 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     for interval in settings.config.intervals:
         raw, ohlcv = build_market_assets(interval, partitions_def, settings)
         hot, hot_check = build_hot_assets(interval, ohlcv, partitions_def, settings)
-        assets += [raw, ohlcv, hot]
+        features = build_feature_assets(interval, ohlcv, partitions_def, settings)
+        assets += [raw, ohlcv, hot, features]
         if hot_check is not None:
             checks.append(hot_check)
         compare_with_1m = interval != "1m" and "1m" in settings.config.intervals
         checks.append(build_ohlcv_checks(interval, ohlcv, partitions_def, compare_with_1m))
         job = dg.define_asset_job(
             name=f"ingest_{interval}",
-            selection=dg.AssetSelection.assets(raw, ohlcv, hot),
+            selection=dg.AssetSelection.assets(raw, ohlcv, hot, features),
             executor_def=dg.in_process_executor,
-            description=f"Fetch, clean and load into the hot store {interval} candles for a day × symbol range.",
+            description=f"Fetch, clean, load into the hot store and compute features of {interval} candles "
+            "for a day × symbol range.",
         )
         jobs.append(job)
         names = [raw.key.to_user_string(), ohlcv.key.to_user_string()]

@@ -1,0 +1,264 @@
+"""Indicator features per candle: `compute_features` and the stored `features/...` objects.
+
+The feature set is fixed here (`FEATURE_SCHEMA`, one named column each):
+
+    open_time, close, volume                  the candle
+    ema_20, ema_50                            TA-Lib EMA (seeded with the SMA of the first N closes)
+    rsi_14                                    TA-Lib RSI (Wilder)
+    macd, macd_signal, macd_hist              TA-Lib MACD 12/26/9
+    bb_upper, bb_middle, bb_lower             TA-Lib Bollinger 20, 2σ
+    atr_14                                    TA-Lib ATR (Wilder)
+    zone_low, zone_high, zone_volume_share    volume-by-price zone, 24 bins, over the trailing
+                                              `zone_window(interval)` candles
+
+Exactness
+---------
+EMA, RSI, MACD and ATR are recursive: a candle's value depends on every candle
+since the series began. A build reads `LOOKBACK_CANDLES` candles before its first
+day (or from `config.history_start` when that is nearer): the seed's weight decays
+geometrically, (49/51)**5000 ≈ 1e-87 for the slowest EMA, so the values equal
+those of one computation over the whole history while a build reads a bounded
+range (equal to 1e-12 relative: TA-Lib's running sums, as in Bollinger, round a
+little differently from another start). Nothing after the day is loaded and every indicator is causal, so a day's
+values never change when later days arrive; they do change when earlier history
+changes (a re-ingested day), and then the later feature days must be rebuilt.
+
+Volume zones are a pure trailing window (no recursion), so they are computed
+only over the requested rows plus `window - 1` rows before them; the values
+equal those of a full-history computation.
+
+Warm-up: rows at the very beginning of history are null until an indicator has
+enough candles (ema_20: 19 rows, ema_50: 49, rsi_14/atr_14: 14, macd: 33,
+bb: 19, zones: window - 1). Nulls are nulls, never NaN.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from coin_platform.indicators import atr, bollinger, ema, macd, rsi, volume_zones
+from coin_platform.loader import NoDataError, load_ohlcv
+from coin_platform.market.intervals import DAY_MS, interval_ms, normalize_interval
+from coin_platform.market.klines import UTC_MS
+from coin_platform.storage.layout import HOURS_PER_DAY, day_start
+
+if TYPE_CHECKING:
+    from coin_platform.storage.object_store import ObjectStore
+
+FEATURE_SCHEMA: dict[str, pl.DataType] = {
+    "open_time": UTC_MS,
+    **{
+        name: pl.Float64()
+        for name in (
+            "close",
+            "volume",
+            "ema_20",
+            "ema_50",
+            "rsi_14",
+            "macd",
+            "macd_signal",
+            "macd_hist",
+            "bb_upper",
+            "bb_middle",
+            "bb_lower",
+            "atr_14",
+            "zone_low",
+            "zone_high",
+            "zone_volume_share",
+        )
+    },
+}
+FEATURE_COLUMNS = tuple(FEATURE_SCHEMA)
+ZONE_BINS = 24
+ZONE_WINDOW_MIN = 20
+ZONE_WINDOW_MAX = 240
+LOOKBACK_CANDLES = 5_000
+
+
+def zone_window(interval: str) -> int:
+    """Candles in the volume-zone window: one UTC day of candles, kept within 20..240.
+
+    1m -> 240 (4 hours), 15m -> 96 (1 day), 1h -> 24 (1 day), 4h/1d -> 20.
+    """
+    per_day = DAY_MS // interval_ms(interval)
+    return max(ZONE_WINDOW_MIN, min(ZONE_WINDOW_MAX, per_day))
+
+
+def features_key(interval: str, symbol: str, hour: dt.datetime) -> str:
+    """Features of one UTC hour: `features/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`."""
+    return f"features/{interval}/{symbol}/{hour:%Y-%m-%d_%H}.parquet"
+
+
+def features_day_keys(interval: str, symbol: str, day: dt.date) -> list[str]:
+    """The 24 hourly feature objects of one UTC day, in time order (mirrors `ohlcv_day_keys`)."""
+    start = day_start(day)
+    return [features_key(interval, symbol, start + dt.timedelta(hours=h)) for h in range(HOURS_PER_DAY)]
+
+
+def compute_features(
+    candles: pl.DataFrame, interval: str | None = None, *, since: dt.datetime | None = None
+) -> pl.DataFrame:
+    """Features of every candle (or of those opening at/after `since`), computed over all rows given.
+
+    `candles` has open_time (or the loader's `timestamp`), high, low, close, volume and
+    optionally symbol (then each symbol is its own series; rows may interleave but must be
+    time-sorted per symbol). `interval` defaults to the loader's `timeframe` column.
+    The result is `symbol` (when given) + FEATURE_COLUMNS, in the input's row order.
+    The rows passed are the history: pass everything from the start of history so the
+    recursive indicators match (see the module docstring).
+    """
+    frame = candles
+    if "open_time" not in frame.columns and "timestamp" in frame.columns:
+        frame = frame.rename({"timestamp": "open_time"})
+    if interval is None:
+        if "timeframe" not in frame.columns or frame["timeframe"].n_unique() != 1:
+            raise ValueError("pass `interval`: candles have no single `timeframe`")
+        interval = str(frame["timeframe"][0])
+    interval = normalize_interval(interval)
+    has_symbol = "symbol" in frame.columns
+    if not has_symbol:
+        frame = frame.with_columns(symbol=pl.lit(""))
+    window = zone_window(interval)
+    frame = frame.select(
+        "symbol",
+        pl.col("open_time").cast(UTC_MS),
+        *[pl.col(c).cast(pl.Float64) for c in ("high", "low", "close", "volume")],
+    )
+    by = "symbol"
+    frame = frame.with_columns(
+        ema("close", 20).over(by).alias("ema_20"),
+        ema("close", 50).over(by).alias("ema_50"),
+        rsi("close", 14).over(by).alias("rsi_14"),
+        macd("close", 12, 26, 9).over(by).alias("_macd"),
+        bollinger("close", 20, 2.0).over(by).alias("_bb"),
+        atr("high", "low", "close", 14).over(by).alias("atr_14"),
+        _row=pl.int_range(pl.len()).over(by),
+        _first=((pl.col("open_time") < since).sum().over(by) if since is not None else pl.lit(0, pl.UInt32)).cast(
+            pl.Int64
+        ),
+    )
+    # Volume zones only need `window - 1` rows of look-back before the first wanted row.
+    frame = frame.filter(pl.col("_row") >= pl.col("_first") - (window - 1))
+    frame = frame.with_columns(
+        volume_zones("close", "volume", window=window, bins=ZONE_BINS).over(by).alias("_zones")
+    ).filter(pl.col("_row") >= pl.col("_first"))
+    out = frame.select(
+        "symbol",
+        "open_time",
+        "close",
+        "volume",
+        "ema_20",
+        "ema_50",
+        "rsi_14",
+        pl.col("_macd").struct.field("macd").alias("macd"),
+        pl.col("_macd").struct.field("signal").alias("macd_signal"),
+        pl.col("_macd").struct.field("hist").alias("macd_hist"),
+        pl.col("_bb").struct.field("upper").alias("bb_upper"),
+        pl.col("_bb").struct.field("middle").alias("bb_middle"),
+        pl.col("_bb").struct.field("lower").alias("bb_lower"),
+        "atr_14",
+        pl.col("_zones").struct.field("zone_low").alias("zone_low"),
+        pl.col("_zones").struct.field("zone_high").alias("zone_high"),
+        pl.col("_zones").struct.field("zone_volume_share").alias("zone_volume_share"),
+    ).cast(FEATURE_SCHEMA)  # type: ignore[arg-type]
+    return out if has_symbol else out.drop("symbol")
+
+
+@dataclass(frozen=True)
+class FeatureBuild:
+    """What `build_feature_days` did for one symbol."""
+
+    symbol: str
+    days: tuple[dt.date, ...]
+    rows: int
+    warmup_rows: int
+    history_rows: int
+    first_open: dt.datetime | None
+    last_open: dt.datetime | None
+    files_written: int
+    files_deleted: int
+    frame: pl.DataFrame  # the features written (FEATURE_COLUMNS), for previews
+
+
+def load_history(store: ObjectStore, interval: str, symbol: str, start: dt.datetime, last_day: dt.date) -> pl.DataFrame:
+    """The symbol's candles from `start` through the end of `last_day` (empty if none)."""
+    end = day_start(last_day) + dt.timedelta(days=1) - dt.timedelta(milliseconds=1)  # inclusive end
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_ohlcv([symbol], start, end, timeframe=interval, data_root=store)
+    except NoDataError:
+        return pl.DataFrame()
+
+
+def history_start_for(first_day: dt.date, interval: str, history_start: dt.date, lookback_candles: int) -> dt.datetime:
+    """Where a build of `first_day` starts reading: `lookback_candles` back, not before the history start.
+
+    EMA, RSI, ATR and MACD forget their seed geometrically: after 5,000 candles the
+    slowest (EMA 50) keeps (49/51)**5000 ≈ 1e-87 of it, far below float precision, so
+    the values equal a computation over the whole history while a build reads a
+    bounded range (2,000-odd GETs of hourly objects at most, for 1m).
+    """
+    back = day_start(first_day) - dt.timedelta(milliseconds=lookback_candles * interval_ms(interval))
+    return max(day_start(history_start), back)
+
+
+def build_feature_days(
+    store: ObjectStore,
+    interval: str,
+    symbol: str,
+    days: list[dt.date],
+    history_start: dt.date,
+    lookback_candles: int = LOOKBACK_CANDLES,
+) -> FeatureBuild:
+    """Compute the features of `days` (with `lookback_candles` of history before them) and
+    write them as hourly objects.
+
+    Hours of those days that now have no candles lose any feature object stored before.
+    """
+    days = sorted(set(days))
+    start = history_start_for(days[0], interval, history_start, lookback_candles)
+    history = load_history(store, interval, symbol, start, days[-1])
+    first = day_start(days[0])
+    if history.is_empty():
+        features = pl.DataFrame(schema=FEATURE_SCHEMA)
+        warmup = 0
+    else:
+        warmup = history.filter(pl.col("timestamp") < first).height
+        features = compute_features(history, interval, since=first).drop("symbol")
+    wanted = features.with_columns(_day=pl.col("open_time").dt.date()).filter(pl.col("_day").is_in(days))
+    objects: dict[str, pl.DataFrame] = {}
+    for (day, hour), rows in (
+        wanted.with_columns(_hour=pl.col("open_time").dt.hour()).partition_by("_day", "_hour", as_dict=True).items()
+    ):
+        objects[features_key(interval, symbol, day_start(day) + dt.timedelta(hours=hour))] = rows.drop("_day", "_hour")
+    store.write_parquet_many(objects)
+    stale = [k for day in days for k in features_day_keys(interval, symbol, day) if k not in objects]
+    present = [k for k, found in zip(stale, store.exists_many(stale), strict=True) if found] if stale else []
+    store.delete_many(present)
+    written = wanted.drop("_day")
+    return FeatureBuild(
+        symbol=symbol,
+        days=tuple(days),
+        rows=written.height,
+        warmup_rows=warmup,
+        history_rows=history.height,
+        first_open=written["open_time"].min() if written.height else None,  # type: ignore[arg-type]
+        last_open=written["open_time"].max() if written.height else None,  # type: ignore[arg-type]
+        files_written=len(objects),
+        files_deleted=len(present),
+        frame=written,
+    )
+
+
+def read_feature_days(store: ObjectStore, interval: str, symbol: str, days: list[dt.date]) -> pl.DataFrame:
+    """The stored feature objects of `days`, concatenated in time order (empty when none)."""
+    keys = [k for day in sorted(days) for k in features_day_keys(interval, symbol, day)]
+    present = [k for k, found in zip(keys, store.exists_many(keys), strict=True) if found]
+    frames = store.read_parquet_many(present)
+    return pl.concat(frames) if frames else pl.DataFrame(schema=FEATURE_SCHEMA)

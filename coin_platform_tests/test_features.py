@@ -1,0 +1,179 @@
+"""Features: exact against a single full-history computation, causal, null warm-up."""
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from coin_platform.features import (
+    FEATURE_COLUMNS,
+    FEATURE_SCHEMA,
+    build_feature_days,
+    compute_features,
+    features_day_keys,
+    load_history,
+    read_feature_days,
+    zone_window,
+)
+from coin_platform.market.klines import OHLCV_SCHEMA
+from coin_platform.storage.layout import day_start, ohlcv_key
+from coin_platform.storage.object_store import ObjectStore
+
+START = dt.date(2024, 3, 1)
+DAYS = [START + dt.timedelta(days=i) for i in range(4)]  # D0 (history start), D1, D2, D3
+
+
+def _candles(day: dt.date, seed: int, minutes: int = 1440) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 100 + np.cumsum(rng.normal(0, 0.5, minutes))
+    start = day_start(day)
+    return pl.DataFrame(
+        {
+            "open_time": [start + dt.timedelta(minutes=i) for i in range(minutes)],
+            "open": close + rng.normal(0, 0.1, minutes),
+            "high": close + rng.uniform(0.1, 1, minutes),
+            "low": close - rng.uniform(0.1, 1, minutes),
+            "close": close,
+            "volume": rng.uniform(1, 50, minutes),
+            "quote_volume": rng.uniform(100, 5000, minutes),
+            "trades": rng.integers(1, 100, minutes),
+            "taker_buy_volume": rng.uniform(0, 1, minutes),
+            "taker_buy_quote_volume": rng.uniform(0, 100, minutes),
+        }
+    ).cast(OHLCV_SCHEMA)  # type: ignore[arg-type]
+
+
+def _write_ohlcv_day(store: ObjectStore, symbol: str, frame: pl.DataFrame) -> None:
+    hourly = frame.with_columns(hour=pl.col("open_time").dt.truncate("1h"))
+    store.write_parquet_many(
+        {
+            ohlcv_key("1m", symbol, hour): rows.drop("hour")
+            for (hour,), rows in hourly.partition_by("hour", as_dict=True).items()
+        }
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = ObjectStore.local(tmp_path / "bucket")
+    for i, day in enumerate(DAYS):
+        frame = _candles(day, seed=i)
+        if i == 2:  # a gap on D2: 10:00-11:59 missing
+            frame = frame.filter(~pl.col("open_time").dt.hour().is_in([10, 11]))
+        _write_ohlcv_day(store, "BTCUSDT", frame)
+    return store
+
+
+def _full(store: ObjectStore, last: dt.date) -> pl.DataFrame:
+    """The reference: one computation over the whole history through `last`."""
+    return compute_features(load_history(store, "1m", "BTCUSDT", day_start(START), last)).drop("symbol")
+
+
+def test_partition_by_partition_equals_one_full_history_computation(store):
+    for day in DAYS[1:]:  # three separate builds, each loading its own history
+        build = build_feature_days(store, "1m", "BTCUSDT", [day], START)
+        assert build.warmup_rows == sum(1440 - (120 if d == DAYS[2] else 0) for d in DAYS if d < day)
+    stored = read_feature_days(store, "1m", "BTCUSDT", DAYS[1:])
+    expected = _full(store, DAYS[-1]).filter(pl.col("open_time") >= day_start(DAYS[1]))
+    assert stored.height == 3 * 1440 - 120
+    assert stored.schema == pl.Schema(FEATURE_SCHEMA)
+    assert_frame_equal(stored, expected, check_exact=True)
+    assert stored.null_count().row(0) == (0,) * len(FEATURE_COLUMNS)  # D0 covered every warm-up
+    # One multi-day build gives the same objects.
+    first = {k: store.read_bytes(k) for d in DAYS[1:] for k in features_day_keys("1m", "BTCUSDT", d) if store.exists(k)}
+    build_feature_days(store, "1m", "BTCUSDT", DAYS[1:], START)
+    assert_frame_equal(read_feature_days(store, "1m", "BTCUSDT", DAYS[1:]), stored, check_exact=True)
+    assert len(first) == 3 * 24 - 2
+
+
+def test_a_bounded_look_back_gives_the_full_history_values(store):
+    """2,000 candles of look-back (under 1.5 days) reproduce a computation over all four days."""
+    build = build_feature_days(store, "1m", "BTCUSDT", [DAYS[3]], START, lookback_candles=2_000)
+    assert build.warmup_rows < 2_000 < build.warmup_rows + build.rows
+    stored = read_feature_days(store, "1m", "BTCUSDT", [DAYS[3]])
+    expected = _full(store, DAYS[3]).filter(pl.col("open_time") >= day_start(DAYS[3]))
+    # Not bit for bit: TA-Lib's running sums (Bollinger) round differently from another start.
+    assert_frame_equal(stored, expected, check_exact=False, rtol=1e-12, atol=0)
+    assert stored.null_count().row(0) == (0,) * len(FEATURE_COLUMNS)
+
+
+def test_a_day_is_unchanged_when_later_days_arrive(tmp_path):
+    store = ObjectStore.local(tmp_path / "bucket")
+    for i, day in enumerate(DAYS[:2]):
+        _write_ohlcv_day(store, "BTCUSDT", _candles(day, seed=i))
+    build_feature_days(store, "1m", "BTCUSDT", [DAYS[1]], START)
+    before = read_feature_days(store, "1m", "BTCUSDT", [DAYS[1]])
+    for i, day in enumerate(DAYS[2:], start=2):
+        _write_ohlcv_day(store, "BTCUSDT", _candles(day, seed=i))
+    build_feature_days(store, "1m", "BTCUSDT", [DAYS[1]], START)
+    assert_frame_equal(read_feature_days(store, "1m", "BTCUSDT", [DAYS[1]]), before, check_exact=True)
+    full = _full(store, DAYS[-1]).filter(pl.col("open_time").dt.date() == DAYS[1])
+    assert_frame_equal(full, before, check_exact=True)
+
+
+def test_null_warm_up_at_the_beginning_of_history(store):
+    build = build_feature_days(store, "1m", "BTCUSDT", [START], START)
+    assert build.warmup_rows == 0 and build.rows == 1440 and build.files_written == 24
+    frame = read_feature_days(store, "1m", "BTCUSDT", [START])
+    leading_nulls = {c: frame[c].is_null().arg_min() for c in FEATURE_COLUMNS}
+    window = zone_window("1m")
+    assert leading_nulls == {
+        "open_time": 0,
+        "close": 0,
+        "volume": 0,
+        "ema_20": 19,
+        "ema_50": 49,
+        "rsi_14": 14,
+        "macd": 33,
+        "macd_signal": 33,
+        "macd_hist": 33,
+        "bb_upper": 19,
+        "bb_middle": 19,
+        "bb_lower": 19,
+        "atr_14": 14,
+        "zone_low": window - 1,
+        "zone_high": window - 1,
+        "zone_volume_share": window - 1,
+    }
+    # Nulls only at the start, and never NaN.
+    assert frame.null_count().row(0) == tuple(leading_nulls.values())
+    assert not any(frame[c].is_nan().any() for c in FEATURE_COLUMNS[1:])
+
+
+def test_since_and_several_symbols_match_the_full_computation():
+    a = _candles(START, seed=1).with_columns(symbol=pl.lit("AAAUSDT"))
+    b = _candles(START, seed=2, minutes=1000).with_columns(symbol=pl.lit("BBBUSDT"))
+    candles = pl.concat([a, b]).sort("open_time", "symbol")  # interleaved, as the loader returns
+    full = compute_features(candles, "1m")
+    for symbol, single in (("AAAUSDT", a), ("BBBUSDT", b)):
+        alone = compute_features(single.drop("symbol"), "1m")
+        assert_frame_equal(full.filter(pl.col("symbol") == symbol).drop("symbol"), alone, check_exact=True)
+    since = day_start(START) + dt.timedelta(hours=9, minutes=7)
+    assert_frame_equal(
+        compute_features(candles, "1m", since=since),
+        full.filter(pl.col("open_time") >= since),
+        check_exact=True,
+    )
+
+
+def test_zone_window_is_a_day_of_candles_within_bounds():
+    assert [zone_window(i) for i in ("1m", "15m", "1h")] == [240, 96, 24]
+    assert features_day_keys("1h", "BTCUSDT", START)[0] == "features/1h/BTCUSDT/2024-03-01_00.parquet"
+    assert features_day_keys("1h", "BTCUSDT", START)[-1] == "features/1h/BTCUSDT/2024-03-01_23.parquet"
+
+
+def test_a_rebuild_removes_hours_that_lost_their_candles(store):
+    build_feature_days(store, "1m", "BTCUSDT", [DAYS[3]], START)
+    key = features_day_keys("1m", "BTCUSDT", DAYS[3])[5]
+    assert store.exists(key)
+    store.delete_many([ohlcv_key("1m", "BTCUSDT", day_start(DAYS[3]) + dt.timedelta(hours=5))])
+    build = build_feature_days(store, "1m", "BTCUSDT", [DAYS[3]], START)
+    assert build.files_deleted == 1 and not store.exists(key)
+
+
+def test_no_candles_at_all_writes_nothing(tmp_path):
+    store = ObjectStore.local(tmp_path / "bucket")
+    build = build_feature_days(store, "1m", "BTCUSDT", [START], START)
+    assert (build.rows, build.files_written, build.history_rows) == (0, 0, 0)
