@@ -224,6 +224,29 @@ GROUP BY symbol, open_time
 """
 
 
+def _features_table(db: str, interval: str, retention_days: int) -> str:
+    """Indicator features per candle (coin_platform.features.FEATURE_SCHEMA); warm-up rows are NULL."""
+    indicators = (
+        "ema_20 ema_50 rsi_14 macd macd_signal macd_hist bb_upper bb_middle bb_lower atr_14 "
+        "zone_low zone_high zone_volume_share"
+    ).split()
+    columns = ",\n    ".join(f"{name} Nullable(Float64)" for name in indicators)
+    return f"""
+CREATE TABLE IF NOT EXISTS {db}.features_{interval} (
+    symbol LowCardinality(String),
+    open_time DateTime64(3, 'UTC'),
+    close Float64,
+    volume Float64,
+    {columns},
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toDate(open_time)
+ORDER BY (symbol, open_time)
+TTL toDateTime(open_time) + INTERVAL {retention_days} DAY
+"""
+
+
 # Ordered (version, description, statements(db, retention_days)); never edit an applied one.
 MIGRATIONS: list[tuple[int, str, object]] = [
     (
@@ -238,10 +261,17 @@ MIGRATIONS: list[tuple[int, str, object]] = [
             s for i in ROLLUP_INTERVALS for s in (_rollup_table(db, i, days), _rollup_view(db, i))
         ],
     ),
+    (
+        3,
+        "feature tables",
+        lambda db, days: [_features_table(db, i, days) for i in HOT_INTERVALS],
+    ),
 ]
 
-TTL_TABLES = tuple(f"ohlcv_{i}" for i in HOT_INTERVALS) + tuple(
-    f"ohlcv_{i}_from_1m" for i in ROLLUP_INTERVALS
+TTL_TABLES = (
+    tuple(f"ohlcv_{i}" for i in HOT_INTERVALS)
+    + tuple(f"ohlcv_{i}_from_1m" for i in ROLLUP_INTERVALS)
+    + tuple(f"features_{i}" for i in HOT_INTERVALS)
 )
 
 
@@ -378,12 +408,22 @@ def delete_ohlcv_range(
     if interval == "1m":
         tables += [f"ohlcv_{i}_from_1m" for i in ROLLUP_INTERVALS]
     for table in tables:
-        client.command(
-            f"DELETE FROM {database}.{table} WHERE symbol = {{s:String}} "
-            f"AND open_time >= toDateTime64({{a:String}}, 3, 'UTC') "
-            f"AND open_time < toDateTime64({{b:String}}, 3, 'UTC')",
-            parameters={"s": symbol, "a": _ts(start), "b": _ts(end)},
-        )
+        _delete_range(client, f"{database}.{table}", symbol, start, end)
+
+
+def _delete_range(client, table: str, symbol: str, start: dt.datetime, end: dt.datetime) -> None:
+    """Lightweight DELETE of a symbol's rows with start ≤ open_time < end."""
+    client.command(
+        f"DELETE FROM {table} WHERE symbol = {{s:String}} "
+        f"AND open_time >= toDateTime64({{a:String}}, 3, 'UTC') "
+        f"AND open_time < toDateTime64({{b:String}}, 3, 'UTC')",
+        parameters={"s": symbol, "a": _ts(start), "b": _ts(end)},
+    )
+
+
+def _rows_outside_day(frame: pl.DataFrame, day: dt.date) -> int:
+    start, end = _day_bounds(day)
+    return frame.filter((pl.col("open_time") < start) | (pl.col("open_time") >= end)).height
 
 
 def replace_ohlcv_day(
@@ -397,12 +437,50 @@ def replace_ohlcv_day(
     database: str = "coin",
 ) -> int:
     """Make the hot table (and for 1m its rollups) hold exactly `frame` for (symbol, day)."""
-    start, end = _day_bounds(day)
-    outside = frame.filter((pl.col("open_time") < start) | (pl.col("open_time") >= end))
-    if not outside.is_empty():
-        raise ValueError(f"{outside.height} rows of {symbol} {interval} are not on {day}")
-    delete_ohlcv_range(client, interval, symbol, start, end, database=database)
+    if outside := _rows_outside_day(frame, day):
+        raise ValueError(f"{outside} rows of {symbol} {interval} are not on {day}")
+    delete_ohlcv_range(client, interval, symbol, *_day_bounds(day), database=database)
     return insert_ohlcv(client, interval, symbol, frame, version=version, database=database)
+
+
+def replace_features_day(
+    client,
+    interval: str,
+    symbol: str,
+    day: dt.date,
+    features: pl.DataFrame,
+    *,
+    version: int | None = None,
+    database: str = "coin",
+) -> int:
+    """Make features_{interval} hold exactly `features` (FEATURE_SCHEMA rows) for (symbol, day)."""
+    _check_interval(interval)
+    if outside := _rows_outside_day(features, day):
+        raise ValueError(f"{outside} feature rows of {symbol} {interval} are not on {day}")
+    _delete_range(client, f"{database}.features_{interval}", symbol, *_day_bounds(day))
+    if features.is_empty():
+        return 0
+    version = version if version is not None else time.time_ns() // 1_000_000
+    rows = features.select(
+        pl.lit(symbol).alias("symbol"), pl.all(), pl.lit(version, dtype=pl.UInt64).alias("version")
+    )
+    client.insert_arrow(f"features_{interval}", rows.to_arrow(), database=database)
+    return rows.height
+
+
+def latest_features(client, interval: str, symbols: Sequence[str], *, database: str = "coin") -> pl.DataFrame:
+    """The newest stored (closed) candle's features for every symbol, in one query.
+
+    Symbols without features are absent from the result.
+    """
+    _check_interval(interval)
+    return pl.from_arrow(
+        client.query_arrow(
+            f"SELECT * EXCEPT version FROM {database}.features_{interval} FINAL "
+            f"WHERE symbol IN {{s:Array(String)}} ORDER BY symbol, open_time DESC LIMIT 1 BY symbol",
+            parameters={"s": list(symbols)},
+        )
+    )  # type: ignore[return-value]
 
 
 def hot_counts(

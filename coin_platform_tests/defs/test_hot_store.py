@@ -8,7 +8,7 @@ import pytest
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags as range_tags
 from coin_platform.market.ingest import read_ohlcv_day
-from coin_platform.storage.clickhouse import hot_counts, open_clickhouse
+from coin_platform.storage.clickhouse import hot_counts, latest_closed, latest_features, open_clickhouse
 from coin_platform_tests.defs.harness import (
     check_results,
     market_settings,
@@ -97,3 +97,16 @@ def test_partitions_older_than_retention_are_skipped_with_a_note(defs, clickhous
         tables = client.command("SELECT count() FROM system.tables WHERE database = 'coin'")
     assert tables == 0  # not even opened for migrations: nothing to do
 
+
+
+def test_the_live_path_reads_every_symbols_latest_features_in_one_query(defs, clickhouse):
+    run_job(defs, "ingest_1m", tags=range_tags(YESTERDAY, TODAY, "BTCUSDT", "ETHUSDT"))
+    with open_clickhouse(clickhouse.get_config()) as client:
+        latest = latest_features(client, "1m", ["BTCUSDT", "ETHUSDT"])
+        newest = latest_closed(client, "1m", ["BTCUSDT", "ETHUSDT"])
+        stored = client.command("SELECT count() FROM coin.features_1m FINAL")
+        candles = client.command("SELECT count() FROM coin.ohlcv_1m FINAL")
+    assert latest["symbol"].to_list() == ["BTCUSDT", "ETHUSDT"]
+    assert dict(zip(latest["symbol"], latest["open_time"], strict=True)) == newest
+    assert latest.select("ema_50", "rsi_14", "macd", "atr_14").null_count().row(0) == (0, 0, 0, 0)
+    assert stored == candles  # one feature row per hot candle

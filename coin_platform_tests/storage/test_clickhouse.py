@@ -12,8 +12,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from coin_platform.features import FEATURE_COLUMNS, FEATURE_SCHEMA
 from coin_platform.market.klines import OHLCV_SCHEMA, resample_ohlcv
 from coin_platform.storage.clickhouse import (
+    MIGRATIONS,
     TTL_TABLES,
     ClickHouseConfig,
     ClickHouseLockTimeout,
@@ -21,10 +23,12 @@ from coin_platform.storage.clickhouse import (
     hot_counts,
     insert_ohlcv,
     latest_closed,
+    latest_features,
     migrate,
     open_clickhouse,
     read_hot_ohlcv,
     read_rollup,
+    replace_features_day,
     replace_ohlcv_day,
     ttl_days,
 )
@@ -65,12 +69,12 @@ def config(tmp_path: Path) -> ClickHouseConfig:
 
 def test_migrations_are_idempotent_and_schema_is_visible(config):
     with open_clickhouse(config) as client:
-        assert migrate(client, retention_days=3) == [1, 2]
+        assert migrate(client, retention_days=3) == [1, 2, 3]
         assert migrate(client, retention_days=3) == []
     with open_clickhouse(config) as client:
         assert migrate(client, retention_days=3) == []
         versions = client.query_arrow("SELECT version FROM coin.schema_migrations ORDER BY version")
-        assert pl.from_arrow(versions)["version"].to_list() == [1, 2]
+        assert pl.from_arrow(versions)["version"].to_list() == [1, 2, 3]
         tables = pl.from_arrow(
             client.query_arrow(
                 "SELECT name, engine, sorting_key, partition_key, engine_full "
@@ -88,6 +92,51 @@ def test_migrations_are_idempotent_and_schema_is_visible(config):
     for interval in ("15m", "1h"):
         assert rows[f"ohlcv_{interval}_from_1m"]["engine"] == "AggregatingMergeTree"
         assert rows[f"ohlcv_{interval}_from_1m_mv"]["engine"] == "MaterializedView"
+    for interval in ("1m", "15m", "1h"):
+        assert "ReplacingMergeTree(version)" in rows[f"features_{interval}"]["engine_full"]
+
+
+def _features(day: dt.date, seed: int, rows: int = 1440) -> pl.DataFrame:
+    """A day of feature rows in FEATURE_SCHEMA, with the warm-up nulls of the first candles."""
+    rng = np.random.default_rng(seed)
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    frame = pl.DataFrame(
+        {
+            name: pl.Series(
+                name,
+                [start + dt.timedelta(minutes=m) for m in range(rows)]
+                if name == "open_time"
+                else rng.normal(100, 5, rows),
+                dtype=dtype,
+            )
+            for name, dtype in FEATURE_SCHEMA.items()
+        }
+    )
+    return frame.with_columns(pl.when(pl.int_range(pl.len()) >= 49).then(pl.col("ema_50")).alias("ema_50"))
+
+
+def test_feature_tables_hold_each_day_once_and_serve_the_latest_row_per_symbol(config):
+    with open_clickhouse(config) as client:
+        migrate(client, retention_days=3)
+        btc = _features(DAY, seed=1)
+        for _ in range(2):  # a rerun replaces the day
+            assert replace_features_day(client, "1m", "BTCUSDT", DAY, btc) == 1440
+        replace_features_day(client, "1m", "ETHUSDT", DAY, _features(DAY, seed=2, rows=600))
+        stored = client.command("SELECT count() FROM coin.features_1m")
+        columns = pl.from_arrow(client.query_arrow("SELECT * FROM coin.features_1m LIMIT 0")).columns
+        latest = latest_features(client, "1m", ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+        first = pl.from_arrow(
+            client.query_arrow("SELECT ema_50 FROM coin.features_1m FINAL WHERE symbol = 'BTCUSDT' ORDER BY open_time")
+        )
+        with pytest.raises(ValueError, match="not on"):
+            replace_features_day(client, "1m", "BTCUSDT", DAY + dt.timedelta(days=1), btc)
+    assert stored == 1440 + 600
+    assert columns == ["symbol", *FEATURE_COLUMNS, "version"]
+    assert latest["symbol"].to_list() == ["BTCUSDT", "ETHUSDT"]  # SOLUSDT has none
+    midnight = dt.datetime(DAY.year, DAY.month, DAY.day, tzinfo=dt.UTC)
+    assert latest["open_time"].to_list() == [midnight + dt.timedelta(minutes=m) for m in (1439, 599)]
+    assert latest.filter(pl.col("symbol") == "BTCUSDT")["rsi_14"].item() == btc["rsi_14"][-1]
+    assert first["ema_50"].null_count() == 49  # warm-up nulls survive the round trip
 
 
 def test_a_retention_change_is_applied_to_every_table(config):
@@ -218,7 +267,7 @@ def test_two_processes_writing_at_once_both_succeed(config):
         counts = hot_counts(client, "1m", ["BTCUSDT", "ETHUSDT"], [DAY])
         migrations = client.command("SELECT count() FROM coin.schema_migrations FINAL")
     assert counts == {("BTCUSDT", DAY): 1440, ("ETHUSDT", DAY): 1440}
-    assert migrations == 2
+    assert migrations == len(MIGRATIONS)  # each applied once, by whichever process came first
 
 
 def test_without_the_lock_a_second_process_fails(config):

@@ -1,17 +1,24 @@
 """`features_{interval}` assets: indicator features per candle, partition-aligned with `ohlcv_{interval}`.
 
-Each run loads, per symbol, the candles from `config.history_start` through the
-end of its last requested day and computes the features once over all of them
-(coin_platform.features), so a partition's values equal a single full-history
-computation. Objects: `features/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`.
+Each run loads, per symbol, its days plus `LOOKBACK_CANDLES` of history before
+them and computes the features once (coin_platform.features), so a partition's
+values equal a full-history computation. Objects:
+`features/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`; days inside the hot-store
+retention also go to ClickHouse (`features_{interval}`), where the live path
+reads the latest row per symbol in one query.
 """
 
-import dagster as dg
+import datetime as dt
 
+import dagster as dg
+import polars as pl
+
+from coin_platform.defs.assets.hot import POOL, past_retention
 from coin_platform.defs.partitions import split_partition_keys
-from coin_platform.defs.resources import ObjectStoreResource
-from coin_platform.features import FEATURE_COLUMNS, build_feature_days, zone_window
+from coin_platform.defs.resources import ClickHouseResource, ObjectStoreResource
+from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, build_feature_days, zone_window
 from coin_platform.settings import Settings
+from coin_platform.storage.clickhouse import migrate, replace_features_day
 
 FEATURES_GROUP = "features"
 PREVIEW_ROWS = 5
@@ -25,6 +32,7 @@ def build_feature_assets(
 ) -> dg.AssetsDefinition:
     """The `features_{interval}` asset (date × symbol, same partitions as `ohlcv_{interval}`)."""
     history_start = settings.config.history_start
+    retention_days = settings.config.retention_days
 
     @dg.asset(
         name=f"features_{interval}",
@@ -34,16 +42,20 @@ def build_feature_assets(
             max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
         ),
         deps=[ohlcv_asset],
-        kinds={"polars", "parquet", "s3"},
+        pool=POOL,
+        kinds={"polars", "parquet", "s3", "clickhouse"},
         description=(
             f"Indicator features of every closed {interval} candle ({', '.join(FEATURE_COLUMNS[1:])}; "
-            f"volume zones over {zone_window(interval)} candles), computed over the full history from "
-            f"{history_start} so every value equals a single full-history computation. One object per "
-            f"UTC hour at features/{interval}/{{symbol}}/{{yyyy-MM-dd_HH}}.parquet. Rebuild later days "
-            f"after re-ingesting an earlier one."
+            f"volume zones over {zone_window(interval)} candles), computed with {LOOKBACK_CANDLES:,} candles "
+            f"of look-back so every value equals a full-history computation. One object per UTC hour at "
+            f"features/{interval}/{{symbol}}/{{yyyy-MM-dd_HH}}.parquet; days inside the {retention_days}-day "
+            f"retention also in ClickHouse features_{interval}. Rebuild later days after re-ingesting an "
+            f"earlier one."
         ),
     )
-    def features(context: dg.AssetExecutionContext, object_store: ObjectStoreResource) -> dg.MaterializeResult:
+    def features(
+        context: dg.AssetExecutionContext, object_store: ObjectStoreResource, clickhouse: ClickHouseResource
+    ) -> dg.MaterializeResult:
         days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
         store = object_store.get_store()
         builds = [
@@ -54,6 +66,17 @@ def build_feature_assets(
                 f"{build.symbol} {interval}: {build.rows} feature rows for {len(build.days)} day(s) "
                 f"from {build.history_rows} candles of history ({build.warmup_rows} before the first day)"
             )
+        now = dt.datetime.now(dt.UTC)
+        hot_days = [(b, day) for b in builds for day in b.days if not past_retention(day, now, retention_days)]
+        hot_rows = 0
+        if hot_days:  # S3 work is done; hold the chDB lock only for this
+            with clickhouse.open() as client:
+                migrate(client, retention_days, clickhouse.database)
+                for build, day in hot_days:
+                    rows = build.frame.filter(pl.col("open_time").dt.date() == day)
+                    hot_rows += replace_features_day(
+                        client, interval, build.symbol, day, rows, database=clickhouse.database
+                    )
         firsts = [b.first_open for b in builds if b.first_open is not None]
         lasts = [b.last_open for b in builds if b.last_open is not None]
         metadata: dict[str, object] = {
@@ -68,6 +91,8 @@ def build_feature_assets(
             "first_open_time": min(firsts).isoformat() if firsts else "",
             "last_open_time": max(lasts).isoformat() if lasts else "",
             "zone_window": zone_window(interval),
+            "clickhouse_rows": hot_rows,
+            "clickhouse_days": len(hot_days),
         }
         with_rows = [b for b in builds if b.rows]
         if with_rows:

@@ -32,7 +32,7 @@ POOL = "clickhouse"
 ROLLUP_CHECK = "matches_1m_rollup"
 
 
-def _expired(day: dt.date, now: dt.datetime, retention_days: int) -> bool:
+def past_retention(day: dt.date, now: dt.datetime, retention_days: int) -> bool:
     """The whole day is past the retention window (its TTL would already delete every row)."""
     return day_start(day) + dt.timedelta(days=1) <= now - dt.timedelta(days=retention_days)
 
@@ -79,7 +79,7 @@ def build_hot_assets(
         store = object_store.get_store()
         for symbol, days in days_by_symbol.items():
             for day in days:
-                if _expired(day, now, retention_days):
+                if past_retention(day, now, retention_days):
                     skipped.append(_label(day, symbol))
                 else:
                     frames[(symbol, day)] = read_ohlcv_day(store, interval, symbol, day)
@@ -163,7 +163,7 @@ def build_hot_assets(
             migrate(client, retention_days, clickhouse.database)
             for symbol, days in days_by_symbol.items():
                 for day in days:
-                    if _expired(day, now, retention_days):
+                    if past_retention(day, now, retention_days):
                         skipped.append(_label(day, symbol))
                         continue
                     start = day_start(day)
