@@ -33,6 +33,7 @@ test: install
 bench: install
 	mkdir -p bench/results
 	$(BIN)/python bench/indicators.py | tee bench/results/indicators.json
+	$(BIN)/python bench/hotstore.py | tee bench/results/hotstore.json
 	$(BIN)/python bench/loader.py --json-out bench/results/loader.json
 	$(BIN)/python bench/ingest.py --json-out bench/results/ingest.json
 

@@ -453,11 +453,30 @@ def replace_features_day(
     version: int | None = None,
     database: str = "coin",
 ) -> int:
-    """Make features_{interval} hold exactly `features` (FEATURE_SCHEMA rows) for (symbol, day)."""
+    """Make features_{interval} hold exactly `features` (FEATURE_SCHEMA rows) for (symbol, day).
+
+    A newer version of the same candles replaces the old rows under FINAL
+    (ReplacingMergeTree), so the slow synchronous DELETE runs only when the day
+    holds candles the new rows no longer have.
+    """
     _check_interval(interval)
     if outside := _rows_outside_day(features, day):
         raise ValueError(f"{outside} feature rows of {symbol} {interval} are not on {day}")
-    _delete_range(client, f"{database}.features_{interval}", symbol, *_day_bounds(day))
+    table = f"{database}.features_{interval}"
+    start, end = _day_bounds(day)
+    stale = client.command(
+        f"SELECT count() FROM {table} WHERE symbol = {{s:String}} "
+        f"AND open_time >= toDateTime64({{a:String}}, 3, 'UTC') AND open_time < toDateTime64({{b:String}}, 3, 'UTC') "
+        f"AND toUnixTimestamp64Milli(open_time) NOT IN {{keep:Array(Int64)}}",
+        parameters={
+            "s": symbol,
+            "a": _ts(start),
+            "b": _ts(end),
+            "keep": features["open_time"].dt.epoch("ms").to_list(),
+        },
+    )
+    if stale:
+        _delete_range(client, table, symbol, start, end)
     if features.is_empty():
         return 0
     version = version if version is not None else time.time_ns() // 1_000_000

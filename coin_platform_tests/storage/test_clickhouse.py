@@ -122,7 +122,7 @@ def test_feature_tables_hold_each_day_once_and_serve_the_latest_row_per_symbol(c
         for _ in range(2):  # a rerun replaces the day
             assert replace_features_day(client, "1m", "BTCUSDT", DAY, btc) == 1440
         replace_features_day(client, "1m", "ETHUSDT", DAY, _features(DAY, seed=2, rows=600))
-        stored = client.command("SELECT count() FROM coin.features_1m")
+        stored = client.command("SELECT count() FROM coin.features_1m FINAL")
         columns = pl.from_arrow(client.query_arrow("SELECT * FROM coin.features_1m LIMIT 0")).columns
         latest = latest_features(client, "1m", ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
         first = pl.from_arrow(
@@ -130,7 +130,10 @@ def test_feature_tables_hold_each_day_once_and_serve_the_latest_row_per_symbol(c
         )
         with pytest.raises(ValueError, match="not on"):
             replace_features_day(client, "1m", "BTCUSDT", DAY + dt.timedelta(days=1), btc)
+        replace_features_day(client, "1m", "BTCUSDT", DAY, btc.head(1000))  # candles gone: deleted
+        shrunk = client.command("SELECT count() FROM coin.features_1m FINAL WHERE symbol = 'BTCUSDT'")
     assert stored == 1440 + 600
+    assert shrunk == 1000
     assert columns == ["symbol", *FEATURE_COLUMNS, "version"]
     assert latest["symbol"].to_list() == ["BTCUSDT", "ETHUSDT"]  # SOLUSDT has none
     midnight = dt.datetime(DAY.year, DAY.month, DAY.day, tzinfo=dt.UTC)
