@@ -355,6 +355,16 @@ def apply_retention(client, retention_days: int, database: str = "coin") -> list
 
 # ---------------------------------------------------------------- data
 
+# One symbol's rows with a ≤ open_time < b; parameters s, a, b (see _range_parameters).
+SYMBOL_RANGE = (
+    "symbol = {s:String} AND open_time >= toDateTime64({a:String}, 3, 'UTC') "
+    "AND open_time < toDateTime64({b:String}, 3, 'UTC')"
+)
+
+
+def _range_parameters(symbol: str, start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+    return {"s": symbol, "a": _ts(start), "b": _ts(end)}
+
 
 def _check_interval(interval: str) -> None:
     if interval not in HOT_INTERVALS:
@@ -413,12 +423,7 @@ def delete_ohlcv_range(
 
 def _delete_range(client, table: str, symbol: str, start: dt.datetime, end: dt.datetime) -> None:
     """Lightweight DELETE of a symbol's rows with start ≤ open_time < end."""
-    client.command(
-        f"DELETE FROM {table} WHERE symbol = {{s:String}} "
-        f"AND open_time >= toDateTime64({{a:String}}, 3, 'UTC') "
-        f"AND open_time < toDateTime64({{b:String}}, 3, 'UTC')",
-        parameters={"s": symbol, "a": _ts(start), "b": _ts(end)},
-    )
+    client.command(f"DELETE FROM {table} WHERE {SYMBOL_RANGE}", parameters=_range_parameters(symbol, start, end))
 
 
 def _rows_outside_day(frame: pl.DataFrame, day: dt.date) -> int:
@@ -436,11 +441,45 @@ def replace_ohlcv_day(
     version: int | None = None,
     database: str = "coin",
 ) -> int:
-    """Make the hot table (and for 1m its rollups) hold exactly `frame` for (symbol, day)."""
+    """Make the hot table (and for 1m its rollups) hold exactly `frame` for (symbol, day).
+
+    The live edge re-sends a day whose stored candles are unchanged: then only
+    the new candles are inserted, which the rollup views add exactly. When a
+    stored candle changed or vanished, or a rollup counts other candles than are
+    stored (a repair), the day is deleted, with a slow synchronous mutation, and
+    inserted again. Returns the rows the day now holds.
+    """
     if outside := _rows_outside_day(frame, day):
         raise ValueError(f"{outside} rows of {symbol} {interval} are not on {day}")
-    delete_ohlcv_range(client, interval, symbol, *_day_bounds(day), database=database)
+    start, end = _day_bounds(day)
+    stored = read_hot_ohlcv(client, interval, symbol, start, end, database=database)
+    frame = frame.select(list(OHLCV_SCHEMA)).cast(OHLCV_SCHEMA)
+    unchanged = stored.join(frame, on=list(OHLCV_SCHEMA), how="semi", nulls_equal=True)
+    if unchanged.height == stored.height and _rollups_count(client, interval, symbol, day, database) in (
+        None,
+        stored.height,
+    ):
+        new = frame.join(stored, on="open_time", how="anti")
+        insert_ohlcv(client, interval, symbol, new, version=version, database=database)
+        return frame.height
+    delete_ohlcv_range(client, interval, symbol, start, end, database=database)
     return insert_ohlcv(client, interval, symbol, frame, version=version, database=database)
+
+
+def _rollups_count(client, interval: str, symbol: str, day: dt.date, database: str) -> int | None:
+    """The 1m candles the rollups have seen for (symbol, day) — one number when every rollup
+    agrees, -1 when they disagree; None for intervals without rollups."""
+    if interval != "1m":
+        return None
+    start, end = _day_bounds(day)
+    counts = {
+        client.command(
+            f"SELECT countMerge(candles) FROM {database}.ohlcv_{rollup}_from_1m WHERE {SYMBOL_RANGE}",
+            parameters=_range_parameters(symbol, start, end),
+        )
+        for rollup in ROLLUP_INTERVALS
+    }
+    return counts.pop() if len(counts) == 1 else -1
 
 
 def replace_features_day(
@@ -465,15 +504,9 @@ def replace_features_day(
     table = f"{database}.features_{interval}"
     start, end = _day_bounds(day)
     stale = client.command(
-        f"SELECT count() FROM {table} WHERE symbol = {{s:String}} "
-        f"AND open_time >= toDateTime64({{a:String}}, 3, 'UTC') AND open_time < toDateTime64({{b:String}}, 3, 'UTC') "
-        f"AND toUnixTimestamp64Milli(open_time) NOT IN {{keep:Array(Int64)}}",
-        parameters={
-            "s": symbol,
-            "a": _ts(start),
-            "b": _ts(end),
-            "keep": features["open_time"].dt.epoch("ms").to_list(),
-        },
+        f"SELECT count() FROM {table} WHERE {SYMBOL_RANGE} "
+        "AND toUnixTimestamp64Milli(open_time) NOT IN {keep:Array(Int64)}",
+        parameters={**_range_parameters(symbol, start, end), "keep": features["open_time"].dt.epoch("ms").to_list()},
     )
     if stale:
         _delete_range(client, table, symbol, start, end)
@@ -555,10 +588,8 @@ def read_hot_ohlcv(
     frame = pl.from_arrow(
         client.query_arrow(
             f"SELECT {', '.join(OHLCV_COLUMNS)} FROM {database}.ohlcv_{interval} FINAL "
-            f"WHERE symbol = {{s:String}} "
-            f"AND open_time >= toDateTime64({{a:String}}, 3, 'UTC') "
-            f"AND open_time < toDateTime64({{b:String}}, 3, 'UTC') ORDER BY open_time",
-            parameters={"s": symbol, "a": _ts(start), "b": _ts(end)},
+            f"WHERE {SYMBOL_RANGE} ORDER BY open_time",
+            parameters=_range_parameters(symbol, start, end),
         )
     )
     return frame.cast(OHLCV_SCHEMA) if frame.height else pl.DataFrame(schema=OHLCV_SCHEMA)
@@ -587,12 +618,10 @@ SELECT open_time,
     sumMerge(taker_buy_quote_volume) AS taker_buy_quote_volume,
     countMerge(candles) AS candles
 FROM {database}.ohlcv_{interval}_from_1m
-WHERE symbol = {{s:String}}
-    AND open_time >= toDateTime64({{a:String}}, 3, 'UTC')
-    AND open_time < toDateTime64({{b:String}}, 3, 'UTC')
+WHERE {SYMBOL_RANGE}
 GROUP BY open_time ORDER BY open_time
 """,
-            parameters={"s": symbol, "a": _ts(start), "b": _ts(end)},
+            parameters=_range_parameters(symbol, start, end),
         )
     )
     schema = {**OHLCV_SCHEMA, "candles": pl.Int64()}
