@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import talib
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from coin_platform.indicators import atr, bollinger, ema, macd, rsi  # noqa: E402
+from coin_platform.indicators import atr, bollinger, ema, macd, rsi
 
 OUTPUTS = [
     "rsi_14",

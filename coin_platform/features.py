@@ -45,7 +45,7 @@ from coin_platform.indicators import atr, bollinger, ema, macd, rsi, volume_zone
 from coin_platform.loader import NoDataError, load_ohlcv
 from coin_platform.market.intervals import DAY_MS, interval_ms, normalize_interval
 from coin_platform.market.klines import UTC_MS
-from coin_platform.storage.layout import HOURS_PER_DAY, day_start
+from coin_platform.storage.layout import day_start, features_day_keys, features_key
 
 if TYPE_CHECKING:
     from coin_platform.storage.object_store import ObjectStore
@@ -87,17 +87,6 @@ def zone_window(interval: str) -> int:
     """
     per_day = DAY_MS // interval_ms(interval)
     return max(ZONE_WINDOW_MIN, min(ZONE_WINDOW_MAX, per_day))
-
-
-def features_key(interval: str, symbol: str, hour: dt.datetime) -> str:
-    """Features of one UTC hour: `features/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`."""
-    return f"features/{interval}/{symbol}/{hour:%Y-%m-%d_%H}.parquet"
-
-
-def features_day_keys(interval: str, symbol: str, day: dt.date) -> list[str]:
-    """The 24 hourly feature objects of one UTC day, in time order (mirrors `ohlcv_day_keys`)."""
-    start = day_start(day)
-    return [features_key(interval, symbol, start + dt.timedelta(hours=h)) for h in range(HOURS_PER_DAY)]
 
 
 def compute_features(

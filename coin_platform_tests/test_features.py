@@ -12,13 +12,12 @@ from coin_platform.features import (
     FEATURE_SCHEMA,
     build_feature_days,
     compute_features,
-    features_day_keys,
     load_history,
     read_feature_days,
     zone_window,
 )
 from coin_platform.market.klines import OHLCV_SCHEMA
-from coin_platform.storage.layout import day_start, ohlcv_key
+from coin_platform.storage.layout import day_start, features_day_keys, ohlcv_key
 from coin_platform.storage.object_store import ObjectStore
 
 START = dt.date(2024, 3, 1)

@@ -20,22 +20,43 @@ def raw_klines_key(interval: str, symbol: str, day: dt.date) -> str:
     return f"raw/klines/{interval}/{symbol}/{day:%Y-%m-%d}.parquet"
 
 
+def hourly_prefix(dataset: str, interval: str, symbol: str) -> str:
+    return f"{dataset}/{interval}/{symbol}/"
+
+
+def hourly_key(dataset: str, interval: str, symbol: str, hour: dt.datetime) -> str:
+    """One UTC hour of an hourly dataset: `{dataset}/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`."""
+    return f"{hourly_prefix(dataset, interval, symbol)}{hour:%Y-%m-%d_%H}.parquet"
+
+
+def hourly_day_keys(dataset: str, interval: str, symbol: str, day: dt.date) -> list[str]:
+    """The 24 hourly objects of one UTC day, in time order."""
+    start = day_start(day)
+    return [hourly_key(dataset, interval, symbol, start + dt.timedelta(hours=hour)) for hour in range(HOURS_PER_DAY)]
+
+
 def ohlcv_prefix(interval: str, symbol: str) -> str:
-    return f"ohlcv/{interval}/{symbol}/"
+    return hourly_prefix("ohlcv", interval, symbol)
 
 
 def ohlcv_key(interval: str, symbol: str, hour: dt.datetime) -> str:
     """Cleaned OHLCV, one object per UTC hour: `ohlcv/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`."""
-    return f"{ohlcv_prefix(interval, symbol)}{hour:%Y-%m-%d_%H}.parquet"
+    return hourly_key("ohlcv", interval, symbol, hour)
 
 
 def ohlcv_day_keys(interval: str, symbol: str, day: dt.date) -> list[str]:
-    """The 24 hourly objects of one UTC day, in time order."""
-    start = day_start(day)
-    return [
-        ohlcv_key(interval, symbol, start + dt.timedelta(hours=hour))
-        for hour in range(HOURS_PER_DAY)
-    ]
+    """The 24 hourly OHLCV objects of one UTC day, in time order."""
+    return hourly_day_keys("ohlcv", interval, symbol, day)
+
+
+def features_key(interval: str, symbol: str, hour: dt.datetime) -> str:
+    """Indicator features, one object per UTC hour: `features/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`."""
+    return hourly_key("features", interval, symbol, hour)
+
+
+def features_day_keys(interval: str, symbol: str, day: dt.date) -> list[str]:
+    """The 24 hourly feature objects of one UTC day, in time order."""
+    return hourly_day_keys("features", interval, symbol, day)
 
 
 def timeframe_label(interval: str) -> str:
