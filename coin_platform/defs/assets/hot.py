@@ -1,9 +1,9 @@
 """The ClickHouse hot store: `hot_ohlcv_{interval}` assets and the 1m rollup check.
 
-Assets open a client inside their body through `ClickHouseResource.open()`
-(defs/resources.py) and close it before returning (chDB
-allows one process per path; see `coin_platform.storage.clickhouse`). Every
-ClickHouse asset and check runs in the `clickhouse` pool (limit 1 locally).
+Assets open a client inside their body through `ClickHouseResource.open()` and
+close it before returning: chDB allows one process per path (see
+`coin_platform.storage.clickhouse`). Every ClickHouse asset and check runs in
+the `clickhouse` pool (limit 1 locally).
 """
 
 import datetime as dt
