@@ -26,6 +26,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions_def = market_partitions(settings)
     years_def = history_partitions(settings)
     history_assets: list[dg.AssetsDefinition] = []
+    feature_assets: list[dg.AssetsDefinition] = []
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
     jobs = []
@@ -35,6 +36,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         hot, hot_check = build_hot_assets(interval, ohlcv, partitions_def, settings)
         features = build_feature_assets(interval, ohlcv, partitions_def, settings)
         assets += [raw, ohlcv, hot, features]
+        feature_assets.append(features)
         if hot_check is not None:
             checks.append(hot_check)
         compare_with_1m = interval != "1m" and "1m" in settings.config.intervals
@@ -68,11 +70,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         schedules=schedules,
         sensors=[
             dg.AutomationConditionSensorDefinition(
-                "history_automation_sensor",
-                target=dg.AssetSelection.assets(*history_assets),
+                "repair_automation_sensor",
+                target=dg.AssetSelection.assets(*history_assets, *feature_assets),
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=60,
-                description="Rebuilds a past year's archive after any of its days is rematerialized.",
+                description="Follows a repaired day downstream: rebuilds a past year's archive after any of its "
+                "days is rematerialized, and the existing feature days whose look-back includes it.",
             )
         ],
         resources=build_resources(settings),

@@ -80,6 +80,13 @@ ZONE_WINDOW_MAX = 240
 LOOKBACK_CANDLES = 5_000
 
 
+def lookback_days(interval: str, lookback_candles: int = LOOKBACK_CANDLES) -> int:
+    """Whole UTC days before a day that its look-back reaches into: the days whose
+    repair changes this day's features (1m -> 4, 15m -> 53, 1h -> 209)."""
+    per_day = DAY_MS // interval_ms(interval)
+    return -(-lookback_candles // per_day)
+
+
 def zone_window(interval: str) -> int:
     """Candles in the volume-zone window: one UTC day of candles, kept within 20..240.
 

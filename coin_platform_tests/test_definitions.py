@@ -16,7 +16,7 @@ def test_the_code_location_loads_and_validates(tmp_path):
     assert {s.name for s in repository.schedule_defs} == {f"live_{i}_schedule" for i in intervals} | {
         "history_daily_schedule"
     }
-    assert {s.name for s in repository.sensor_defs} == {"history_automation_sensor"}
+    assert {s.name for s in repository.sensor_defs} == {"repair_automation_sensor"}
     market = defs.get_assets_def("ohlcv_1m").partitions_def
     assert [d.name for d in market.partitions_defs] == ["date", "symbol"]
     assert market.partitions_defs[1].partitions_def.get_partition_keys() == list(settings.config.symbols)

@@ -10,12 +10,15 @@ from polars.testing import assert_frame_equal
 from coin_platform.features import (
     FEATURE_COLUMNS,
     FEATURE_SCHEMA,
+    LOOKBACK_CANDLES,
     build_feature_days,
     compute_features,
     load_history,
+    lookback_days,
     read_feature_days,
     zone_window,
 )
+from coin_platform.market.intervals import interval_ms
 from coin_platform.market.klines import OHLCV_SCHEMA
 from coin_platform.storage.layout import day_start, features_day_keys, ohlcv_key
 from coin_platform.storage.object_store import ObjectStore
@@ -94,7 +97,7 @@ def test_a_bounded_look_back_gives_the_full_history_values(store):
     stored = read_feature_days(store, "1m", "BTCUSDT", [DAYS[3]])
     expected = _full(store, DAYS[3]).filter(pl.col("open_time") >= day_start(DAYS[3]))
     # Not bit for bit: TA-Lib's running sums (Bollinger) round differently from another start.
-    assert_frame_equal(stored, expected, check_exact=False, rtol=1e-12, atol=0)
+    assert_frame_equal(stored, expected, check_exact=False, rel_tol=1e-12, abs_tol=0)
     assert stored.null_count().row(0) == (0,) * len(FEATURE_COLUMNS)
 
 
@@ -161,6 +164,13 @@ def test_zone_window_is_a_day_of_candles_within_bounds():
     assert [zone_window(i) for i in ("1m", "15m", "1h")] == [240, 96, 24]
     assert features_day_keys("1h", "BTCUSDT", START)[0] == "features/1h/BTCUSDT/2024-03-01_00.parquet"
     assert features_day_keys("1h", "BTCUSDT", START)[-1] == "features/1h/BTCUSDT/2024-03-01_23.parquet"
+
+
+@pytest.mark.parametrize("interval", ["1m", "15m", "1h", "4h", "1d"])
+def test_lookback_days_reach_the_day_of_the_first_look_back_candle(interval):
+    first_candle = day_start(START) - dt.timedelta(milliseconds=LOOKBACK_CANDLES * interval_ms(interval))
+    assert first_candle.date() == START - dt.timedelta(days=lookback_days(interval))
+    assert [lookback_days(i) for i in ("1m", "15m", "1h")] == [4, 53, 209]
 
 
 def test_a_rebuild_removes_hours_that_lost_their_candles(store):

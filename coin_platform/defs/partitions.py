@@ -38,6 +38,21 @@ def split_partition_keys(
     return {symbol: sorted(dates) for symbol, dates in days.items()}
 
 
+def trailing_days(days: int) -> dg.MultiPartitionMapping:
+    """Each day × symbol depends on the same symbol's day and the `days` days before it."""
+    return dg.MultiPartitionMapping(
+        {
+            DATE: dg.DimensionPartitionMapping(
+                DATE,
+                dg.TimeWindowPartitionMapping(
+                    start_offset=-days, end_offset=0, allow_nonexistent_upstream_partitions=True
+                ),
+            ),
+            SYMBOL: dg.DimensionPartitionMapping(SYMBOL, dg.IdentityPartitionMapping()),
+        }
+    )
+
+
 def date_symbol_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({DATE: day.isoformat(), SYMBOL: symbol})
 

@@ -81,3 +81,23 @@ def test_features_built_day_by_day_equal_one_full_history_computation(defs, sett
     warm = read_feature_days(store, "1m", SYMBOL, [HISTORY_START])
     assert warm["ema_50"].null_count() == 49 and warm["ema_50"][49] is not None
     assert store.list_keys("features/1m/ETHUSDT/") == []
+
+
+def test_reingesting_a_day_requests_the_existing_later_feature_days_that_read_it(defs):
+    selection = dg.AssetSelection.assets("features_1h")
+    with dg.instance_for_test() as instance:
+        run_job(defs, "ingest_1h", instance=instance, tags=range_tags(D1, D3, SYMBOL, "ETHUSDT"))
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+        run_job(defs, "ingest_1h", instance=instance, tags=range_tags(D1, D1, SYMBOL, SYMBOL))
+        second = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
+        )
+        third = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=second.cursor
+        )
+    assert first.total_requested == 0
+    # D1 was rebuilt in the repair run itself; ETHUSDT's days do not read BTCUSDT's.
+    assert second.get_requested_partitions(dg.AssetKey("features_1h")) == {
+        dg.MultiPartitionKey({"date": d.isoformat(), "symbol": SYMBOL}) for d in (D2, D3)
+    }
+    assert third.total_requested == 0

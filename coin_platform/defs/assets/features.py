@@ -6,6 +6,10 @@ values equal a full-history computation. Objects:
 `features/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`; days inside the hot-store
 retention also go to ClickHouse (`features_{interval}`), where the live path
 reads the latest row per symbol in one query.
+
+Each day depends on its own and the look-back days of `ohlcv_{interval}`, so
+re-ingesting an earlier day makes the later feature days that read it stale;
+the repair automation rebuilds those that exist once nothing upstream runs.
 """
 
 import datetime as dt
@@ -14,14 +18,28 @@ import dagster as dg
 import polars as pl
 
 from coin_platform.defs.assets.hot import POOL, past_retention
-from coin_platform.defs.partitions import split_partition_keys
+from coin_platform.defs.partitions import split_partition_keys, trailing_days
 from coin_platform.defs.resources import ClickHouseResource, ObjectStoreResource
-from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, build_feature_days, zone_window
+from coin_platform.features import (
+    FEATURE_COLUMNS,
+    LOOKBACK_CANDLES,
+    build_feature_days,
+    lookback_days,
+    zone_window,
+)
 from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import migrate, replace_features_day
 
 FEATURES_GROUP = "features"
 PREVIEW_ROWS = 5
+# Existing feature days follow a repair of a day in their look-back; the day that was
+# re-ingested itself is rebuilt in the same run (it updates after its input, so it is not requested).
+REBUILD_AFTER_EARLIER_REPAIR = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+)
 
 
 def build_feature_assets(
@@ -41,7 +59,8 @@ def build_feature_assets(
         backfill_policy=dg.BackfillPolicy.multi_run(
             max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
         ),
-        deps=[ohlcv_asset],
+        deps=[dg.AssetDep(ohlcv_asset, partition_mapping=trailing_days(lookback_days(interval)))],
+        automation_condition=REBUILD_AFTER_EARLIER_REPAIR,
         pool=POOL,
         kinds={"polars", "parquet", "s3", "clickhouse"},
         description=(
@@ -49,8 +68,8 @@ def build_feature_assets(
             f"volume zones over {zone_window(interval)} candles), computed with {LOOKBACK_CANDLES:,} candles "
             f"of look-back so every value equals a full-history computation. One object per UTC hour at "
             f"features/{interval}/{{symbol}}/{{yyyy-MM-dd_HH}}.parquet; days inside the {retention_days}-day "
-            f"retention also in ClickHouse features_{interval}. Rebuild later days after re-ingesting an "
-            f"earlier one."
+            f"retention also in ClickHouse features_{interval}. Existing days are rebuilt automatically "
+            f"when any of the {lookback_days(interval)} days before them is re-ingested."
         ),
     )
     def features(
