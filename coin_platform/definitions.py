@@ -26,7 +26,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions_def = market_partitions(settings)
     years_def = history_partitions(settings)
     history_assets: list[dg.AssetsDefinition] = []
-    feature_assets: list[dg.AssetsDefinition] = []
+    derived_assets: list[dg.AssetsDefinition] = []
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
     jobs = []
@@ -36,9 +36,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         hot, hot_check = build_hot_assets(interval, ohlcv, partitions_def, settings)
         features = build_feature_assets(interval, ohlcv, partitions_def, settings)
         assets += [raw, ohlcv, hot, features]
-        feature_assets.append(features)
-        if hot_check is not None:
-            checks.append(hot_check)
+        derived_assets += [hot, features]
+        checks.append(hot_check)
         compare_with_1m = interval != "1m" and "1m" in settings.config.intervals
         checks.append(build_ohlcv_checks(interval, ohlcv, partitions_def, compare_with_1m))
         job = dg.define_asset_job(
@@ -71,11 +70,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             dg.AutomationConditionSensorDefinition(
                 "repair_automation_sensor",
-                target=dg.AssetSelection.assets(*history_assets, *feature_assets),
+                target=dg.AssetSelection.assets(*history_assets, *derived_assets),
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=60,
                 description="Follows a repaired day downstream: rebuilds a past year's archive after any of its "
-                "days is rematerialized, and the existing feature days whose look-back includes it.",
+                "days is rematerialized, the hot-store day inside the retention, and the existing feature days "
+                "whose look-back includes it.",
             )
         ],
         resources=build_resources(settings),

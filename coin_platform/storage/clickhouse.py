@@ -638,6 +638,43 @@ class RollupComparison:
         return not self.differing
 
 
+@dataclass(frozen=True)
+class SourceComparison:
+    """Hot candles against the object-store candles of the same range."""
+
+    compared: int
+    only_in_hot: int
+    only_in_source: int
+    differing: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not (self.only_in_hot or self.only_in_source or self.differing)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "only_in_hot": self.only_in_hot,
+            "only_in_source": self.only_in_source,
+            "differing_open_times": self.differing,
+        }
+
+
+def compare_with_source(hot: pl.DataFrame, source: pl.DataFrame) -> SourceComparison:
+    """Every column of every candle exactly: the hot store holds what was cleaned, no more, no less."""
+    joined = hot.join(source, on="open_time", how="full", suffix="_source", coalesce=False)
+    only_hot = joined.filter(pl.col("open_time_source").is_null()).height
+    only_source = joined.filter(pl.col("open_time").is_null()).height
+    both = joined.filter(pl.col("open_time").is_not_null() & pl.col("open_time_source").is_not_null())
+    values = [c for c in OHLCV_COLUMNS if c != "open_time"]
+    bad = both.filter(pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}_source")) for c in values]))
+    return SourceComparison(
+        compared=both.height,
+        only_in_hot=only_hot,
+        only_in_source=only_source,
+        differing=[t.isoformat() for t in bad["open_time"].head(20).to_list()],
+    )
+
+
 def compare_rollup(coarse: pl.DataFrame, rollup: pl.DataFrame, interval: str) -> RollupComparison:
     """Coarse candles against the 1m rollup, over buckets that have all their 1m candles.
 

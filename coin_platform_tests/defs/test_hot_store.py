@@ -62,6 +62,8 @@ def test_hot_tables_hold_each_partition_once_and_the_rollup_matches(defs, settin
         e for result in results for e in result.get_asset_check_evaluations() if e.check_name == "matches_1m_rollup"
     ]
     assert all(e.passed for e in evaluations)
+    sources = [e for result in results for e in check_results(result).values() if e.check_name == "equals_ohlcv_objects"]
+    assert [e.passed for e in sources] == [True] * 3
     compared = {e.asset_key.to_user_string(): e.metadata["candles_compared"].value for e in evaluations}
     assert compared["hot_ohlcv_15m"] >= 96 and compared["hot_ohlcv_1h"] >= 24
 
@@ -78,6 +80,55 @@ def test_hot_tables_hold_each_partition_once_and_the_rollup_matches(defs, settin
         evaluation = check_results(checked)["matches_1m_rollup"]
         assert evaluation.passed, evaluation.description
         assert evaluation.metadata["candles_compared"].value >= 24
+
+
+def test_the_source_check_names_hot_candles_that_drifted_from_the_objects(defs, clickhouse):
+    tags = range_tags(YESTERDAY, YESTERDAY, "BTCUSDT", "BTCUSDT")
+    run_job(defs, "ingest_1m", tags=tags)
+    changed = dt.datetime.combine(YESTERDAY, dt.time(10, 0), tzinfo=dt.UTC)
+    with open_clickhouse(clickhouse.get_config()) as client:
+        client.command(  # a newer version of one candle with another close, and one candle gone
+            "INSERT INTO coin.ohlcv_1m SELECT * REPLACE (close + 1 AS close, version + 1 AS version) "
+            "FROM coin.ohlcv_1m FINAL WHERE symbol = 'BTCUSDT' AND open_time = {t:DateTime64(3, 'UTC')}",
+            parameters={"t": changed.strftime("%Y-%m-%d %H:%M:%S")},
+        )
+        client.command(
+            "DELETE FROM coin.ohlcv_1m WHERE symbol = 'BTCUSDT' AND open_time = {t:DateTime64(3, 'UTC')}",
+            parameters={"t": (changed + dt.timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")},
+        )
+    evaluation = check_results(run_checks(defs, "hot_ohlcv_1m", tags))["equals_ohlcv_objects"]
+    assert not evaluation.passed
+    assert evaluation.metadata["failed_partitions"].value == {
+        f"{YESTERDAY}|BTCUSDT": {
+            "only_in_hot": 0,
+            "only_in_source": 1,
+            "differing_open_times": [changed.isoformat()],
+        }
+    }
+
+
+def test_rerunning_only_an_ohlcv_day_requests_its_hot_and_feature_days(defs):
+    selection = dg.AssetSelection.assets("hot_ohlcv_1m", "features_1m")
+    with dg.instance_for_test() as instance:
+        run_job(defs, "ingest_1m", instance=instance, tags=range_tags(YESTERDAY, TODAY, "BTCUSDT", "BTCUSDT"))
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+        run_job(
+            defs,
+            "ingest_1m",
+            instance=instance,
+            tags=range_tags(YESTERDAY, YESTERDAY, "BTCUSDT", "BTCUSDT"),
+            asset_selection=["raw_klines_1m", "ohlcv_1m"],
+        )
+        second = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
+        )
+    assert first.total_requested == 0
+
+    def key(day: dt.date) -> dg.MultiPartitionKey:
+        return dg.MultiPartitionKey({"date": day.isoformat(), "symbol": "BTCUSDT"})
+
+    assert second.get_requested_partitions(dg.AssetKey("hot_ohlcv_1m")) == {key(YESTERDAY)}
+    assert second.get_requested_partitions(dg.AssetKey("features_1m")) == {key(YESTERDAY), key(TODAY)}
 
 
 def test_partitions_older_than_retention_are_skipped_with_a_note(defs, clickhouse):

@@ -18,6 +18,7 @@ import dagster as dg
 import polars as pl
 
 from coin_platform.defs.assets.hot import POOL, past_retention
+from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
 from coin_platform.defs.partitions import split_partition_keys, trailing_days
 from coin_platform.defs.resources import ClickHouseResource, ObjectStoreResource
 from coin_platform.features import (
@@ -32,14 +33,6 @@ from coin_platform.storage.clickhouse import migrate, replace_features_day
 
 FEATURES_GROUP = "features"
 PREVIEW_ROWS = 5
-# Existing feature days follow a repair of a day in their look-back; the day that was
-# re-ingested itself is rebuilt in the same run (it updates after its input, so it is not requested).
-REBUILD_AFTER_EARLIER_REPAIR = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.missing()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-)
 
 
 def build_feature_assets(
@@ -60,7 +53,7 @@ def build_feature_assets(
             max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
         ),
         deps=[dg.AssetDep(ohlcv_asset, partition_mapping=trailing_days(lookback_days(interval)))],
-        automation_condition=REBUILD_AFTER_EARLIER_REPAIR,
+        automation_condition=REBUILD_AFTER_INPUT_REPAIR,
         pool=POOL,
         kinds={"polars", "parquet", "s3", "clickhouse"},
         description=(

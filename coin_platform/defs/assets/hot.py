@@ -1,4 +1,4 @@
-"""The ClickHouse hot store: `hot_ohlcv_{interval}` assets and the 1m rollup check.
+"""The ClickHouse hot store: `hot_ohlcv_{interval}` assets and their checks.
 
 Assets open a client inside their body through `ClickHouseResource.open()` and
 close it before returning: chDB allows one process per path (see
@@ -6,12 +6,14 @@ close it before returning: chDB allows one process per path (see
 the `clickhouse` pool (limit 1 locally).
 """
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
 
+from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import ClickHouseResource, ObjectStoreResource
 from coin_platform.market.ingest import read_ohlcv_day
@@ -19,6 +21,7 @@ from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import (
     ROLLUP_INTERVALS,
     compare_rollup,
+    compare_with_source,
     hot_counts,
     migrate,
     read_hot_ohlcv,
@@ -30,6 +33,7 @@ from coin_platform.storage.layout import day_start
 HOT_GROUP = "hot_store"
 POOL = "clickhouse"
 ROLLUP_CHECK = "matches_1m_rollup"
+SOURCE_CHECK = "equals_ohlcv_objects"
 
 
 def past_retention(day: dt.date, now: dt.datetime, retention_days: int) -> bool:
@@ -46,8 +50,8 @@ def build_hot_assets(
     ohlcv_asset: dg.AssetsDefinition,
     partitions_def: dg.MultiPartitionsDefinition,
     settings: Settings,
-) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition | None]:
-    """`hot_ohlcv_{interval}` and, for 15m/1h, its check against the 1m rollup."""
+) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
+    """`hot_ohlcv_{interval}` and its checks: equal to the ohlcv objects, and for 15m/1h to the 1m rollup."""
     retention_days = settings.config.retention_days
 
     @dg.asset(
@@ -58,6 +62,9 @@ def build_hot_assets(
             max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
         ),
         deps=[ohlcv_asset],
+        # Only days the hot store still keeps follow a repaired ohlcv day.
+        automation_condition=REBUILD_AFTER_INPUT_REPAIR
+        & dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=retention_days + 1)),
         pool=POOL,
         kinds={"clickhouse"},
         description=(
@@ -138,58 +145,106 @@ def build_hot_assets(
             }
         )
 
-    if interval not in ROLLUP_INTERVALS:
-        return hot_ohlcv, None
-
-    spec = dg.AssetCheckSpec(
-        ROLLUP_CHECK,
+    source_spec = dg.AssetCheckSpec(
+        SOURCE_CHECK,
         asset=hot_ohlcv.key,
         partitions_def=partitions_def,
         description=(
-            f"Each hot {interval} candle equals the rollup of the hot 1m candles (materialized "
-            f"view ohlcv_{interval}_from_1m) wherever all its 1m candles are stored: prices and "
-            f"trades exactly, volumes to 1e-9 relative."
+            f"The hot {interval} candles of each partition inside the retention equal the cleaned "
+            f"ohlcv_{interval} objects: the same open times, every column exactly."
         ),
     )
+    specs = [source_spec]
+    if interval in ROLLUP_INTERVALS:
+        specs.append(
+            dg.AssetCheckSpec(
+                ROLLUP_CHECK,
+                asset=hot_ohlcv.key,
+                partitions_def=partitions_def,
+                description=(
+                    f"Each hot {interval} candle equals the rollup of the hot 1m candles (materialized "
+                    f"view ohlcv_{interval}_from_1m) wherever all its 1m candles are stored: prices and "
+                    f"trades exactly, volumes to 1e-9 relative."
+                ),
+            )
+        )
 
-    @dg.multi_asset_check(specs=[spec], name=f"hot_ohlcv_{interval}_checks", pool=POOL)
-    def rollup_check(
-        context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
+    @dg.multi_asset_check(specs=specs, name=f"hot_ohlcv_{interval}_checks", pool=POOL)
+    def hot_checks(
+        context: dg.AssetCheckExecutionContext,
+        object_store: ObjectStoreResource,
+        clickhouse: ClickHouseResource,
     ) -> Iterator[dg.AssetCheckResult]:
         days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
         now = dt.datetime.now(dt.UTC)
-        compared, failed, skipped = 0, {}, []
-        with clickhouse.open() as client:
-            migrate(client, retention_days, clickhouse.database)
-            for symbol, days in days_by_symbol.items():
-                for day in days:
-                    if past_retention(day, now, retention_days):
-                        skipped.append(_label(day, symbol))
-                        continue
-                    start = day_start(day)
-                    end = start + dt.timedelta(days=1)
-                    coarse = read_hot_ohlcv(client, interval, symbol, start, end, database=clickhouse.database)
+        cutoff = now - dt.timedelta(days=retention_days)
+        store = object_store.get_store()
+        inside = [
+            (symbol, day)
+            for symbol, days in days_by_symbol.items()
+            for day in days
+            if not past_retention(day, now, retention_days)
+        ]
+        skipped = [_label(d, s) for s, days in days_by_symbol.items() for d in days if (s, d) not in inside]
+        sources = {
+            (symbol, day): read_ohlcv_day(store, interval, symbol, day).filter(pl.col("open_time") > cutoff)
+            for symbol, day in inside
+        }
+        source_compared, source_failed = 0, {}
+        rollup_compared, rollup_failed = 0, {}
+        with clickhouse.open() if inside else contextlib.nullcontext() as client:
+            if inside:
+                migrate(client, retention_days, clickhouse.database)
+            for symbol, day in inside:
+                start = day_start(day)
+                end = start + dt.timedelta(days=1)
+                hot = read_hot_ohlcv(client, interval, symbol, start, end, database=clickhouse.database)
+                source = compare_with_source(hot.filter(pl.col("open_time") > cutoff), sources[(symbol, day)])
+                source_compared += source.compared
+                if not source.passed:
+                    source_failed[_label(day, symbol)] = source.summary()
+                if interval in ROLLUP_INTERVALS:
                     rollup = read_rollup(client, interval, symbol, start, end, database=clickhouse.database)
-                    result = compare_rollup(coarse, rollup, interval)
-                    compared += result.compared
+                    result = compare_rollup(hot, rollup, interval)
+                    rollup_compared += result.compared
                     if not result.passed:
-                        failed[_label(day, symbol)] = result.differing
+                        rollup_failed[_label(day, symbol)] = result.differing
+        skipped_json = dg.MetadataValue.json(skipped[:100])
+        yield dg.AssetCheckResult(
+            check_name=SOURCE_CHECK,
+            asset_key=hot_ohlcv.key,
+            passed=not source_failed,
+            description=(
+                f"{len(source_failed)} partition(s) differ from the ohlcv_{interval} objects"
+                if source_failed
+                else f"{source_compared} candles equal the ohlcv_{interval} objects"
+                if inside
+                else f"nothing to compare: every partition is older than the {retention_days}-day retention"
+            ),
+            metadata={
+                "candles_compared": source_compared,
+                "failed_partitions": dg.MetadataValue.json(dict(list(source_failed.items())[:20])),
+                "skipped_partitions": skipped_json,
+            },
+        )
+        if interval not in ROLLUP_INTERVALS:
+            return
         yield dg.AssetCheckResult(
             check_name=ROLLUP_CHECK,
             asset_key=hot_ohlcv.key,
-            passed=not failed,
+            passed=not rollup_failed,
             description=(
-                f"{len(failed)} partition(s) differ from the 1m rollup"
-                if failed
-                else f"{compared} candles equal the 1m rollup"
-                if compared
+                f"{len(rollup_failed)} partition(s) differ from the 1m rollup"
+                if rollup_failed
+                else f"{rollup_compared} candles equal the 1m rollup"
+                if rollup_compared
                 else "nothing to compare: no candle has all its 1m candles in the hot store"
             ),
             metadata={
-                "candles_compared": compared,
-                "failed_partitions": dg.MetadataValue.json(dict(list(failed.items())[:20])),
-                "skipped_partitions": dg.MetadataValue.json(skipped[:100]),
+                "candles_compared": rollup_compared,
+                "failed_partitions": dg.MetadataValue.json(dict(list(rollup_failed.items())[:20])),
+                "skipped_partitions": skipped_json,
             },
         )
 
-    return hot_ohlcv, rollup_check
+    return hot_ohlcv, hot_checks
