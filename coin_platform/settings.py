@@ -23,6 +23,7 @@ from coin_platform.market.intervals import SUPPORTED_INTERVALS, normalize_interv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BINANCE_FAPI_URL = "https://fapi.binance.com"
+BINANCE_TESTNET_URL = "https://testnet.binancefuture.com"
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
 
 
@@ -61,6 +62,64 @@ class DemoConfig(_Strict):
     days: int = Field(default=3, ge=1, le=31)
 
 
+STRATEGY_KINDS = ("rsi_reversal", "ema_crossover", "macd_crossover", "volume_zone_breakout")
+
+
+class StrategyConfig(_Strict):
+    """One configured strategy; `params` are checked against its kind by coin_platform.strategies."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    kind: Literal["rsi_reversal", "ema_crossover", "macd_crossover", "volume_zone_breakout"]
+    enabled: bool = True
+    # Intervals whose closed candles it evaluates; empty = every configured interval.
+    intervals: tuple[str, ...] = ()
+    params: dict[str, float | int | bool] = Field(default_factory=dict)
+
+    @field_validator("intervals")
+    @classmethod
+    def _known_intervals(cls, intervals: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(normalize_interval(i) for i in intervals)
+
+
+class EventsConfig(_Strict):
+    """Kafka topics and how often the sensors read them."""
+
+    candidates_topic: str = "coin.candidates"
+    decisions_topic: str = "coin.decisions"
+    dead_letter_suffix: str = ".dlq"
+    # Candidates whose candle closed longer ago than this are recorded but not published
+    # (a backfill of old days must not trade).
+    publish_max_age_seconds: int = Field(default=900, ge=1)
+    sensor_interval_seconds: int = Field(default=5, ge=1, le=3600)
+    # Most messages one sensor tick turns into runs.
+    max_messages_per_tick: int = Field(default=200, ge=1, le=10_000)
+
+
+class InferenceConfig(_Strict):
+    # Below this confidence a decision is `hold` (no order).
+    min_confidence: float = Field(default=0.55, ge=0.0, le=1.0)
+
+
+class RiskConfig(_Strict):
+    """Checked before every order; any breach refuses the order with its reason."""
+
+    kill_switch: bool = False
+    max_position_notional_usdt: float = Field(default=1_000.0, gt=0)
+    # Per-symbol overrides of the notional limit, e.g. {BTCUSDT: 2000}.
+    max_position_notional_by_symbol: dict[str, float] = Field(default_factory=dict)
+    max_position_quantity_by_symbol: dict[str, float] = Field(default_factory=dict)
+    daily_loss_limit_usdt: float = Field(default=200.0, gt=0)
+    cooldown_seconds: int = Field(default=300, ge=0)
+
+
+class TradingConfig(_Strict):
+    broker: Literal["paper", "binance"] = "paper"
+    order_notional_usdt: float = Field(default=100.0, gt=0)
+    fee_rate: float = Field(default=0.001, ge=0, lt=0.1)
+    slippage_rate: float = Field(default=0.0002, ge=0, lt=0.1)
+    risk: RiskConfig = RiskConfig()
+
+
 class PlatformConfig(_Strict):
     """The contents of config.yaml."""
 
@@ -72,6 +131,18 @@ class PlatformConfig(_Strict):
     ingestion: IngestionConfig = IngestionConfig()
     local_stack: LocalStackConfig = LocalStackConfig()
     demo: DemoConfig = DemoConfig()
+    strategies: tuple[StrategyConfig, ...] = ()
+    events: EventsConfig = EventsConfig()
+    inference: InferenceConfig = InferenceConfig()
+    trading: TradingConfig = TradingConfig()
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique_strategy_names(cls, strategies: tuple[StrategyConfig, ...]) -> tuple[StrategyConfig, ...]:
+        names = [s.name for s in strategies]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"strategy names listed twice: {twice}")
+        return strategies
 
     @field_validator("symbols")
     @classmethod
@@ -115,6 +186,16 @@ class Settings(_Strict):
     s3_region: str
     aws_access_key_id: str | None
     aws_secret_access_key: SecretStr | None
+    kafka_bootstrap_servers: str
+    # Order endpoint base URL (Binance testnet or live); orders never go to the market-data replay
+    # server unless this points at it.
+    binance_order_url: str
+    binance_api_key: SecretStr | None
+    binance_api_secret: SecretStr | None
+    live_trading: bool
+    alert_slack_webhook_url: SecretStr | None
+    alert_email_to: str | None
+    smtp_url: SecretStr | None
 
     @property
     def market_base_url(self) -> str:
@@ -171,6 +252,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "s3_region": environ.get("AWS_REGION", "us-east-1"),
         "aws_access_key_id": environ.get("AWS_ACCESS_KEY_ID"),
         "aws_secret_access_key": environ.get("AWS_SECRET_ACCESS_KEY"),
+        "kafka_bootstrap_servers": environ.get(
+            "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{config.local_stack.kafka_port}"
+        ),
+        "binance_order_url": environ.get("BINANCE_ORDER_URL", BINANCE_TESTNET_URL),
+        "binance_api_key": environ.get("BINANCE_API_KEY") or None,
+        "binance_api_secret": environ.get("BINANCE_API_SECRET") or None,
+        "live_trading": environ.get("LIVE_TRADING", "0"),
+        "alert_slack_webhook_url": environ.get("ALERT_SLACK_WEBHOOK_URL") or None,
+        "alert_email_to": environ.get("ALERT_EMAIL_TO") or None,
+        "smtp_url": environ.get("SMTP_URL") or None,
     }
     try:
         return Settings.model_validate(values)
@@ -178,6 +269,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         names = {
             "env": "COIN_PLATFORM_ENV",
             "market_source": "MARKET_SOURCE",
+            "live_trading": "LIVE_TRADING",
+            "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+            "binance_order_url": "BINANCE_ORDER_URL",
         }
         message = _format_validation_error("environment", exc)
         for field, variable in names.items():
