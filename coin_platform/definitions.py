@@ -6,14 +6,18 @@ import warnings
 
 import dagster as dg
 
+from coin_platform.defs.assets.candidates import build_candidate_assets
 from coin_platform.defs.assets.features import build_feature_assets
 from coin_platform.defs.assets.history import build_history_asset, history_partitions
 from coin_platform.defs.assets.hot import build_hot_assets
 from coin_platform.defs.assets.market import build_market_assets
 from coin_platform.defs.checks import build_ohlcv_checks
+from coin_platform.defs.inference import SCORE_OP, build_inference_job
 from coin_platform.defs.partitions import market_partitions
 from coin_platform.defs.resources import build_resources
 from coin_platform.defs.schedules import build_history_schedule, build_live_schedule
+from coin_platform.defs.sensors import build_failure_alert_sensor, build_topic_sensor
+from coin_platform.events.schemas import Candidate
 from coin_platform.settings import Settings, get_settings
 
 # Deliberate: partitioned asset checks (preview) report per partition, and
@@ -35,17 +39,18 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         raw, ohlcv = build_market_assets(interval, partitions_def, settings)
         hot, hot_check = build_hot_assets(interval, ohlcv, partitions_def, settings)
         features = build_feature_assets(interval, ohlcv, partitions_def, settings)
-        assets += [raw, ohlcv, hot, features]
-        derived_assets += [hot, features]
+        candidates = build_candidate_assets(interval, features, partitions_def, settings)
+        assets += [raw, ohlcv, hot, features, candidates]
+        derived_assets += [hot, features, candidates]
         checks.append(hot_check)
         compare_with_1m = interval != "1m" and "1m" in settings.config.intervals
         checks.append(build_ohlcv_checks(interval, ohlcv, partitions_def, compare_with_1m))
         job = dg.define_asset_job(
             name=f"ingest_{interval}",
-            selection=dg.AssetSelection.assets(raw, ohlcv, hot, features),
+            selection=dg.AssetSelection.assets(raw, ohlcv, hot, features, candidates),
             executor_def=dg.in_process_executor,
-            description=f"Fetch, clean, load into the hot store and compute features of {interval} candles "
-            "for a day × symbol range.",
+            description=f"Fetch, clean, load into the hot store, compute features of {interval} candles "
+            "and detect candidates for a day × symbol range.",
         )
         jobs.append(job)
         names = [raw.key.to_user_string(), ohlcv.key.to_user_string()]
@@ -62,8 +67,21 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     jobs.append(history_job)
     schedules.append(build_history_schedule(history_job, settings.config.symbols))
     assets += history_assets
+    inference_job, decisions = build_inference_job(settings)
+    jobs.append(inference_job)
+    events = settings.config.events
+    candidate_sensor = build_topic_sensor(
+        "candidate_sensor",
+        events.candidates_topic,
+        inference_job,
+        SCORE_OP,
+        Candidate.from_json,
+        lambda c: (c.id, {"coin/candidate_id": c.id, "coin/symbol": c.symbol, "coin/strategy": c.strategy}),
+        settings,
+        f"One inference_job run per candidate on {events.candidates_topic} (run_key = candidate id).",
+    )
     return dg.Definitions(
-        assets=assets,
+        assets=[*assets, decisions],
         asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
@@ -76,7 +94,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 description="Follows a repaired day downstream: rebuilds a past year's archive after any of its "
                 "days is rematerialized, the hot-store day inside the retention, and the existing feature days "
                 "whose look-back includes it.",
-            )
+            ),
+            candidate_sensor,
+            build_failure_alert_sensor(settings),
         ],
         resources=build_resources(settings),
     )

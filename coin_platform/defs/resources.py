@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import SecretStr
 
+from coin_platform.events.kafka import Message, ensure_topics, make_producer, read_from
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.rate_limit import WeightLimiter
 from coin_platform.settings import Settings
@@ -89,6 +90,27 @@ class ClickHouseResource(dg.ConfigurableResource):
             yield client
 
 
+class KafkaResource(dg.ConfigurableResource):
+    """Kafka (tansu locally, Apache Kafka in prod) through kafka-python."""
+
+    bootstrap_servers: str
+
+    def ensure_topics(self, topics: list[str]) -> list[str]:
+        return ensure_topics(self.bootstrap_servers, topics)
+
+    @contextlib.contextmanager
+    def producer(self) -> Iterator[object]:
+        """An idempotent acks=all producer for the block, flushed and closed afterwards."""
+        producer = make_producer(self.bootstrap_servers)
+        try:
+            yield producer
+        finally:
+            producer.close()
+
+    def read(self, topic: str, position: dict[int, int], max_messages: int) -> tuple[list[Message], dict[int, int]]:
+        return read_from(self.bootstrap_servers, topic, position, max_messages=max_messages)
+
+
 def build_clickhouse_resource(settings: Settings) -> ClickHouseResource:
     """Local: chDB under coin_home. Prod: a server from CLICKHOUSE_* environment variables."""
     if settings.env == "local":
@@ -131,4 +153,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             secret_access_key=_secret(settings.aws_secret_access_key, "AWS_SECRET_ACCESS_KEY"),
         ),
         "clickhouse": build_clickhouse_resource(settings),
+        "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers),
     }

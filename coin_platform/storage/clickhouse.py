@@ -21,6 +21,8 @@ Tables (database `coin` by default), all `DateTime64(3, 'UTC')`:
 - `ohlcv_15m_from_1m`, `ohlcv_1h_from_1m`: AggregatingMergeTree tables fed by
   materialized views on `ohlcv_1m` (argMin/argMax for open/close, max/min,
   sums, and a candle count so incomplete buckets can be told apart).
+- `features_1m`, `features_15m`, `features_1h`: indicator features per candle.
+- `candidates`, `decisions` (no TTL): see `coin_platform.storage.signals`.
 
 Rollup exactness under reruns: a materialized view sees every insert, so
 re-inserting a 1m day would add its states to the rollup a second time (sums
@@ -53,6 +55,7 @@ import polars as pl
 
 from coin_platform.market.intervals import interval_ms
 from coin_platform.market.klines import OHLCV_COLUMNS, OHLCV_SCHEMA
+from coin_platform.storage.signals import candidates_table, decisions_table
 
 HOT_INTERVALS = ("1m", "15m", "1h")
 ROLLUP_INTERVALS = ("15m", "1h")
@@ -265,6 +268,11 @@ MIGRATIONS: list[tuple[int, str, object]] = [
         3,
         "feature tables",
         lambda db, days: [_features_table(db, i, days) for i in HOT_INTERVALS],
+    ),
+    (
+        4,
+        "candidates and decisions",
+        lambda db, days: [candidates_table(db), decisions_table(db)],
     ),
 ]
 
@@ -533,6 +541,21 @@ def latest_features(client, interval: str, symbols: Sequence[str], *, database: 
             parameters={"s": list(symbols)},
         )
     )  # type: ignore[return-value]
+
+
+def features_at(
+    client, interval: str, symbol: str, open_time: dt.datetime, *, database: str = "coin"
+) -> dict[str, float | None] | None:
+    """The stored features of one candle, or None when the hot store does not have it."""
+    _check_interval(interval)
+    frame = pl.from_arrow(
+        client.query_arrow(
+            f"SELECT * EXCEPT (symbol, open_time, version) FROM {database}.features_{interval} FINAL "
+            f"WHERE symbol = {{s:String}} AND open_time = {{t:DateTime64(3, 'UTC')}}",
+            parameters={"s": symbol, "t": _ts(open_time)},
+        )
+    )
+    return frame.row(0, named=True) if frame.height else None
 
 
 def hot_counts(

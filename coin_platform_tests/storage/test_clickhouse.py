@@ -69,12 +69,12 @@ def config(tmp_path: Path) -> ClickHouseConfig:
 
 def test_migrations_are_idempotent_and_schema_is_visible(config):
     with open_clickhouse(config) as client:
-        assert migrate(client, retention_days=3) == [1, 2, 3]
+        assert migrate(client, retention_days=3) == [1, 2, 3, 4]
         assert migrate(client, retention_days=3) == []
     with open_clickhouse(config) as client:
         assert migrate(client, retention_days=3) == []
         versions = client.query_arrow("SELECT version FROM coin.schema_migrations ORDER BY version")
-        assert pl.from_arrow(versions)["version"].to_list() == [1, 2, 3]
+        assert pl.from_arrow(versions)["version"].to_list() == [1, 2, 3, 4]
         tables = pl.from_arrow(
             client.query_arrow(
                 "SELECT name, engine, sorting_key, partition_key, engine_full "

@@ -1,0 +1,102 @@
+"""Trade candidates: strategy signals on closed candles, ready for Kafka.
+
+A run evaluates the strategies over the same history a feature build reads
+(`LOOKBACK_CANDLES` before the first day), so a candidate found by a live tick,
+a rerun or a backfill is the same candidate with the same id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from coin_platform.events.schemas import Candidate
+from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, compute_features, history_start_for, load_history
+from coin_platform.market.intervals import interval_ms
+from coin_platform.storage.layout import day_start
+from coin_platform.strategies import Strategy, signal_rows
+
+if TYPE_CHECKING:
+    from coin_platform.storage.object_store import ObjectStore
+
+# Feature values a candidate carries, so a consumer sees what the strategy saw.
+CARRIED_FEATURES = tuple(c for c in FEATURE_COLUMNS if c not in ("open_time", "close"))
+
+
+def detect_candidates(
+    store: ObjectStore,
+    strategies: Sequence[Strategy],
+    interval: str,
+    symbol: str,
+    days: Sequence[dt.date],
+    history_start: dt.date,
+    *,
+    detected_at: dt.datetime,
+    lookback_candles: int = LOOKBACK_CANDLES,
+) -> list[Candidate]:
+    """Every signal of `strategies` on the symbol's candles of `days`, oldest first."""
+    if not strategies or not days:
+        return []
+    days = sorted(set(days))
+    start = history_start_for(days[0], interval, history_start, lookback_candles)
+    history = load_history(store, interval, symbol, start, days[-1])
+    if history.is_empty():
+        return []
+    features = compute_features(history, interval).drop("symbol")
+    fired = signal_rows(strategies, features).filter(pl.col("open_time").dt.date().is_in(days))
+    if fired.is_empty():
+        return []
+    rows = fired.join(features, on="open_time", how="left").sort("open_time", "strategy", "signal")
+    duration = dt.timedelta(milliseconds=interval_ms(interval) - 1)
+    return [
+        Candidate(
+            strategy=row["strategy"],
+            symbol=symbol,
+            interval=interval,
+            open_time=row["open_time"],
+            close_time=row["open_time"] + duration,
+            signal=row["signal"],
+            price=row["close"],
+            features={k: _finite(row[k]) for k in CARRIED_FEATURES},
+            detected_at=detected_at,
+        )
+        for row in rows.iter_rows(named=True)
+    ]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """Which candidates of a run go to Kafka now, and why the others do not."""
+
+    publish: tuple[Candidate, ...]
+    already_published: tuple[Candidate, ...]
+    too_old: tuple[Candidate, ...]
+
+
+def plan_publication(
+    candidates: Sequence[Candidate], published: dict[str, dt.datetime], now: dt.datetime, max_age: dt.timedelta
+) -> PublishPlan:
+    """Publish what is new and fresh: a rerun republishes nothing, a backfill of old days trades nothing."""
+    publish, already, old = [], [], []
+    for candidate in candidates:
+        if candidate.id in published:
+            already.append(candidate)
+        elif now - candidate.close_time > max_age:
+            old.append(candidate)
+        else:
+            publish.append(candidate)
+    return PublishPlan(tuple(publish), tuple(already), tuple(old))
+
+
+def days_window(days: Sequence[dt.date]) -> tuple[dt.datetime, dt.datetime]:
+    """[start of the first day, start of the day after the last)."""
+    return day_start(min(days)), day_start(max(days)) + dt.timedelta(days=1)

@@ -1,0 +1,120 @@
+"""`candidates_{interval}`: strategy signals on closed candles, recorded in ClickHouse and
+published to Kafka (`events.candidates_topic`), partition-aligned with the features.
+
+A rerun finds the same candidates (deterministic ids) and republishes none that
+went out before; candidates of candles older than `events.publish_max_age_seconds`
+are recorded but not published, so a backfill never trades.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from coin_platform.candidates import detect_candidates, plan_publication
+from coin_platform.defs.assets.hot import POOL
+from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
+from coin_platform.defs.partitions import split_partition_keys
+from coin_platform.defs.resources import ClickHouseResource, KafkaResource, ObjectStoreResource
+from coin_platform.events.kafka import publish
+from coin_platform.settings import Settings
+from coin_platform.storage.clickhouse import migrate
+from coin_platform.storage.signals import published_candidates, write_candidates
+from coin_platform.strategies import build_strategies
+
+CANDIDATES_GROUP = "signals"
+PREVIEW_ROWS = 10
+
+
+def build_candidate_assets(
+    interval: str,
+    features_asset: dg.AssetsDefinition,
+    partitions_def: dg.MultiPartitionsDefinition,
+    settings: Settings,
+) -> dg.AssetsDefinition:
+    strategies = build_strategies(settings.config.strategies, interval)
+    events = settings.config.events
+    max_age = dt.timedelta(seconds=events.publish_max_age_seconds)
+    names = ", ".join(s.name for s in strategies) or "none"
+
+    @dg.asset(
+        name=f"candidates_{interval}",
+        group_name=CANDIDATES_GROUP,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.multi_run(
+            max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
+        ),
+        deps=[features_asset],
+        automation_condition=REBUILD_AFTER_INPUT_REPAIR,
+        pool=POOL,
+        kinds={"polars", "clickhouse", "kafka"},
+        description=(
+            f"Signals of the enabled strategies ({names}) on closed {interval} candles: recorded in ClickHouse "
+            f"`candidates` and published to Kafka `{events.candidates_topic}` (key = symbol, JSON with a schema "
+            f"version, deterministic id). Candles that closed more than {events.publish_max_age_seconds} s "
+            "before the run are recorded but not published."
+        ),
+    )
+    def candidates(
+        context: dg.AssetExecutionContext,
+        object_store: ObjectStoreResource,
+        clickhouse: ClickHouseResource,
+        kafka: KafkaResource,
+    ) -> dg.MaterializeResult:
+        days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
+        store = object_store.get_store()
+        now = dt.datetime.now(dt.UTC)
+        found = [
+            candidate
+            for symbol, days in days_by_symbol.items()
+            for candidate in detect_candidates(
+                store, strategies, interval, symbol, days, settings.config.history_start, detected_at=now
+            )
+        ]
+        with clickhouse.open() as client:
+            migrate(client, settings.config.retention_days, clickhouse.database)
+            published = published_candidates(client, [c.id for c in found], database=clickhouse.database)
+            plan = plan_publication(found, published, now, max_age)
+            # Recorded before publishing, so a failed publish leaves them visible as unpublished.
+            write_candidates(client, [*plan.publish, *plan.too_old], {}, database=clickhouse.database)
+            if plan.publish:
+                kafka.ensure_topics([events.candidates_topic])
+                with kafka.producer() as producer:
+                    offsets = publish(
+                        producer,
+                        events.candidates_topic,
+                        [(c.symbol.encode(), c.to_json()) for c in plan.publish],
+                    )
+                sent_at = dt.datetime.now(dt.UTC)
+                write_candidates(
+                    client, plan.publish, {c.id: sent_at for c in plan.publish}, database=clickhouse.database
+                )
+                context.log.info(
+                    f"published {len(plan.publish)} candidate(s) to {events.candidates_topic} "
+                    f"at offsets {offsets[0]}..{offsets[-1]}"
+                )
+        by_strategy: dict[str, int] = {}
+        for candidate in found:
+            by_strategy[candidate.strategy] = by_strategy.get(candidate.strategy, 0) + 1
+        preview = "\n".join(
+            f"| {c.symbol} | {c.open_time:%Y-%m-%d %H:%M} | {c.strategy} | {c.signal} | {c.price:g} |"
+            for c in found[-PREVIEW_ROWS:]
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(found),
+                "strategies": dg.MetadataValue.json([s.name for s in strategies]),
+                "by_strategy": dg.MetadataValue.json(by_strategy),
+                "published": len(plan.publish),
+                "already_published": len(plan.already_published),
+                "too_old_to_publish": len(plan.too_old),
+                "topic": events.candidates_topic,
+                "published_ids": dg.MetadataValue.json([c.id for c in plan.publish][:50]),
+                "preview": dg.MetadataValue.md(
+                    "| symbol | open time | strategy | signal | close |\n|---|---|---|---|---|\n" + preview
+                    if found
+                    else "no candidates"
+                ),
+            }
+        )
+
+    return candidates

@@ -1,0 +1,109 @@
+"""`inference_job`: one run per candidate (the candidate sensor launches it with run_key = candidate id).
+
+Scores the candidate (rule-based until a model is promoted) with the candle's features
+from the hot store, or those the candidate carried when the hot store no longer has
+them; records the decision in ClickHouse `decisions` and publishes buy/sell decisions
+to `events.decisions_topic`. A rerun of the same candidate reuses the stored decision
+and publishes it at most once.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from coin_platform.defs.assets.hot import POOL
+from coin_platform.defs.resources import ClickHouseResource, KafkaResource
+from coin_platform.events.kafka import publish
+from coin_platform.events.schemas import Candidate, decision_id
+from coin_platform.ml.inference import RuleScorer
+from coin_platform.settings import Settings
+from coin_platform.storage.clickhouse import features_at, migrate
+from coin_platform.storage.signals import read_decision, write_decision
+
+DECISIONS_ASSET = dg.AssetKey("decisions")
+SCORE_OP = "score_candidate"
+
+
+class MessageConfig(dg.Config):
+    """The Kafka message (JSON) the run was launched for."""
+
+    message: str
+
+
+def build_inference_job(settings: Settings) -> tuple[dg.JobDefinition, dg.AssetSpec]:
+    events = settings.config.events
+    scorer = RuleScorer(
+        min_confidence=settings.config.inference.min_confidence,
+        max_age=dt.timedelta(seconds=events.publish_max_age_seconds),
+    )
+    decisions = dg.AssetSpec(
+        DECISIONS_ASSET,
+        group_name="trading",
+        kinds={"clickhouse", "kafka"},
+        description=(
+            "Decisions (buy / sell / hold, confidence, model version, inputs) of inference_job runs, in "
+            f"ClickHouse `decisions`; buy/sell ones are published to Kafka `{events.decisions_topic}`."
+        ),
+    )
+
+    @dg.op(name=SCORE_OP, pool=POOL)
+    def score_candidate(
+        context: dg.OpExecutionContext,
+        config: MessageConfig,
+        clickhouse: ClickHouseResource,
+        kafka: KafkaResource,
+    ) -> None:
+        candidate = Candidate.from_json(config.message.encode())
+        with clickhouse.open() as client:
+            migrate(client, settings.config.retention_days, clickhouse.database)
+            stored = read_decision(client, decision_id(candidate.id), database=clickhouse.database)
+            if stored is not None:
+                decision, published_at = stored
+                source = "stored decision (rerun)"
+            else:
+                hot = features_at(
+                    client, candidate.interval, candidate.symbol, candidate.open_time, database=clickhouse.database
+                )
+                source = "hot store" if hot is not None else "candidate message"
+                features = hot if hot is not None else candidate.features
+                decision = scorer.decide(candidate, features, dt.datetime.now(dt.UTC))
+                published_at = None
+                write_decision(client, decision, None, database=clickhouse.database)
+            if decision.action != "hold" and published_at is None:
+                kafka.ensure_topics([events.decisions_topic])
+                with kafka.producer() as producer:
+                    message = (decision.symbol.encode(), decision.to_json())
+                    (offset,) = publish(producer, events.decisions_topic, [message])
+                published_at = dt.datetime.now(dt.UTC)
+                write_decision(client, decision, published_at, database=clickhouse.database)
+                context.log.info(f"decision {decision.id} published to {events.decisions_topic} at offset {offset}")
+        context.log_event(
+            dg.AssetMaterialization(
+                DECISIONS_ASSET,
+                description=f"{decision.action} {decision.symbol} ({decision.strategy} {decision.signal})",
+                metadata={
+                    "decision_id": decision.id,
+                    "candidate_id": decision.candidate_id,
+                    "symbol": decision.symbol,
+                    "interval": decision.interval,
+                    "strategy": decision.strategy,
+                    "signal": decision.signal,
+                    "action": decision.action,
+                    "confidence": decision.confidence,
+                    "model_version": decision.model_version,
+                    "features_from": source,
+                    "inputs": dg.MetadataValue.json(decision.inputs),
+                    "published": published_at is not None,
+                },
+            )
+        )
+
+    @dg.job(
+        name="inference_job",
+        description="Score one candidate and record (and for buy/sell publish) the decision.",
+        executor_def=dg.in_process_executor,
+    )
+    def inference_job() -> None:
+        score_candidate()
+
+    return inference_job, decisions

@@ -1,0 +1,102 @@
+"""Sensors that turn Kafka messages into runs, and the failed-run alert.
+
+Topic sensors keep their position (partition -> next offset) in the sensor cursor:
+the daemon stores the cursor together with the tick's run requests, so a restarted
+daemon or broker resumes exactly after the last message it turned into a run. The
+run_key (candidate or decision id) makes a redelivered or republished message a
+no-op. A message that does not parse goes to `<topic>.dlq` with the reason, and the
+sensor moves on.
+"""
+
+from collections.abc import Callable
+
+import dagster as dg
+
+from coin_platform.alerts import AlertChannels, AlertError, send_alert
+from coin_platform.defs.resources import KafkaResource
+from coin_platform.events.kafka import dead_letter, position_from_cursor, position_to_cursor, publish
+from coin_platform.events.schemas import MessageError
+from coin_platform.settings import Settings
+
+
+def build_topic_sensor(
+    name: str,
+    topic: str,
+    job: dg.JobDefinition,
+    op_name: str,
+    parse: Callable[[bytes], object],
+    describe: Callable[[object], tuple[str, dict[str, str]]],
+    settings: Settings,
+    description: str,
+) -> dg.SensorDefinition:
+    """A sensor requesting one `job` run per valid message of `topic` (run_key and tags from `describe`)."""
+    events = settings.config.events
+    dead_letter_topic = topic + events.dead_letter_suffix
+
+    @dg.sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=events.sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=description,
+    )
+    def topic_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult:
+        position = position_from_cursor(context.cursor)
+        messages, after = kafka.read(topic, position, events.max_messages_per_tick)
+        runs, dead = [], []
+        for message in messages:
+            try:
+                if message.value is None:
+                    raise MessageError("empty message")
+                item = parse(message.value)
+            except MessageError as exc:
+                context.log.warning(f"{topic}@{message.partition}:{message.offset} to {dead_letter_topic}: {exc}")
+                dead.append(dead_letter(topic, message, str(exc)))
+                continue
+            run_key, tags = describe(item)
+            runs.append(
+                dg.RunRequest(
+                    run_key=run_key,
+                    run_config={"ops": {op_name: {"config": {"message": message.value.decode()}}}},
+                    tags={**tags, "coin/topic": topic, "coin/offset": f"{message.partition}:{message.offset}"},
+                )
+            )
+        if dead:
+            kafka.ensure_topics([dead_letter_topic])
+            with kafka.producer() as producer:
+                publish(producer, dead_letter_topic, dead)
+        if not messages:
+            return dg.SensorResult(skip_reason=f"no new messages on {topic}", cursor=position_to_cursor(after))
+        return dg.SensorResult(run_requests=runs, cursor=position_to_cursor(after))
+
+    return topic_sensor
+
+
+def build_failure_alert_sensor(settings: Settings) -> dg.RunFailureSensorDefinition:
+    channels = AlertChannels(
+        slack_webhook_url=settings.alert_slack_webhook_url,
+        email_to=settings.alert_email_to,
+        smtp_url=settings.smtp_url,
+    )
+
+    @dg.run_failure_sensor(
+        name="run_failure_alert_sensor",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        monitor_all_code_locations=False,
+        description="Reports every failed run: in the daemon log, and to Slack / e-mail when configured "
+        "(ALERT_SLACK_WEBHOOK_URL, ALERT_EMAIL_TO + SMTP_URL).",
+    )
+    def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+        run = context.dagster_run
+        subject = f"coin_platform: run {run.run_id[:8]} of {run.job_name} failed"
+        body = f"{context.failure_event.message or 'failed'}\nrun id: {run.run_id}\ntags: {dict(run.tags)}"
+        context.log.error(f"{subject}: {body}")
+        if not channels.configured:
+            return
+        try:
+            sent = send_alert(channels, subject, body)
+            context.log.info(f"alert sent via {', '.join(sent)}")
+        except AlertError as exc:
+            context.log.error(f"alert not sent: {exc}")
+
+    return run_failure_alert

@@ -1,0 +1,163 @@
+"""Kafka topics through kafka-python: idempotent publishing and reading from a kept position.
+
+Readers do not use consumer groups: a sensor keeps its position (the next offset of
+every partition) in its own cursor, which the Dagster daemon stores together with the
+runs the tick requested. Committed group offsets would be a second record that can
+disagree with the runs (commit before launch loses messages, commit after repeats
+them); the cursor moves exactly when the runs are recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+REQUEST_TIMEOUT_MS = 10_000
+# Fail fast when the broker is down: kafka-python waits 30 s for a first connection by default.
+BOOTSTRAP_TIMEOUT_MS = 5_000
+
+
+class EventsError(RuntimeError):
+    """Kafka could not be reached or did not confirm; the message names the broker and topic."""
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int = 1) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created."""
+    wanted = sorted(set(topics))
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers,
+            request_timeout_ms=REQUEST_TIMEOUT_MS,
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+        )
+    except KafkaError as exc:
+        raise EventsError(f"Kafka at {bootstrap_servers} is not reachable: {exc}") from exc
+    try:
+        missing = [t for t in wanted if t not in set(admin.list_topics())]
+        created = []
+        for topic in missing:
+            try:
+                admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+                created.append(topic)
+            except TopicAlreadyExistsError:  # another process won the race
+                pass
+        return created
+    finally:
+        admin.close()
+
+
+def make_producer(bootstrap_servers: str) -> KafkaProducer:
+    """acks=all and the idempotent producer: a retried send is written once."""
+    try:
+        return KafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            retries=5,
+            request_timeout_ms=REQUEST_TIMEOUT_MS,
+            max_block_ms=REQUEST_TIMEOUT_MS,
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+        )
+    except KafkaError as exc:
+        raise EventsError(f"Kafka at {bootstrap_servers} is not reachable: {exc}") from exc
+
+
+def publish(producer: KafkaProducer, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> list[int]:
+    """Send (key, value) pairs and wait until the broker confirms every one; returns their offsets."""
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in messages]
+        producer.flush(timeout=REQUEST_TIMEOUT_MS / 1000)
+        return [future.get(timeout=REQUEST_TIMEOUT_MS / 1000).offset for future in futures]
+    except KafkaError as exc:
+        raise EventsError(f"publishing {len(messages)} message(s) to {topic} failed: {exc}") from exc
+
+
+def dead_letter(topic: str, message: Message, reason: str) -> tuple[bytes, bytes]:
+    """The (key, value) for the dead-letter topic: the original bytes, where they came from, and why."""
+    body = {
+        "reason": reason,
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "key": message.key.decode("utf-8", "replace") if message.key else None,
+        "value": message.value.decode("utf-8", "replace") if message.value is not None else None,
+    }
+    return (message.key or b"", json.dumps(body, sort_keys=True).encode())
+
+
+def read_from(
+    bootstrap_servers: str,
+    topic: str,
+    position: dict[int, int],
+    *,
+    max_messages: int,
+    poll_timeout_ms: int = 1_000,
+) -> tuple[list[Message], dict[int, int]]:
+    """Messages after `position` (partition -> next offset; a partition not in it starts at its
+    beginning), at most `max_messages`, and the position after them.
+
+    Reads until every partition is at the high watermark its fetches report, so a tick
+    sees everything published before it and returns. (The end offsets from ListOffsets
+    are not used: tansu on S3 storage reports stale ones; the fetch's watermark is right.)
+    """
+    consumer = None
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a position below the log start resumes at the start
+            request_timeout_ms=REQUEST_TIMEOUT_MS + 1_000,
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+        )
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return [], dict(position)
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        for tp in assigned:
+            if tp.partition in position:
+                consumer.seek(tp, position[tp.partition])
+            else:
+                consumer.seek_to_beginning(tp)
+        messages: list[Message] = []
+        while len(messages) < max_messages:
+            batch = consumer.poll(timeout_ms=poll_timeout_ms, max_records=max_messages - len(messages))
+            for tp, records in batch.items():
+                messages.extend(Message(topic, tp.partition, r.offset, r.key, r.value) for r in records)
+            watermarks = [consumer.highwater(tp) for tp in assigned]
+            caught_up = all(
+                mark is not None and consumer.position(tp) >= mark
+                for tp, mark in zip(assigned, watermarks, strict=True)
+            )
+            if caught_up or not batch:
+                break
+        after = {tp.partition: consumer.position(tp) for tp in assigned}
+        return messages, after
+    except KafkaError as exc:
+        raise EventsError(f"reading {topic} from Kafka at {bootstrap_servers} failed: {exc}") from exc
+    finally:
+        if consumer is not None:
+            consumer.close()
+
+
+def position_to_cursor(position: dict[int, int]) -> str:
+    return json.dumps({str(p): o for p, o in sorted(position.items())})
+
+
+def position_from_cursor(cursor: str | None) -> dict[int, int]:
+    return {int(p): int(o) for p, o in json.loads(cursor).items()} if cursor else {}

@@ -1,0 +1,369 @@
+"""The trading record: orders, fills, positions, refused decisions and the paper broker's book, in one DuckDB file.
+
+DuckDB lets one process at a time write a file, and Dagster runs are separate processes, so the
+file is opened per use inside a `filelock.FileLock` held around open → use → close; a second
+process waits for the first instead of failing. Each use is one DuckDB transaction: an execution's
+order, fills and position change commit together or not at all.
+
+Nesting is joined, not stacked: a `transaction()` on the same file inside an open one (same thread)
+returns the open one. That is how the paper broker, whose book lives in this file, places its fill
+inside the execution's transaction, so a failure after the fill rolls the fill back with the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import filelock
+import polars as pl
+
+from coin_platform.events.schemas import Decision
+from coin_platform.trading.orders import Fill, OrderRequest, OrderResult
+from coin_platform.trading.positions import Position, apply_fill
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS orders (
+        client_order_id VARCHAR PRIMARY KEY,  -- the decision id
+        decision_id VARCHAR NOT NULL,
+        strategy VARCHAR NOT NULL,
+        signal VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        side VARCHAR NOT NULL,
+        quantity DOUBLE NOT NULL,
+        reduce_only BOOLEAN NOT NULL,
+        reference_price DOUBLE NOT NULL,
+        status VARCHAR NOT NULL,
+        broker VARCHAR NOT NULL,
+        exchange_order_id VARCHAR,
+        filled_quantity DOUBLE NOT NULL,
+        average_price DOUBLE,
+        fees DOUBLE NOT NULL,
+        reason VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS fills (
+        client_order_id VARCHAR NOT NULL,
+        seq INTEGER NOT NULL,
+        symbol VARCHAR NOT NULL,
+        side VARCHAR NOT NULL,
+        price DOUBLE NOT NULL,
+        quantity DOUBLE NOT NULL,
+        fee DOUBLE NOT NULL,
+        realized_pnl DOUBLE NOT NULL,  -- net of this fill's fee
+        filled_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (client_order_id, seq)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS positions (
+        symbol VARCHAR PRIMARY KEY,
+        quantity DOUBLE NOT NULL,  -- signed: + long, - short
+        entry_price DOUBLE NOT NULL,
+        realized_pnl DOUBLE NOT NULL,  -- net of fees
+        fees_paid DOUBLE NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS rejections (
+        decision_id VARCHAR PRIMARY KEY,
+        strategy VARCHAR NOT NULL,
+        signal VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        rule VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS paper_orders (
+        client_order_id VARCHAR PRIMARY KEY,
+        exchange_order_id VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        side VARCHAR NOT NULL,
+        quantity DOUBLE NOT NULL,
+        price DOUBLE NOT NULL,
+        fee DOUBLE NOT NULL,
+        filled_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+)
+
+_POSITION_FIELDS = ("symbol", "quantity", "entry_price", "realized_pnl", "fees_paid")
+_thread = threading.local()
+
+
+class TradingStoreLocked(TimeoutError):
+    """Another process held the trading store's lock for longer than the timeout."""
+
+
+@dataclass(frozen=True)
+class TradingSummary:
+    realized_pnl: float  # USDT, net of fees
+    unrealized_pnl: float  # USDT, open positions at the given marks
+    fees_paid: float
+    open_positions: int
+    trades: int  # fills
+    unmarked_symbols: tuple[str, ...] = ()  # open positions without a mark, left out of unrealized_pnl
+
+
+class TradingStore:
+    """Where orders, fills and positions live between runs; a new object on the same file resumes them."""
+
+    def __init__(self, path: str | Path, *, lock_timeout_s: float = 120.0) -> None:
+        self.path = Path(path).resolve()
+        self.lock_path = Path(f"{self.path}.lock")
+        self.lock_timeout_s = lock_timeout_s
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        """Lock, open, begin; commit on success, roll back on any exception; close, unlock."""
+        open_here: dict[Path, StoreTransaction] = _thread.__dict__.setdefault("transactions", {})
+        if self.path in open_here:
+            yield open_here[self.path]
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(self.lock_path, timeout=self.lock_timeout_s)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise TradingStoreLocked(
+                f"trading store {self.path} stayed locked for {self.lock_timeout_s:g} s "
+                f"(lock file {self.lock_path}); another run is using it"
+            ) from None
+        try:
+            connection = duckdb.connect(str(self.path))
+            try:
+                connection.execute("SET TimeZone = 'UTC'")
+                connection.begin()
+                for statement in _SCHEMA:
+                    connection.execute(statement)
+                transaction = StoreTransaction(connection)
+                open_here[self.path] = transaction
+                try:
+                    yield transaction
+                except BaseException:
+                    connection.rollback()
+                    raise
+                finally:
+                    del open_here[self.path]
+                connection.commit()
+            finally:
+                connection.close()
+        finally:
+            lock.release()
+
+    def orders(self) -> pl.DataFrame:
+        with self.transaction() as tx:
+            return tx.orders()
+
+    def fills(self) -> pl.DataFrame:
+        with self.transaction() as tx:
+            return tx.fills()
+
+    def positions(self) -> pl.DataFrame:
+        with self.transaction() as tx:
+            return tx.positions()
+
+    def rejections(self) -> pl.DataFrame:
+        with self.transaction() as tx:
+            return tx.rejections()
+
+    def position(self, symbol: str) -> Position:
+        with self.transaction() as tx:
+            return tx.position(symbol)
+
+    def summary(self, marks: Mapping[str, float]) -> TradingSummary:
+        with self.transaction() as tx:
+            return tx.summary(marks)
+
+
+class StoreTransaction:
+    """Reads and writes inside one open transaction; get one from `TradingStore.transaction()`."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._connection = connection
+
+    def _one(self, sql: str, params: list | None = None) -> tuple | None:
+        # fetchall, not fetchone: DuckDB 2 refuses the next statement while a result is unread.
+        rows = self._connection.execute(sql, params or []).fetchall()
+        return rows[0] if rows else None
+
+    def _frame(self, sql: str) -> pl.DataFrame:
+        return self._connection.sql(sql).pl()
+
+    # ------------------------------------------------------------ reads
+
+    def orders(self) -> pl.DataFrame:
+        return self._frame("SELECT * FROM orders ORDER BY created_at, client_order_id")
+
+    def fills(self) -> pl.DataFrame:
+        return self._frame("SELECT * FROM fills ORDER BY filled_at, client_order_id, seq")
+
+    def positions(self) -> pl.DataFrame:
+        return self._frame("SELECT * FROM positions ORDER BY symbol")
+
+    def rejections(self) -> pl.DataFrame:
+        return self._frame("SELECT * FROM rejections ORDER BY created_at, decision_id")
+
+    def previous_outcome(self, decision_id: str) -> str | None:
+        """How an already handled decision ended (its order's status or the rule that refused it); None if new."""
+        order = self._one("SELECT status, broker, created_at FROM orders WHERE client_order_id = ?", [decision_id])
+        if order:
+            return f"{order[1]} order {order[0]}, created {order[2].isoformat()}"
+        refusal = self._one("SELECT rule, created_at FROM rejections WHERE decision_id = ?", [decision_id])
+        if refusal:
+            return f"refused by {refusal[0]} on {refusal[1].isoformat()}"
+        return None
+
+    def position(self, symbol: str) -> Position:
+        row = self._one(
+            "SELECT quantity, entry_price, realized_pnl, fees_paid FROM positions WHERE symbol = ?", [symbol]
+        )
+        return Position(symbol, *row) if row else Position(symbol)
+
+    def realized_pnl_between(self, start: dt.datetime, end: dt.datetime) -> float:
+        """Realized PnL (net of fees) of fills in [start, end), every symbol."""
+        row = self._one(
+            "SELECT coalesce(sum(realized_pnl), 0) FROM fills WHERE filled_at >= ? AND filled_at < ?", [start, end]
+        )
+        return float(row[0])
+
+    def last_order_at(self, symbol: str) -> dt.datetime | None:
+        """When the symbol's latest order that a broker accepted was created."""
+        row = self._one("SELECT max(created_at) FROM orders WHERE symbol = ? AND status <> 'REJECTED'", [symbol])
+        return row[0]
+
+    def summary(self, marks: Mapping[str, float]) -> TradingSummary:
+        realized = unrealized = fees = 0.0
+        open_positions = 0
+        unmarked = []
+        for row in self.positions().iter_rows(named=True):
+            position = Position(**{name: row[name] for name in _POSITION_FIELDS})
+            realized += position.realized_pnl
+            fees += position.fees_paid
+            if position.quantity == 0:
+                continue
+            open_positions += 1
+            if position.symbol in marks:
+                unrealized += position.unrealized_pnl(marks[position.symbol])
+            else:
+                unmarked.append(position.symbol)
+        (trades,) = self._one("SELECT count(*) FROM fills")
+        return TradingSummary(realized, unrealized, fees, open_positions, trades, tuple(unmarked))
+
+    # ------------------------------------------------------------ writes
+
+    def record_rejection(self, decision: Decision, *, rule: str, reason: str, created_at: dt.datetime) -> None:
+        self._connection.execute(
+            "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [decision.id, decision.strategy, decision.signal, decision.symbol, rule, reason, created_at],
+        )
+
+    def record_order(
+        self,
+        decision: Decision,
+        order: OrderRequest,
+        *,
+        broker: str,
+        created_at: dt.datetime,
+        result: OrderResult | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """One order row; without a result it is an order the broker rejected."""
+        self._connection.execute(
+            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                order.client_order_id,
+                decision.id,
+                decision.strategy,
+                decision.signal,
+                order.symbol,
+                order.side,
+                order.quantity,
+                order.reduce_only,
+                order.reference_price,
+                result.status if result else "REJECTED",
+                broker,
+                result.exchange_order_id if result else None,
+                result.filled_quantity if result else 0.0,
+                result.average_price if result else None,
+                result.fees if result else 0.0,
+                reason,
+                created_at,
+            ],
+        )
+
+    def record_fill(self, order: OrderRequest, seq: int, fill: Fill) -> Position:
+        """Record one fill of `order` and move the symbol's position by it."""
+        effect = apply_fill(self.position(order.symbol), order.side, fill.quantity, fill.price, fill.fee)
+        self._connection.execute(
+            "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                order.client_order_id,
+                seq,
+                order.symbol,
+                order.side,
+                fill.price,
+                fill.quantity,
+                fill.fee,
+                effect.realized_pnl,
+                fill.time,
+            ],
+        )
+        position = effect.position
+        self._connection.execute(
+            "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                position.symbol,
+                position.quantity,
+                position.entry_price,
+                position.realized_pnl,
+                position.fees_paid,
+                fill.time,
+            ],
+        )
+        return position
+
+    # ------------------------------------------------------------ the paper broker's book
+
+    def paper_order(self, client_order_id: str) -> OrderResult | None:
+        row = self._one(
+            "SELECT exchange_order_id, price, quantity, fee, filled_at FROM paper_orders WHERE client_order_id = ?",
+            [client_order_id],
+        )
+        if row is None:
+            return None
+        exchange_order_id, price, quantity, fee, filled_at = row
+        return OrderResult(
+            client_order_id=client_order_id,
+            exchange_order_id=exchange_order_id,
+            broker="paper",
+            status="FILLED",
+            fills=(Fill(price, quantity, fee, filled_at),),
+            existing=True,
+        )
+
+    def record_paper_order(self, order: OrderRequest, exchange_order_id: str, fill: Fill) -> None:
+        self._connection.execute(
+            "INSERT INTO paper_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                order.client_order_id,
+                exchange_order_id,
+                order.symbol,
+                order.side,
+                fill.quantity,
+                fill.price,
+                fill.fee,
+                fill.time,
+            ],
+        )
