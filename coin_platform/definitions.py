@@ -13,11 +13,12 @@ from coin_platform.defs.assets.hot import build_hot_assets
 from coin_platform.defs.assets.market import build_market_assets
 from coin_platform.defs.checks import build_ohlcv_checks
 from coin_platform.defs.inference import SCORE_OP, build_inference_job
+from coin_platform.defs.orders import ORDER_OP, build_order_job
 from coin_platform.defs.partitions import market_partitions
 from coin_platform.defs.resources import build_resources
 from coin_platform.defs.schedules import build_history_schedule, build_live_schedule
 from coin_platform.defs.sensors import build_failure_alert_sensor, build_topic_sensor
-from coin_platform.events.schemas import Candidate
+from coin_platform.events.schemas import Candidate, Decision
 from coin_platform.settings import Settings, get_settings
 
 # Deliberate: partitioned asset checks (preview) report per partition, and
@@ -68,7 +69,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     schedules.append(build_history_schedule(history_job, settings.config.symbols))
     assets += history_assets
     inference_job, decisions = build_inference_job(settings)
-    jobs.append(inference_job)
+    order_job, trading_specs = build_order_job(settings)
+    jobs += [inference_job, order_job]
     events = settings.config.events
     candidate_sensor = build_topic_sensor(
         "candidate_sensor",
@@ -80,8 +82,18 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         settings,
         f"One inference_job run per candidate on {events.candidates_topic} (run_key = candidate id).",
     )
+    decision_sensor = build_topic_sensor(
+        "decision_sensor",
+        events.decisions_topic,
+        order_job,
+        ORDER_OP,
+        Decision.from_json,
+        lambda d: (d.id, {"coin/decision_id": d.id, "coin/symbol": d.symbol, "coin/action": d.action}),
+        settings,
+        f"One order_job run per decision on {events.decisions_topic} (run_key = decision id).",
+    )
     return dg.Definitions(
-        assets=[*assets, decisions],
+        assets=[*assets, decisions, *trading_specs],
         asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
@@ -96,6 +108,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 "whose look-back includes it.",
             ),
             candidate_sensor,
+            decision_sensor,
             build_failure_alert_sensor(settings),
         ],
         resources=build_resources(settings),

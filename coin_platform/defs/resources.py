@@ -19,6 +19,10 @@ from coin_platform.market.rate_limit import WeightLimiter
 from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import ClickHouseConfig, open_clickhouse
 from coin_platform.storage.object_store import ObjectStore
+from coin_platform.trading.binance import BinanceFuturesBroker
+from coin_platform.trading.orders import Broker
+from coin_platform.trading.paper import PaperBroker, PriceSource
+from coin_platform.trading.store import TradingStore
 
 
 class BinanceResource(dg.ConfigurableResource):
@@ -111,6 +115,37 @@ class KafkaResource(dg.ConfigurableResource):
         return read_from(self.bootstrap_servers, topic, position, max_messages=max_messages)
 
 
+class TradingResource(dg.ConfigurableResource):
+    """Where orders, fills and positions are kept (a DuckDB file) and which broker places orders."""
+
+    store_path: str
+    broker: str = "paper"
+    fee_rate: float = 0.001
+    slippage_rate: float = 0.0002
+    order_url: str = ""
+    api_key: str | None = None
+    api_secret: str | None = None
+    live_trading: bool = False
+    # Orders may go to a loopback test endpoint (the replay server) — only in replay mode.
+    allow_test_endpoint: bool = False
+
+    def get_store(self) -> TradingStore:
+        return TradingStore(self.store_path)
+
+    def get_broker(self, store: TradingStore, price_source: PriceSource) -> Broker:
+        """The paper broker (fills at `price_source`), or Binance — testnet unless LIVE_TRADING=1."""
+        if self.broker == "paper":
+            return PaperBroker(store, price_source, fee_rate=self.fee_rate, slippage_rate=self.slippage_rate)
+        return BinanceFuturesBroker(
+            self.order_url,
+            SecretStr(self.api_key) if self.api_key else None,
+            SecretStr(self.api_secret) if self.api_secret else None,
+            live_trading=self.live_trading,
+            allow_test_endpoint=self.allow_test_endpoint,
+            commission_rate=self.fee_rate,
+        )
+
+
 def build_clickhouse_resource(settings: Settings) -> ClickHouseResource:
     """Local: chDB under coin_home. Prod: a server from CLICKHOUSE_* environment variables."""
     if settings.env == "local":
@@ -154,4 +189,15 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "clickhouse": build_clickhouse_resource(settings),
         "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers),
+        "trading_store": TradingResource(
+            store_path=str(settings.coin_home / "trading" / "trading.duckdb"),
+            broker=settings.config.trading.broker,
+            fee_rate=settings.config.trading.fee_rate,
+            slippage_rate=settings.config.trading.slippage_rate,
+            order_url=settings.binance_order_url,
+            api_key=_secret(settings.binance_api_key, "BINANCE_API_KEY"),
+            api_secret=_secret(settings.binance_api_secret, "BINANCE_API_SECRET"),
+            live_trading=settings.live_trading,
+            allow_test_endpoint=settings.market_source == "replay",
+        ),
     }

@@ -72,7 +72,7 @@ def build_topic_sensor(
     return topic_sensor
 
 
-def build_failure_alert_sensor(settings: Settings) -> dg.RunFailureSensorDefinition:
+def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
     channels = AlertChannels(
         slack_webhook_url=settings.alert_slack_webhook_url,
         email_to=settings.alert_email_to,

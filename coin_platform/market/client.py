@@ -239,6 +239,17 @@ class BinanceFuturesClient:
         self.stats["kline_requests"] += 1
         return self._get("/fapi/v1/klines", params, kline_request_weight(limit), parse_kline_rows)
 
+    def last_price(self, symbol: str) -> tuple[float, dt.datetime]:
+        """The last traded price and the exchange time it was read at: the close of the
+        still-forming 1m candle (weight 1)."""
+        now_ms = self.limiter.now_ms()
+        step = interval_ms("1m")
+        minute = now_ms - now_ms % step
+        page = self.klines_page(symbol, "1m", minute - step, minute + step - 1, 2)
+        if page.is_empty():
+            raise BinanceAPIError(200, None, f"no {symbol} 1m candle around {minute}", "/fapi/v1/klines")
+        return float(page["close"][-1]), dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
+
     def fetch_klines(
         self, symbol: str, interval: str, start: dt.datetime, end: dt.datetime
     ) -> pl.DataFrame:

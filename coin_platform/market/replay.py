@@ -490,8 +490,8 @@ class ReplayServer:
         """Binance's SIGNED checks: the API key, the signature over query + body as sent, then the timestamp."""
         if api_key is None or not hmac.compare_digest(api_key.encode(), self._api_key.encode()):
             return {}, _error(-2015, "Invalid API-key, IP, or permissions for action.", status=401)
-        total, _, signature = (query + body).rpartition("&signature=")
-        if not signature:
+        total, sent, signature = (query + body).rpartition("&signature=")
+        if not sent or not signature:
             return {}, _mandatory("signature")
         expected = hmac.new(self._api_secret.encode(), total.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):

@@ -60,7 +60,7 @@ class Strategy(ABC):
     """A named, parameterised set of signal rules over a features frame.
 
     Subclasses set `kind`, declare their parameters as dataclass fields with
-    defaults, validate them in `__post_init__`, and implement `indicators` and
+    defaults, validate them in `check_params`, and implement `indicators` and
     `rules`.
     """
 
@@ -69,11 +69,22 @@ class Strategy(ABC):
     name: str
     # Intervals whose candles this strategy evaluates; empty = every interval.
     intervals: tuple[str, ...] = ()
+    # False: long only (enter_short / exit_short never fire), as freqtrade's `can_short`.
+    can_short: bool = True
 
     @classmethod
     def param_names(cls) -> tuple[str, ...]:
         """The subclass's own fields: what `params:` in config.yaml may set."""
         return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("name", "intervals"))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.can_short, bool):
+            raise self._invalid("can_short", f"must be true or false, got {self.can_short!r}")
+        self.check_params()
+
+    @abstractmethod
+    def check_params(self) -> None:
+        """Raise ConfigError naming the parameter whose value the kind cannot use."""
 
     @abstractmethod
     def indicators(self, columns: Collection[str]) -> dict[str, pl.Expr]:
@@ -102,6 +113,8 @@ class Strategy(ABC):
 
         work = {f"{_WORK_PREFIX}{key}": expr for key, expr in self.indicators(frame.columns).items()}
         rules = self.rules({name.removeprefix(_WORK_PREFIX): pl.col(name) for name in work})
+        if not self.can_short:
+            rules = rules._replace(enter_short=pl.lit(False), exit_short=pl.lit(False))
         return (
             frame.with_columns(**{name: per_symbol(expr) for name, expr in work.items()})
             .with_columns(**{signal: per_symbol(rule).fill_null(False) for signal, rule in rules._asdict().items()})

@@ -28,7 +28,7 @@ class RsiReversal(Strategy):
     oversold: float = 30.0
     overbought: float = 70.0
 
-    def __post_init__(self) -> None:
+    def check_params(self) -> None:
         self._check_period("period")
         self._check_number("oversold", above=0, below=100)
         self._check_number("overbought", above=0, below=100)
@@ -55,7 +55,7 @@ class EmaCrossover(Strategy):
     fast: int = 20
     slow: int = 50
 
-    def __post_init__(self) -> None:
+    def check_params(self) -> None:
         self._check_period("fast")
         self._check_period("slow")
         self._check_less("fast", "slow")
@@ -87,7 +87,7 @@ class MacdCrossover(Strategy):
     slow: int = 26
     signal: int = 9
 
-    def __post_init__(self) -> None:
+    def check_params(self) -> None:
         self._check_period("fast")
         self._check_period("slow")
         self._check_period("signal", minimum=1)
@@ -128,7 +128,7 @@ class VolumeZoneBreakout(Strategy):
     volume_window: int = 20
     volume_ratio: float = 1.5
 
-    def __post_init__(self) -> None:
+    def check_params(self) -> None:
         self._check_period("volume_window")
         self._check_number("volume_ratio", above=0)
 

@@ -308,10 +308,11 @@ class BinanceFuturesBroker:
             "newOrderRespType": "RESULT",
         }
         uncertain = False  # a send of this call may have been placed without our hearing of it
-        found = self._find(order, uncertain)
+        found = self._find(order, may_exist=False)
         if found is not None:
             return self._result(order, found, existing=True)
         for send in range(1, self.max_sends + 1):
+            duplicate = False
             try:
                 return self._result(order, self._call("POST", params, order), existing=False)
             except _Ambiguous as exc:
@@ -319,12 +320,13 @@ class BinanceFuturesBroker:
                 log.warning("order %s: send %d outcome unknown (%s); querying it", order.client_order_id, send, exc)
             except _Refused as exc:
                 if exc.code != DUPLICATED_CLIENT_ORDER_ID:
-                    if uncertain and (found := self._find(order, uncertain)) is not None:
+                    if uncertain and (found := self._find(order, may_exist=True)) is not None:
                         return self._result(order, found, existing=False)
                     raise self._rejected(order, exc) from None
+                duplicate = True
                 log.warning("order %s: refused as a duplicate id; querying it", order.client_order_id)
             self._sleep(self._backoff(send))  # give the exchange a moment to show what it did
-            found = self._find(order, uncertain)
+            found = self._find(order, may_exist=uncertain or duplicate)
             if found is not None:
                 # Found after a duplicate refusal with no uncertain send of ours: it predates this call.
                 return self._result(order, found, existing=not uncertain)
@@ -348,8 +350,12 @@ class BinanceFuturesBroker:
 
     # -- internals ----------------------------------------------------------
 
-    def _find(self, order: OrderRequest, uncertain: bool) -> _ExchangeOrder | None:
-        """The exchange's order with this client id, or None on -2013; OrderOutcomeUnknown when it cannot tell."""
+    def _find(self, order: OrderRequest, *, may_exist: bool) -> _ExchangeOrder | None:
+        """The exchange's order with this client id, or None on -2013; OrderOutcomeUnknown when it cannot tell.
+
+        ``may_exist``: an order may have been placed, so a refused query leaves the outcome unknown
+        instead of meaning "nothing was placed".
+        """
         params = {"symbol": order.symbol, "origClientOrderId": order.client_order_id}
         problem: _Ambiguous | None = None
         for query in range(1, self.max_queries + 1):
@@ -358,10 +364,10 @@ class BinanceFuturesBroker:
             except _Refused as exc:
                 if exc.code == NO_SUCH_ORDER:
                     return None
-                if not uncertain:
+                if not may_exist:
                     raise self._rejected(order, exc) from None
                 raise OrderOutcomeUnknown(
-                    f"order {order.client_order_id}: a send may have been placed, and querying it failed: {exc}"
+                    f"order {order.client_order_id}: it may have been placed, and querying it failed: {exc}"
                 ) from None
             except _Ambiguous as exc:
                 problem = exc

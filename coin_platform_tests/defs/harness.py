@@ -17,17 +17,21 @@ def market_settings(
     bucket: str,
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT"),
     intervals: tuple[str, ...] = ("1m", "15m", "1h"),
+    *,
+    config: dict | None = None,
+    environ: dict[str, str] | None = None,
 ) -> Settings:
-    """Settings for the replay server at `market_url` and a bucket on the SeaweedFS fixture."""
-    config = tmp_path / "config.yaml"
-    config.write_text(
+    """Settings for the replay server at `market_url` and a bucket on the SeaweedFS fixture
+    (`config` adds config.yaml keys, `environ` environment variables)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
         yaml.safe_dump(
-            {"symbols": list(symbols), "intervals": list(intervals), "history_start": "2024-01-01"}
+            {"symbols": list(symbols), "intervals": list(intervals), "history_start": "2024-01-01", **(config or {})}
         )
     )
     return load_settings(
         {
-            "COIN_CONFIG": str(config),
+            "COIN_CONFIG": str(path),
             "COIN_HOME": str(tmp_path / ".coin"),
             "MARKET_SOURCE": "replay",
             "REPLAY_URL": market_url,
@@ -36,6 +40,7 @@ def market_settings(
             "AWS_REGION": s3.region,
             "AWS_ACCESS_KEY_ID": s3.access_key,
             "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            **(environ or {}),
         }
     )
 

@@ -62,7 +62,7 @@ def test_hot_tables_hold_each_partition_once_and_the_rollup_matches(defs, settin
         e for result in results for e in result.get_asset_check_evaluations() if e.check_name == "matches_1m_rollup"
     ]
     assert all(e.passed for e in evaluations)
-    sources = [e for result in results for e in check_results(result).values() if e.check_name == "equals_ohlcv_objects"]
+    sources = [check_results(result)["equals_ohlcv_objects"] for result in results]
     assert [e.passed for e in sources] == [True] * 3
     compared = {e.asset_key.to_user_string(): e.metadata["candles_compared"].value for e in evaluations}
     assert compared["hot_ohlcv_15m"] >= 96 and compared["hot_ohlcv_1h"] >= 24

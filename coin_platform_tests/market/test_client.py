@@ -165,3 +165,14 @@ def test_without_the_limiter_a_429_is_waited_out_and_nothing_is_lost():
     assert sum(w["rejected_429"] for w in stats["windows"]) == 1
     assert sum(w["rejected_418"] for w in stats["windows"]) == 0
     assert clock.sleeps == [30.0]  # Retry-After: the rest of the window
+
+
+def test_the_last_price_is_the_close_of_the_forming_minute(replay_server):
+    with BinanceFuturesClient(replay_server.url) as client:
+        client.sync_clock()
+        price, at = client.last_price("BTCUSDT")
+        at_ms = int(at.timestamp() * 1000)
+        minute = at_ms - at_ms % 60_000
+        page = client.klines_page("BTCUSDT", "1m", minute, minute + 59_999, 1)
+        assert abs(at_ms - client.limiter.now_ms()) < 5_000
+    assert page.height == 1 and price == page["close"][0] > 0

@@ -12,6 +12,7 @@ from coin_platform.strategies import (
     RsiReversal,
     VolumeZoneBreakout,
     build_strategies,
+    build_strategy,
 )
 
 CONFIGS = [
@@ -62,7 +63,7 @@ def test_unknown_param_names_the_key_and_the_known_ones():
     with pytest.raises(
         ConfigError,
         match=r"strategies\.zones\.params\.volume_windw: unknown parameter of volume_zone_breakout "
-        r"\(expected one of volume_window, volume_ratio\)",
+        r"\(expected one of can_short, volume_window, volume_ratio\)",
     ):
         build_strategies([config])
 
@@ -81,3 +82,17 @@ def test_the_shipped_config_builds():
     for interval in ("1m", "15m", "1h"):
         expected = [c.name for c in configs if c.enabled and (not c.intervals or interval in c.intervals)]
         assert [s.name for s in build_strategies(configs, interval)] == expected
+
+
+def test_can_short_false_keeps_a_strategy_long_only():
+    from coin_platform_tests.strategies.references import random_walk_features
+
+    frame = random_walk_features(3_000, seed=7)
+    both = build_strategy(StrategyConfig(name="rsi", kind="rsi_reversal"))
+    long_only = build_strategy(StrategyConfig(name="rsi", kind="rsi_reversal", params={"can_short": False}))
+    full, longs = both.signals(frame), long_only.signals(frame)
+    assert full["enter_short"].any() and full["exit_short"].any()
+    assert not longs["enter_short"].any() and not longs["exit_short"].any()
+    assert longs["enter_long"].equals(full["enter_long"]) and longs["exit_long"].equals(full["exit_long"])
+    with pytest.raises(ConfigError, match=r"strategies\.rsi\.params\.can_short: must be true or false"):
+        build_strategy(StrategyConfig(name="rsi", kind="rsi_reversal", params={"can_short": 1}))

@@ -97,6 +97,9 @@ def test_a_quantity_below_the_minimum_is_refused_before_sending(start_replay):
     message = str(refused.value)
     assert "BTCUSDT quantity 0.00099 rounds down to 0" in message
     assert "stepSize 0.001" in message and "minQty 0.001" in message and "nothing was sent" in message
+    with broker(server.url) as trader, pytest.raises(BrokerRejected, match="NOSUCHUSDT is not listed") as unlisted:
+        trader.submit(buy("dec-unlisted", symbol="NOSUCHUSDT"))
+    assert unlisted.value.code == -1121
     assert orders(server) == (0, 0) and server.stats()["order_queries"] == 0
 
 
@@ -149,6 +152,16 @@ def test_a_duplicate_id_refusal_is_resolved_by_the_query(start_replay):
         again = trader.submit(buy("dec-dup"))
     assert again.existing and again.exchange_order_id == result.exchange_order_id
     assert orders(server) == (1, 3)
+
+
+def test_a_duplicate_id_whose_query_is_refused_is_unknown_not_rejected(start_replay):
+    server = start_replay()
+    with broker(server.url) as trader:
+        trader.submit(buy("dec-dup-ban"))
+        server.set_faults("lag:at=1:on=query,418:at=2:on=query")
+        with pytest.raises(OrderOutcomeUnknown, match="it may have been placed.*HTTP 418"):
+            trader.submit(buy("dec-dup-ban"))  # -4116 says it exists; the ban hides which order it is
+    assert orders(server) == (1, 2)
 
 
 def test_an_outcome_still_unknown_after_the_queries_raises_and_is_found_later(start_replay):

@@ -25,6 +25,13 @@ CANDIDATES_GROUP = "signals"
 PREVIEW_ROWS = 10
 
 
+def _publish(context: dg.AssetExecutionContext, kafka: KafkaResource, topic: str, candidates) -> None:
+    kafka.ensure_topics([topic])
+    with kafka.producer() as producer:
+        offsets = publish(producer, topic, [(c.symbol.encode(), c.to_json()) for c in candidates])
+    context.log.info(f"published {len(candidates)} candidate(s) to {topic} at offsets {offsets[0]}..{offsets[-1]}")
+
+
 def build_candidate_assets(
     interval: str,
     features_asset: dg.AssetsDefinition,
@@ -70,28 +77,20 @@ def build_candidate_assets(
                 store, strategies, interval, symbol, days, settings.config.history_start, detected_at=now
             )
         ]
-        with clickhouse.open() as client:
-            migrate(client, settings.config.retention_days, clickhouse.database)
-            published = published_candidates(client, [c.id for c in found], database=clickhouse.database)
-            plan = plan_publication(found, published, now, max_age)
-            # Recorded before publishing, so a failed publish leaves them visible as unpublished.
-            write_candidates(client, [*plan.publish, *plan.too_old], {}, database=clickhouse.database)
-            if plan.publish:
-                kafka.ensure_topics([events.candidates_topic])
-                with kafka.producer() as producer:
-                    offsets = publish(
-                        producer,
-                        events.candidates_topic,
-                        [(c.symbol.encode(), c.to_json()) for c in plan.publish],
+        plan = plan_publication(found, {}, now, max_age)
+        if found:
+            with clickhouse.open() as client:
+                migrate(client, settings.config.retention_days, clickhouse.database)
+                published = published_candidates(client, [c.id for c in found], database=clickhouse.database)
+                plan = plan_publication(found, published, now, max_age)
+                # Recorded before publishing, so a failed publish leaves them visible as unpublished.
+                write_candidates(client, [*plan.publish, *plan.too_old], {}, database=clickhouse.database)
+                if plan.publish:
+                    _publish(context, kafka, events.candidates_topic, plan.publish)
+                    sent_at = dt.datetime.now(dt.UTC)
+                    write_candidates(
+                        client, plan.publish, {c.id: sent_at for c in plan.publish}, database=clickhouse.database
                     )
-                sent_at = dt.datetime.now(dt.UTC)
-                write_candidates(
-                    client, plan.publish, {c.id: sent_at for c in plan.publish}, database=clickhouse.database
-                )
-                context.log.info(
-                    f"published {len(plan.publish)} candidate(s) to {events.candidates_topic} "
-                    f"at offsets {offsets[0]}..{offsets[-1]}"
-                )
         by_strategy: dict[str, int] = {}
         for candidate in found:
             by_strategy[candidate.strategy] = by_strategy.get(candidate.strategy, 0) + 1

@@ -1,0 +1,118 @@
+"""`order_job`: one run per decision (the decision sensor launches it with run_key = decision id).
+
+The risk guard, the position manager and the broker run inside one trading-store
+transaction (coin_platform.trading.execution); the order, its fills and the position
+are recorded in the trading store and reported as `orders` and `positions` asset
+materializations, so the UI shows every order and the current book.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from coin_platform.defs.inference import MessageConfig
+from coin_platform.defs.resources import BinanceResource, TradingResource
+from coin_platform.events.schemas import Decision
+from coin_platform.settings import Settings
+from coin_platform.trading.execution import execute_decision
+
+ORDERS_ASSET = dg.AssetKey("orders")
+POSITIONS_ASSET = dg.AssetKey("positions")
+ORDER_OP = "execute_decision"
+
+
+def _table(frame) -> str:
+    if frame.is_empty():
+        return "none"
+    return frame.to_pandas().to_markdown(index=False)
+
+
+def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.AssetSpec]]:
+    trading = settings.config.trading
+    specs = [
+        dg.AssetSpec(
+            ORDERS_ASSET,
+            group_name="trading",
+            kinds={"duckdb"},
+            description=f"Orders of order_job runs ({trading.broker} broker): one materialization per decision "
+            "handled, with its status, reason, fills, fees and the risk verdict.",
+        ),
+        dg.AssetSpec(
+            POSITIONS_ASSET,
+            group_name="trading",
+            kinds={"duckdb"},
+            description="The book after each order: positions, realized and unrealized PnL, fees.",
+        ),
+    ]
+
+    @dg.op(name=ORDER_OP)
+    def execute_order(
+        context: dg.OpExecutionContext,
+        config: MessageConfig,
+        trading_store: TradingResource,
+        binance: BinanceResource,
+    ) -> None:
+        decision = Decision.from_json(config.message.encode())
+        store = trading_store.get_store()
+        market = binance.get_client()
+        try:
+            broker = trading_store.get_broker(store, lambda symbol, _at: market.last_price(symbol))
+            execution = execute_decision(
+                decision, store=store, broker=broker, config=trading, now=dt.datetime.now(dt.UTC)
+            )
+        finally:
+            market.close()
+        summary = execution.summary
+        result = execution.result
+        log = context.log.warning if execution.status in ("risk_rejected", "broker_rejected") else context.log.info
+        log(f"decision {decision.id} ({decision.action} {decision.symbol}): {execution.status}: {execution.reason}")
+        context.log_event(
+            dg.AssetMaterialization(
+                ORDERS_ASSET,
+                description=f"{execution.status}: {execution.reason}",
+                metadata={
+                    "decision_id": decision.id,
+                    "symbol": decision.symbol,
+                    "action": decision.action,
+                    "signal": decision.signal,
+                    "strategy": decision.strategy,
+                    "status": execution.status,
+                    "reason": execution.reason,
+                    "broker": broker.name,
+                    "quantity": execution.order.quantity if execution.order else 0.0,
+                    "filled_quantity": result.filled_quantity if result else 0.0,
+                    "average_price": (result.average_price or 0.0) if result else 0.0,
+                    "fees": result.fees if result else 0.0,
+                    "exchange_order_id": result.exchange_order_id if result else "",
+                },
+            )
+        )
+        context.log_event(
+            dg.AssetMaterialization(
+                POSITIONS_ASSET,
+                description=(
+                    f"{summary.open_positions} open position(s), realized {summary.realized_pnl:.2f} USDT, "
+                    f"unrealized {summary.unrealized_pnl:.2f} USDT"
+                ),
+                metadata={
+                    "open_positions": summary.open_positions,
+                    "realized_pnl_usdt": summary.realized_pnl,
+                    "unrealized_pnl_usdt": summary.unrealized_pnl,
+                    "fees_paid_usdt": summary.fees_paid,
+                    "trades": summary.trades,
+                    f"{decision.symbol}_quantity": execution.position.quantity,
+                    "positions": dg.MetadataValue.md(_table(store.positions())),
+                },
+            )
+        )
+
+    @dg.job(
+        name="order_job",
+        description="Risk-check one decision, size it, place it with the configured broker and record the "
+        "order, fills and position.",
+        executor_def=dg.in_process_executor,
+    )
+    def order_job() -> None:
+        execute_order()
+
+    return order_job, specs

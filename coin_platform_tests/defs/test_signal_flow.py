@@ -1,0 +1,243 @@
+"""Candle -> candidate -> Kafka -> inference run -> decision -> Kafka -> order run -> paper order.
+
+Real components throughout: the replay server (prices), SeaweedFS (objects and
+tansu's storage), tansu (Kafka), chDB (hot store, candidates, decisions), a DuckDB
+trading store, Dagster in process. The sensor ticks are evaluated as the daemon
+would, with the cursor carried from tick to tick.
+"""
+
+import datetime as dt
+import json
+import uuid
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from coin_platform.definitions import build_definitions
+from coin_platform.defs.partitions import partition_range_tags
+from coin_platform.events.kafka import make_producer, publish, read_from
+from coin_platform.events.schemas import Candidate, Decision
+from coin_platform.market.client import BinanceFuturesClient
+from coin_platform.market.klines import OHLCV_SCHEMA
+from coin_platform.storage.clickhouse import open_clickhouse
+from coin_platform.storage.layout import day_start, ohlcv_key
+from coin_platform.storage.signals import read_candidates
+from coin_platform.trading.store import TradingStore
+from coin_platform_tests.defs.harness import market_settings, object_store, run_job
+
+SYMBOL = "BTCUSDT"
+DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+# The crafted day: calm, 30 falling minutes from 10:00, a rebound at 10:30 (RSI crosses up through 30).
+SIGNAL_AT = day_start(DAY) + dt.timedelta(hours=10, minutes=30)
+
+
+def crafted_day(scale: float) -> pl.DataFrame:
+    n = 1440
+    close = np.full(n, 100.0)
+    close[1::2] += 0.05
+    drop = 600
+    close[drop : drop + 30] = 100.0 - 0.4 * np.arange(1, 31)
+    close[drop + 30] = close[drop + 29] + 3.0
+    close[drop + 31 :] = close[drop + 30] + np.where(np.arange(n - drop - 31) % 2, 0.05, 0.0)
+    close *= scale
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    volume = np.full(n, 10.0)
+    return pl.DataFrame(
+        {
+            "open_time": [day_start(DAY) + dt.timedelta(minutes=i) for i in range(n)],
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.0002,
+            "low": np.minimum(open_, close) * 0.9998,
+            "close": close,
+            "volume": volume,
+            "quote_volume": volume * close,
+            "trades": np.full(n, 50),
+            "taker_buy_volume": volume / 2,
+            "taker_buy_quote_volume": volume * close / 2,
+        }
+    ).cast(OHLCV_SCHEMA)
+
+
+@pytest.fixture
+def topics() -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:10]
+    return {"candidates_topic": f"test.candidates.{suffix}", "decisions_topic": f"test.decisions.{suffix}"}
+
+
+def flow_settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics, **trading):
+    return market_settings(
+        tmp_path,
+        replay_server.url,
+        seaweedfs,
+        s3_bucket,
+        symbols=(SYMBOL,),
+        intervals=("1m",),
+        config={
+            "strategies": [
+                {"name": "rsi_reversal", "kind": "rsi_reversal", "intervals": ["1m"], "params": {"can_short": False}}
+            ],
+            # The crafted candle closed yesterday: old enough for a backfill rule, young enough here.
+            "events": {**topics, "publish_max_age_seconds": 3 * 86_400},
+            "trading": {"order_notional_usdt": 100, **trading},
+        },
+        environ={"KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap_servers},
+    )
+
+
+@pytest.fixture
+def settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics):
+    return flow_settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics)
+
+
+@pytest.fixture
+def defs(settings, replay_server):
+    with BinanceFuturesClient(replay_server.url) as client:
+        client.sync_clock()
+        price, _ = client.last_price(SYMBOL)
+    frame = crafted_day(price / 100.0)
+    store = object_store(settings)
+    store.write_parquet_many(
+        {
+            ohlcv_key("1m", SYMBOL, day_start(DAY) + dt.timedelta(hours=h)): part.drop("hour")
+            for (h,), part in frame.with_columns(hour=pl.col("open_time").dt.hour())
+            .partition_by("hour", as_dict=True)
+            .items()
+        }
+    )
+    return build_definitions(settings)
+
+
+def materialize_signals(defs) -> dg.ExecuteInProcessResult:
+    return run_job(
+        defs,
+        "ingest_1m",
+        tags=partition_range_tags(DAY, DAY, SYMBOL, SYMBOL),
+        asset_selection=["hot_ohlcv_1m", "features_1m", "candidates_1m"],
+    )
+
+
+def tick(defs, name: str, instance, cursor: str | None):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources={"kafka": defs.resources["kafka"]}
+    )
+    return defs.resolve_sensor_def(name).evaluate_tick(context)
+
+
+def run_request(defs, request: dg.RunRequest, job: str, instance) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(job).execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=instance
+    )
+
+
+def materializations(result: dg.ExecuteInProcessResult, asset: str) -> list[dg.AssetMaterialization]:
+    return [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.is_step_materialization and e.event_specific_data.materialization.asset_key == dg.AssetKey(asset)
+    ]
+
+
+def test_a_crafted_rebound_becomes_one_candidate_one_decision_one_paper_order_and_one_position(
+    defs, settings, tansu, topics
+):
+    first = materialize_signals(defs)
+    meta = first.asset_materializations_for_node("candidates_1m")[0].metadata
+    assert meta["dagster/row_count"].value == 1 and meta["published"].value == 1
+
+    again = materialize_signals(defs)  # a rerun finds it again and republishes nothing
+    meta = again.asset_materializations_for_node("candidates_1m")[0].metadata
+    assert meta["published"].value == 0 and meta["already_published"].value == 1
+    messages, _ = read_from(tansu.bootstrap_servers, topics["candidates_topic"], {}, max_messages=10)
+    (candidate,) = [Candidate.from_json(m.value) for m in messages]
+    assert (candidate.open_time, candidate.strategy, candidate.signal) == (SIGNAL_AT, "rsi_reversal", "enter_long")
+
+    with open_clickhouse(defs.resources["clickhouse"].get_config()) as client:
+        stored = read_candidates(client, SYMBOL, "1m", day_start(DAY), day_start(DAY) + dt.timedelta(days=1))
+    assert stored["id"].to_list() == [candidate.id] and stored["published_at"].null_count() == 0
+
+    with dg.instance_for_test() as instance:
+        candidates_tick = tick(defs, "candidate_sensor", instance, None)
+        (request,) = candidates_tick.run_requests
+        assert request.run_key == candidate.id
+        assert tick(defs, "candidate_sensor", instance, candidates_tick.cursor).run_requests == []
+
+        inference = run_request(defs, request, "inference_job", instance)
+        (decided,) = materializations(inference, "decisions")
+        assert decided.metadata["action"].value == "buy"
+        assert decided.metadata["features_from"].value == "hot store"
+        # trend -1 (ema_20 < ema_50 after the fall), momentum +1, RSI room (50 - 39.37) / 20
+        assert decided.metadata["confidence"].value == pytest.approx(0.5 + 0.5 * (-1 + 1 + 0.5315) / 3, abs=1e-3)
+
+        decisions_tick = tick(defs, "decision_sensor", instance, None)
+        (order_request,) = decisions_tick.run_requests
+        decision = Decision.from_json(order_request.run_config["ops"]["execute_decision"]["config"]["message"].encode())
+        assert order_request.run_key == decision.id and decision.candidate_id == candidate.id
+
+        ordered = run_request(defs, order_request, "order_job", instance)
+        (order,) = materializations(ordered, "orders")
+        (book,) = materializations(ordered, "positions")
+    assert order.metadata["status"].value == "filled" and order.metadata["broker"].value == "paper"
+    assert book.metadata["open_positions"].value == 1
+    store = TradingStore(defs.resources["trading_store"].store_path)
+    orders, positions = store.orders(), store.positions()
+    assert orders.height == 1 and orders["client_order_id"][0] == decision.id
+    assert positions.height == 1 and positions["quantity"][0] == pytest.approx(100 / decision.price)
+    fill_price = store.fills()["price"][0]
+    assert store.fills()["fee"][0] == pytest.approx(0.001 * fill_price * 100 / decision.price)
+
+
+def test_duplicates_a_malformed_message_and_a_broker_restart_lose_nothing_and_double_nothing(
+    defs, settings, tansu, topics
+):
+    materialize_signals(defs)
+    candidates_topic = topics["candidates_topic"]
+    (published,), _ = read_from(tansu.bootstrap_servers, candidates_topic, {}, max_messages=10)
+    producer = make_producer(tansu.bootstrap_servers)
+    try:  # the same candidate again (a duplicate delivery) and a message that is not a candidate
+        publish(producer, candidates_topic, [(b"BTCUSDT", published.value), (b"BTCUSDT", b'{"type": "candidate"}')])
+    finally:
+        producer.close()
+    tansu.restart()  # between produce and consume
+
+    with dg.instance_for_test() as instance:
+        first = tick(defs, "candidate_sensor", instance, None)
+        keys = [r.run_key for r in first.run_requests]
+        assert keys == [keys[0], keys[0]]  # the daemon launches a run_key once
+        for request in first.run_requests:  # even when both runs happen, one decision goes out
+            run_request(defs, request, "inference_job", instance)
+        decisions, _ = read_from(tansu.bootstrap_servers, topics["decisions_topic"], {}, max_messages=10)
+        assert len(decisions) == 1
+        dead, _ = read_from(tansu.bootstrap_servers, candidates_topic + ".dlq", {}, max_messages=10)
+        (dead_letter,) = [json.loads(m.value) for m in dead]
+        assert dead_letter["reason"] == "schema_version None is not 1" and dead_letter["offset"] == 2
+        assert tick(defs, "candidate_sensor", instance, first.cursor).run_requests == []
+
+        (order_request,) = tick(defs, "decision_sensor", instance, None).run_requests
+        statuses = [
+            materializations(run_request(defs, order_request, "order_job", instance), "orders")[0]
+            .metadata["status"]
+            .value
+            for _ in range(2)
+        ]
+    assert statuses == ["filled", "duplicate"]
+    assert TradingStore(defs.resources["trading_store"].store_path).orders().height == 1
+
+
+def test_the_kill_switch_refuses_the_order_and_records_why(
+    tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics, defs
+):
+    materialize_signals(defs)
+    killed = build_definitions(
+        flow_settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics, risk={"kill_switch": True})
+    )
+    with dg.instance_for_test() as instance:
+        (request,) = tick(killed, "candidate_sensor", instance, None).run_requests
+        run_request(killed, request, "inference_job", instance)
+        (order_request,) = tick(killed, "decision_sensor", instance, None).run_requests
+        (order,) = materializations(run_request(killed, order_request, "order_job", instance), "orders")
+    assert order.metadata["status"].value == "risk_rejected"
+    assert order.metadata["reason"].value.startswith("kill_switch")
+    store = TradingStore(killed.resources["trading_store"].store_path)
+    assert store.orders().height == 0 and store.rejections()["rule"].to_list() == ["kill_switch"]
