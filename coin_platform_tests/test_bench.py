@@ -51,7 +51,9 @@ def test_bench_prints_one_json_object_with_both_phases(tmp_path):
         "ohlcv_1m",
         "ohlcv_1m_checks",
         "hot_ohlcv_1m",
+        "hot_ohlcv_1m_checks",
         "features_1m",
+        "candidates_1m",
     }
 
     unlimited = result["limiter_off"]

@@ -12,11 +12,20 @@ def test_the_code_location_loads_and_validates(tmp_path):
     dg.Definitions.validate_loadable(defs)
     repository = defs.get_repository_def()
     intervals = settings.config.intervals
-    assert {j.name for j in repository.get_all_jobs()} >= {f"ingest_{i}" for i in intervals} | {"compact_history"}
+    assert {j.name for j in repository.get_all_jobs()} >= {f"ingest_{i}" for i in intervals} | {
+        "compact_history",
+        "inference_job",
+        "order_job",
+    }
     assert {s.name for s in repository.schedule_defs} == {f"live_{i}_schedule" for i in intervals} | {
         "history_daily_schedule"
     }
-    assert {s.name for s in repository.sensor_defs} == {"repair_automation_sensor"}
+    assert {s.name for s in repository.sensor_defs} == {
+        "repair_automation_sensor",
+        "candidate_sensor",
+        "decision_sensor",
+        "run_failure_alert_sensor",
+    }
     market = defs.get_assets_def("ohlcv_1m").partitions_def
     assert [d.name for d in market.partitions_defs] == ["date", "symbol"]
     assert market.partitions_defs[1].partitions_def.get_partition_keys() == list(settings.config.symbols)
