@@ -4,10 +4,13 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import dagster as dg
 import pytest
 from pydantic import SecretStr
 
 from coin_platform.alerts import AlertChannels, AlertError, send_alert
+from coin_platform.definitions import build_definitions
+from coin_platform.settings import PROJECT_ROOT, load_settings
 from coin_platform.stack import free_port
 
 
@@ -60,3 +63,32 @@ def test_nothing_is_sent_when_nothing_is_configured():
     assert send_alert(AlertChannels(), "s", "b") == []
     with pytest.raises(AlertError, match="ALERT_EMAIL_TO is set but SMTP_URL is not"):
         send_alert(AlertChannels(email_to="ops@example.com"), "s", "b")
+
+
+def test_a_failed_run_is_reported_by_the_failure_sensor(webhook, tmp_path):
+    url, received, _ = webhook
+    settings = load_settings(
+        {
+            "COIN_CONFIG": str(PROJECT_ROOT / "config.yaml"),
+            "COIN_HOME": str(tmp_path),
+            "ALERT_SLACK_WEBHOOK_URL": url,
+        }
+    )
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    failed = defs.resolve_job_def("order_job").execute_in_process(
+        run_config={"ops": {"execute_decision": {"config": {"message": "{not a decision"}}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not failed.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert_sensor",
+        dagster_instance=instance,
+        dagster_run=failed.dagster_run,
+        dagster_event=failed.get_run_failure_event(),
+    ).for_run_failure()
+    defs.resolve_sensor_def("run_failure_alert_sensor")(context)
+    (alert,) = received
+    assert alert["body"]["text"].startswith(f"*coin_platform: run {failed.run_id[:8]} of order_job failed*")
+    assert failed.run_id in alert["body"]["text"]

@@ -21,6 +21,7 @@ from coin_platform.events.kafka import make_producer, publish, read_from
 from coin_platform.events.schemas import Candidate, Decision
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.klines import OHLCV_SCHEMA
+from coin_platform.market.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
 from coin_platform.storage.clickhouse import open_clickhouse
 from coin_platform.storage.layout import day_start, ohlcv_key
 from coin_platform.storage.signals import read_candidates
@@ -91,9 +92,9 @@ def settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics):
     return flow_settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics)
 
 
-@pytest.fixture
-def defs(settings, replay_server):
-    with BinanceFuturesClient(replay_server.url) as client:
+def crafted_definitions(settings, market_url: str) -> dg.Definitions:
+    """Definitions over a store holding the crafted day, priced near the market's current price."""
+    with BinanceFuturesClient(market_url) as client:
         client.sync_clock()
         price, _ = client.last_price(SYMBOL)
     frame = crafted_day(price / 100.0)
@@ -107,6 +108,11 @@ def defs(settings, replay_server):
         }
     )
     return build_definitions(settings)
+
+
+@pytest.fixture
+def defs(settings, replay_server):
+    return crafted_definitions(settings, replay_server.url)
 
 
 def materialize_signals(defs) -> dg.ExecuteInProcessResult:
@@ -241,3 +247,45 @@ def test_the_kill_switch_refuses_the_order_and_records_why(
     assert order.metadata["reason"].value.startswith("kill_switch")
     store = TradingStore(killed.resources["trading_store"].store_path)
     assert store.orders().height == 0 and store.rejections()["rule"].to_list() == ["kill_switch"]
+
+
+def test_a_binance_rejection_is_recorded_once_and_nothing_is_placed(
+    tmp_path, seaweedfs, s3_bucket, tansu, topics, start_replay
+):
+    exchange = start_replay(faults="margin:first=1:on=order")
+    settings = market_settings(
+        tmp_path,
+        exchange.url,
+        seaweedfs,
+        s3_bucket,
+        symbols=(SYMBOL,),
+        intervals=("1m",),
+        config={
+            "strategies": [
+                {"name": "rsi_reversal", "kind": "rsi_reversal", "intervals": ["1m"], "params": {"can_short": False}}
+            ],
+            "events": {**topics, "publish_max_age_seconds": 3 * 86_400},
+            "trading": {"broker": "binance"},
+        },
+        environ={
+            "KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap_servers,
+            "BINANCE_ORDER_URL": exchange.url,
+            "BINANCE_API_KEY": DOCS_EXAMPLE_API_KEY,
+            "BINANCE_API_SECRET": DOCS_EXAMPLE_API_SECRET,
+        },
+    )
+    defs = crafted_definitions(settings, exchange.url)
+    materialize_signals(defs)
+    with dg.instance_for_test() as instance:
+        (request,) = tick(defs, "candidate_sensor", instance, None).run_requests
+        run_request(defs, request, "inference_job", instance)
+        (order_request,) = tick(defs, "decision_sensor", instance, None).run_requests
+        statuses = [
+            materializations(run_request(defs, order_request, "order_job", instance), "orders")[0].metadata
+            for _ in range(2)
+        ]
+    assert [m["status"].value for m in statuses] == ["broker_rejected", "duplicate"]
+    assert "-2019" in statuses[0]["reason"].value and statuses[0]["broker"].value == "binance"
+    assert exchange.stats()["orders_placed"] == 0
+    orders = TradingStore(defs.resources["trading_store"].store_path).orders()
+    assert orders["status"].to_list() == ["REJECTED"]
