@@ -63,3 +63,53 @@ def test_bench_prints_one_json_object_with_both_phases(tmp_path):
     # A one-page run never fills two windows: the bench must not call it a valid measurement.
     assert limited["over_two_windows"] is False
     assert result["goals"] == {"weight_fraction_min": 0.9, "zero_429": True, "valid_run": False, "met": False}
+
+
+def test_latency_bench_stage_breakdown_on_synthetic_traces():
+    """bench/latency.py's statistics on hand-made traces (no Dagster, no stack)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_latency", PROJECT_ROOT / "bench" / "latency.py")
+    latency = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = latency  # dataclasses look their module up while the file executes
+    try:
+        spec.loader.exec_module(latency)
+    finally:
+        del sys.modules[spec.name]
+
+    assert latency.percentile([], 50) is None
+    assert latency.percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
+    assert latency.percentile([1.0, 2.0], 95) == 1.95
+
+    def trace(index: int, outcome: str, total: float) -> object:
+        close = 1_000.0 * index
+        return latency.Trace(
+            candidate_id=f"c{index}", symbol="BTCUSDT", signal="enter_long", outcome=outcome,
+            close=close, published=close + 10, decided=close + 20, decision_published=close + 21,
+            ingest_created=close + 1, ingest_started=close + 5,
+            inference_created=close + 12, inference_started=close + 16,
+            order_created=close + 23, order_started=close + 27, recorded=close + total,
+        )
+
+    traces = [trace(1, "filled", 30.0), trace(2, "no_position", 40.0), trace(3, "filled", 50.0)]
+    # A trace without run records still counts in the totals and the main stages.
+    traces.append(latency.Trace("c4", "ETHUSDT", "exit_short", "rejected", close=4_000.0, recorded=4_060.0,
+                                published=4_012.0, decided=4_030.0))
+    report = latency.latency_report(traces)
+    total = report["close_to_order_recorded"]
+    assert total["filled"] == {"n": 2, "p50": 40.0, "p95": 49.0, "max": 50.0}
+    assert total["all_outcomes"]["n"] == 4 and total["all_outcomes"]["max"] == 60.0
+    assert report["stages"]["close_to_published"] == {"n": 4, "p50": 10.0, "p95": 11.7, "max": 12.0}
+    assert report["stages"]["decided_to_recorded"]["max"] == 30.0
+    substages = report["substages"]
+    assert [name for name, *_ in latency.SUBSTAGES] == list(substages)
+    assert substages["ingest_launch"] == {"n": 3, "p50": 4.0, "p95": 4.0, "max": 4.0}
+    assert substages["order_until_recorded"]["p50"] == 13.0  # 30-27, 40-27, 50-27
+    # The substages of a fully traced candidate add up to its close → recorded time.
+    first = traces[0]
+    parts = sum(getattr(first, b) - getattr(first, a) for _, a, b, _ in latency.SUBSTAGES)
+    assert parts == first.recorded - first.close
+
+    notes = latency.where_time_goes(report, launch_p50=4.0, cpus=2, ingest_steps={"candidates_1m": 3.0})
+    assert "Dagster run launches" in notes and "12.0 s of the 30 s goal" in notes and "candidates_1m" in notes
+    assert latency.where_time_goes(latency.latency_report([]), None, None).startswith("No candidate")
