@@ -34,7 +34,7 @@ from pydantic import SecretStr
 
 from coin_platform.market.client import USED_WEIGHT_HEADER, BinanceError, BinanceFuturesClient, _retry_after
 from coin_platform.market.rate_limit import WeightLimiter
-from coin_platform.settings import BINANCE_TESTNET_URL, Settings
+from coin_platform.settings import BINANCE_TESTNET_URL
 from coin_platform.trading.orders import (
     BrokerRejected,
     Fill,
@@ -265,17 +265,6 @@ class BinanceFuturesBroker:
             rng=self._rng,
         )
         self._lot_sizes: dict[str, LotSize] | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> BinanceFuturesBroker:
-        """The broker trading.broker=binance runs: BINANCE_ORDER_URL, the keys, LIVE_TRADING, trading.fee_rate."""
-        return cls(
-            settings.binance_order_url,
-            settings.binance_api_key,
-            settings.binance_api_secret,
-            live_trading=settings.live_trading,
-            commission_rate=settings.config.trading.fee_rate,
-        )
 
     @property
     def base_url(self) -> str:

@@ -13,9 +13,10 @@ from decimal import Decimal
 import pytest
 import requests
 
+from coin_platform.defs.resources import build_resources
 from coin_platform.market.rate_limit import WeightLimiter
 from coin_platform.market.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
-from coin_platform.settings import load_settings
+from coin_platform.settings import PROJECT_ROOT, load_settings
 from coin_platform.trading.binance import (
     MISSING_KEYS,
     BinanceFuturesBroker,
@@ -291,16 +292,30 @@ def test_endpoints_that_need_no_live_trading():
             order_endpoint(url, live_trading=False)
 
 
-def test_the_broker_from_settings_follows_the_environment(tmp_path):
-    base = {"COIN_HOME": str(tmp_path)}
+def test_the_order_job_broker_follows_the_environment(tmp_path):
+    """The broker the order job gets from its resource: keys, BINANCE_ORDER_URL, LIVE_TRADING, replay mode."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        (PROJECT_ROOT / "config.yaml").read_text().replace("broker: paper", "broker: binance")
+    )
+    base = {"COIN_HOME": str(tmp_path), "COIN_CONFIG": str(config)}
     keys = {"BINANCE_API_KEY": DOCS_EXAMPLE_API_KEY, "BINANCE_API_SECRET": DOCS_EXAMPLE_API_SECRET}
+
+    def broker(environ: dict[str, str]):
+        resource = build_resources(load_settings(base | environ))["trading_store"]
+        return resource.get_broker(resource.get_store(), lambda symbol, at: None)
+
     with pytest.raises(TradingConfigError, match=MISSING_KEYS):
-        BinanceFuturesBroker.from_settings(load_settings(base))
-    testnet = BinanceFuturesBroker.from_settings(load_settings(base | keys))
+        broker({})
+    testnet = broker(keys)
     assert testnet.base_url == "https://testnet.binancefuture.com"
-    assert testnet.commission_rate == load_settings(base).config.trading.fee_rate
-    for url in ("https://fapi.binance.com", "http://127.0.0.1:8765"):  # loopback needs the explicit flag
+    assert testnet.commission_rate == load_settings(base).config.trading.fee_rate == 0.001
+    for url in ("https://fapi.binance.com", "http://127.0.0.1:8765"):
         with pytest.raises(TradingConfigError, match="LIVE_TRADING=1"):
-            BinanceFuturesBroker.from_settings(load_settings(base | keys | {"BINANCE_ORDER_URL": url}))
-    live = load_settings(base | keys | {"BINANCE_ORDER_URL": "https://fapi.binance.com", "LIVE_TRADING": "1"})
-    assert BinanceFuturesBroker.from_settings(live).base_url == "https://fapi.binance.com"
+            broker(keys | {"BINANCE_ORDER_URL": url})
+    replay = broker(keys | {"BINANCE_ORDER_URL": "http://127.0.0.1:8765", "MARKET_SOURCE": "replay"})
+    assert replay.base_url == "http://127.0.0.1:8765"
+    with pytest.raises(TradingConfigError, match="LIVE_TRADING=1"):  # replay mode does not open the live API
+        broker(keys | {"BINANCE_ORDER_URL": "https://fapi.binance.com", "MARKET_SOURCE": "replay"})
+    live = broker(keys | {"BINANCE_ORDER_URL": "https://fapi.binance.com", "LIVE_TRADING": "1"})
+    assert live.base_url == "https://fapi.binance.com"
