@@ -67,10 +67,10 @@ def topics() -> dict[str, str]:
     return {"candidates_topic": f"test.candidates.{suffix}", "decisions_topic": f"test.decisions.{suffix}"}
 
 
-def flow_settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics, **trading):
+def flow_settings(tmp_path, market_url, seaweedfs, s3_bucket, tansu, topics, environ=None, **trading):
     return market_settings(
         tmp_path,
-        replay_server.url,
+        market_url,
         seaweedfs,
         s3_bucket,
         symbols=(SYMBOL,),
@@ -83,13 +83,13 @@ def flow_settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics, 
             "events": {**topics, "publish_max_age_seconds": 3 * 86_400},
             "trading": {"order_notional_usdt": 100, **trading},
         },
-        environ={"KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap_servers},
+        environ={"KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap_servers, **(environ or {})},
     )
 
 
 @pytest.fixture
 def settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics):
-    return flow_settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics)
+    return flow_settings(tmp_path, replay_server.url, seaweedfs, s3_bucket, tansu, topics)
 
 
 def crafted_definitions(settings, market_url: str) -> dg.Definitions:
@@ -236,7 +236,7 @@ def test_the_kill_switch_refuses_the_order_and_records_why(
 ):
     materialize_signals(defs)
     killed = build_definitions(
-        flow_settings(tmp_path, replay_server, seaweedfs, s3_bucket, tansu, topics, risk={"kill_switch": True})
+        flow_settings(tmp_path, replay_server.url, seaweedfs, s3_bucket, tansu, topics, risk={"kill_switch": True})
     )
     with dg.instance_for_test() as instance:
         (request,) = tick(killed, "candidate_sensor", instance, None).run_requests
@@ -253,26 +253,19 @@ def test_a_binance_rejection_is_recorded_once_and_nothing_is_placed(
     tmp_path, seaweedfs, s3_bucket, tansu, topics, start_replay
 ):
     exchange = start_replay(faults="margin:first=1:on=order")
-    settings = market_settings(
+    settings = flow_settings(
         tmp_path,
         exchange.url,
         seaweedfs,
         s3_bucket,
-        symbols=(SYMBOL,),
-        intervals=("1m",),
-        config={
-            "strategies": [
-                {"name": "rsi_reversal", "kind": "rsi_reversal", "intervals": ["1m"], "params": {"can_short": False}}
-            ],
-            "events": {**topics, "publish_max_age_seconds": 3 * 86_400},
-            "trading": {"broker": "binance"},
-        },
+        tansu,
+        topics,
         environ={
-            "KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap_servers,
             "BINANCE_ORDER_URL": exchange.url,
             "BINANCE_API_KEY": DOCS_EXAMPLE_API_KEY,
             "BINANCE_API_SECRET": DOCS_EXAMPLE_API_SECRET,
         },
+        broker="binance",
     )
     defs = crafted_definitions(settings, exchange.url)
     materialize_signals(defs)
