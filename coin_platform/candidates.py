@@ -18,7 +18,6 @@ import polars as pl
 from coin_platform.events.schemas import Candidate
 from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, compute_features, history_start_for, load_history
 from coin_platform.market.intervals import interval_ms
-from coin_platform.storage.layout import day_start
 from coin_platform.strategies import Strategy, signal_rows
 
 if TYPE_CHECKING:
@@ -96,7 +95,3 @@ def plan_publication(
             publish.append(candidate)
     return PublishPlan(tuple(publish), tuple(already), tuple(old))
 
-
-def days_window(days: Sequence[dt.date]) -> tuple[dt.datetime, dt.datetime]:
-    """[start of the first day, start of the day after the last)."""
-    return day_start(min(days)), day_start(max(days)) + dt.timedelta(days=1)
