@@ -94,4 +94,3 @@ def plan_publication(
         else:
             publish.append(candidate)
     return PublishPlan(tuple(publish), tuple(already), tuple(old))
-
