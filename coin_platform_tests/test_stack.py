@@ -127,6 +127,85 @@ def test_non_empty_bucket_is_not_deleted(seaweedfs, s3_bucket):
     assert client.get_object(Bucket=s3_bucket, Key="keep.txt")["Body"].read() == b"keep"
 
 
+# Every local process can reach these ports, so they must not serve or take object
+# data without credentials; only the signed S3 gateway may.
+_REFUSED = (401, 403, 404)
+
+
+def _assert_refused(answers: dict[str, requests.Response]) -> None:
+    """Names every request that was not refused, with the status it got instead."""
+    assert {what: answer.status_code for what, answer in answers.items()
+            if answer.status_code not in _REFUSED} == {}
+
+
+def _put_private(seaweedfs_server, bucket: str) -> None:
+    seaweedfs_server.s3.client().put_object(Bucket=bucket, Key="private.txt", Body=b"private")
+
+
+def _assert_private_unchanged_and_s3_writable(seaweedfs_server, bucket: str) -> None:
+    client = seaweedfs_server.s3.client()
+    assert client.get_object(Bucket=bucket, Key="private.txt")["Body"].read() == b"private"
+    client.put_object(Bucket=bucket, Key="after.txt", Body=b"still writable")
+    assert client.get_object(Bucket=bucket, Key="after.txt")["Body"].read() == b"still writable"
+
+
+def test_filer_port_refuses_unsigned_reads_and_writes(seaweedfs_server, s3_bucket):
+    """The filer serves bucket objects under /buckets/<bucket>/ over plain HTTP."""
+    _put_private(seaweedfs_server, s3_bucket)
+    filer = f"http://{LOOPBACK}:{seaweedfs_server.ports.filer}"
+    private = f"{filer}/buckets/{s3_bucket}/private.txt"
+
+    answers = {
+        "GET object": requests.get(private, timeout=5),
+        "list bucket": requests.get(f"{filer}/buckets/{s3_bucket}/",
+                                    headers={"Accept": "application/json"}, timeout=5),
+        "PUT object": requests.put(private, data=b"tampered", timeout=5),
+        "POST object": requests.post(f"{filer}/buckets/{s3_bucket}/planted.txt",
+                                     files={"file": b"planted"}, timeout=5),
+        "DELETE object": requests.delete(private, timeout=5),
+    }
+
+    _assert_refused(answers)
+    assert b"private" not in answers["GET object"].content
+    _assert_private_unchanged_and_s3_writable(seaweedfs_server, s3_bucket)
+    assert "planted.txt" not in {item["Key"] for item in seaweedfs_server.s3.client()
+                                 .list_objects_v2(Bucket=s3_bucket)["Contents"]}
+
+
+def test_master_port_refuses_unsigned_writes_and_deletes(seaweedfs_server, s3_bucket):
+    """The master hands out write locations, stores uploads and drops whole collections."""
+    _put_private(seaweedfs_server, s3_bucket)
+    master = f"http://{LOOPBACK}:{seaweedfs_server.ports.master}"
+
+    answers = {
+        "assign a file id": requests.get(f"{master}/dir/assign", timeout=5),
+        "submit a file": requests.post(f"{master}/submit", files={"file": b"planted"}, timeout=5),
+        "delete the bucket's collection": requests.get(
+            f"{master}/col/delete", params={"collection": s3_bucket}, timeout=5),
+    }
+
+    _assert_refused(answers)
+    _assert_private_unchanged_and_s3_writable(seaweedfs_server, s3_bucket)
+
+
+def test_volume_port_refuses_unsigned_needle_reads_and_writes(seaweedfs_server, s3_bucket):
+    """A volume server takes, serves and deletes needles by file id unless JWTs are required."""
+    _put_private(seaweedfs_server, s3_bucket)
+    volume = f"http://{LOOPBACK}:{seaweedfs_server.ports.volume}"
+    volume_id = next(found["Id"] for found in requests.get(f"{volume}/status", timeout=5)
+                     .json()["Volumes"] if found["Collection"] == s3_bucket)
+    needle = f"{volume}/{volume_id},0badc0ffee"
+
+    answers = {
+        "write": requests.post(needle, files={"file": b"planted"}, timeout=5),
+        "read": requests.get(needle, timeout=5),
+        "delete": requests.delete(needle, timeout=5),
+    }
+
+    _assert_refused(answers)
+    _assert_private_unchanged_and_s3_writable(seaweedfs_server, s3_bucket)
+
+
 # --- tansu -------------------------------------------------------------------
 
 
