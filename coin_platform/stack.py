@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -333,20 +334,45 @@ def _write_identity_file(path: Path, access_key: str, secret_key: str) -> None:
         "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }]}
+    _write_private(path, json.dumps(identity))
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret readable by this user only, replacing any earlier version whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
-        json.dump(identity, file)
+        file.write(text)
     temporary.replace(path)
 
 
-def seaweedfs_command(binary: str, data_dir: Path, glog_dir: Path, identity_file: Path,
-                      ports: SeaweedPorts) -> list[str]:
-    """`weed mini` on loopback with every port explicit and the optional servers off."""
+def _write_security_file(path: Path) -> None:
+    """Fresh JWT keys for every start, so only weed's own components can move object data.
+
+    weed then refuses unsigned reads and writes of needles on the volume port (the
+    master signs them for the filer) and of entries on the filer port (the S3
+    gateway signs them). The tokens live 10 s, so new keys on a restart break nothing.
+    """
+    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+    _write_private(path, "".join(f'[{section}]\nkey = "{secrets.token_hex(32)}"\n\n'
+                                 for section in sections))
+
+
+def seaweedfs_command(binary: str, data_dir: Path, glog_dir: Path, config_dir: Path,
+                      identity_file: Path, ports: SeaweedPorts) -> list[str]:
+    """`weed mini` on loopback with every port explicit and the optional servers off.
+
+    `config_dir` holds security.toml. Only the S3 port is for clients: the filer
+    and master HTTP APIs would serve and take object data, and drop whole buckets
+    (master /col/delete), to anyone on the machine, so they are off; S3 reaches
+    them over gRPC.
+    """
     return [
-        binary, f"-logdir={glog_dir}", "-alsologtostderr=false",
+        binary, f"-logdir={glog_dir}", "-alsologtostderr=false", f"-config_dir={config_dir}",
         "mini", f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}", f"-dir={data_dir}",
         *ports.flags(),
+        "-disableHttp",
         "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
         f"-s3.config={identity_file}",
         # The default deletes a non-empty bucket with everything in it.
@@ -372,7 +398,9 @@ def start_seaweedfs(*, data_dir: Path, log_dir: Path, ports: SeaweedPorts, acces
         directory.mkdir(parents=True, exist_ok=True)
     identity_file = data_dir / "s3-identity.json"
     _write_identity_file(identity_file, access_key, secret_key)
-    command = seaweedfs_command(weed_binary(), data_dir, glog_dir, identity_file, ports)
+    config_dir = data_dir / "config"
+    _write_security_file(config_dir / "security.toml")
+    command = seaweedfs_command(weed_binary(), data_dir, glog_dir, config_dir, identity_file, ports)
     # weed reads WEED_* and S3_BUCKET-style variables as settings; keep it to its flags.
     env = _child_env(("WEED_", "S3_"))
     process = _spawn("seaweedfs", command, log_dir / "seaweedfs.log", env, cwd=data_dir)
