@@ -498,8 +498,7 @@ def raw_post(url: str, path: str, content_length: str) -> tuple[int, dict]:
 
 
 @pytest.mark.parametrize("path", [ORDER_PATH, "/_replay/faults"])
-@pytest.mark.parametrize("content_length", ["abc", "-1", "1e3", "", str(10**18), "9" * 5000],
-                         ids=["letters", "negative", "float", "empty", "10**18", "5000 digits"])
+@pytest.mark.parametrize("content_length", ["abc", "-1", "1e3", ""])
 def test_a_bad_content_length_gets_a_json_400(replay_server, path, content_length):
     status, body = raw_post(replay_server.url, path, content_length)
 
@@ -510,11 +509,15 @@ def test_a_bad_content_length_gets_a_json_400(replay_server, path, content_lengt
 
 
 @pytest.mark.parametrize("path", [ORDER_PATH, "/_replay/faults"])
-def test_a_body_over_the_limit_is_refused_unread(replay_server, path):
-    status, body = raw_post(replay_server.url, path, str(MEBIBYTE + 1))
+@pytest.mark.parametrize("content_length", [str(MEBIBYTE + 1), str(10**18), "9" * 5000],
+                         ids=["1 MiB + 1", "10**18", "5000 digits"])
+def test_a_body_over_the_limit_is_refused_unread(replay_server, path, content_length):
+    status, body = raw_post(replay_server.url, path, content_length)
 
     assert (status, body["code"]) == (413, -1100)
     assert str(MEBIBYTE) in body["msg"]
+    assert get(replay_server.url, "/fapi/v1/ping").status_code == 200
+    assert "Traceback" not in replay_server.log()
 
 
 # -- signed order endpoints -----------------------------------------------
