@@ -66,6 +66,7 @@ API_KEY_HEADER = "X-MBX-APIKEY"
 DOCS_EXAMPLE_API_KEY = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83"
 DOCS_EXAMPLE_API_SECRET = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9"
 DEFAULT_RECV_WINDOW_MS = 5000
+MAX_BODY_BYTES = 1 << 20  # far above any order or fault plan; what one request may make the server buffer
 _CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _MAX_MARKET_QUANTITY = "100000"  # MARKET_LOT_SIZE maxQty in exchangeInfo
 _UNKNOWN_ERROR = "An unknown error occured while processing the request."
@@ -741,9 +742,11 @@ class _ReplayHandler(BaseHTTPRequestHandler):
             self._send(_error(-1000, f"Unknown path {path}.", status=404))
 
     def _set_faults(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        body = self._read_body()
+        if body is None:
+            return
         try:
-            payload = json.loads(self.rfile.read(length) or b"null")
+            payload = json.loads(body or b"null")
         except ValueError:
             payload = None
         if not isinstance(payload, dict) or not isinstance(payload.get("faults"), str):
@@ -757,13 +760,35 @@ class _ReplayHandler(BaseHTTPRequestHandler):
         self._send(Reply(200, self.replay.stats()))
 
     def _place_order(self, query: str) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8", "replace")
+        raw = self._read_body()
+        if raw is None:
+            return
+        body = raw.decode("utf-8", "replace")
         client_ip = self.client_address[0]
         # Orders count against the ORDERS limits, not the IP's request weight; a ban still stops them.
         refusal = self.replay.admit(0, client_ip)
         if refusal is None:
             refusal = self.replay.order_request("order", self.headers.get(API_KEY_HEADER), query, body, client_ip)
         self._send(refusal)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None once a Content-Length that is no sane byte count is answered.
+
+        A bad length would crash the handler (letters, 10**18) or block it reading to EOF (-1);
+        a huge one would make the server buffer it. The connection is closed after the answer,
+        as the unread body would be taken for the next request.
+        """
+        text = self.headers.get("Content-Length", "0")
+        if not (text.isascii() and text.isdigit()):
+            reply = _error(-1100, f"Content-Length {text[:40]!r} is not a byte count.")
+        elif len(text) > len(str(MAX_BODY_BYTES)) or int(text) > MAX_BODY_BYTES:
+            reply = _error(-1100, f"Content-Length {text[:40]} is over the {MAX_BODY_BYTES}-byte limit.",
+                           status=413)
+        else:
+            return self.rfile.read(int(text))
+        self.close_connection = True
+        self._send(reply)
+        return None
 
     def _binance(self, path: str, params: dict[str, str], query: str) -> None:
         client_ip = self.client_address[0]
