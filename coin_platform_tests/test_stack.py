@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
+import grpc
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
@@ -26,6 +27,7 @@ from pyarrow import fs
 
 from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
 from coin_platform.stack import (
+    GRPC_PORT_OFFSET,
     LOOPBACK,
     TANSU_BUCKET,
     LocalStack,
@@ -203,6 +205,45 @@ def test_volume_port_refuses_unsigned_needle_reads_and_writes(seaweedfs_server, 
     }
 
     _assert_refused(answers)
+    _assert_private_unchanged_and_s3_writable(seaweedfs_server, s3_bucket)
+
+
+def _protobuf_strings(*values: bytes) -> bytes:
+    """A protobuf message whose fields 1, 2, ... are the given short strings."""
+    return b"".join(bytes([number << 3 | 2, len(value)]) + value
+                    for number, value in enumerate(values, start=1))
+
+
+def _grpc_call(port: int, method: str, request: bytes,
+               credentials: grpc.ChannelCredentials | None = None) -> bytes | grpc.StatusCode:
+    """The raw answer of one unary gRPC call, or the status code it failed with."""
+    target = f"{LOOPBACK}:{port + GRPC_PORT_OFFSET}"
+    with (grpc.secure_channel(target, credentials) if credentials
+          else grpc.insecure_channel(target)) as channel:
+        try:
+            return channel.unary_unary(method)(request, timeout=10)
+        except grpc.RpcError as failed:
+            return failed.code()
+
+
+def test_grpc_ports_refuse_clients_without_the_stack_certificate(seaweedfs_server, s3_bucket):
+    """Over gRPC the filer lists and deletes objects, and the master signs volume writes."""
+    _put_private(seaweedfs_server, s3_bucket)
+    ports = seaweedfs_server.ports
+    entry = _protobuf_strings(f"/buckets/{s3_bucket}".encode(), b"private.txt")
+
+    answers = {
+        "filer: look up the object": _grpc_call(
+            ports.filer, "/filer_pb.SeaweedFiler/LookupDirectoryEntry", entry),
+        "filer: delete the object": _grpc_call(
+            ports.filer, "/filer_pb.SeaweedFiler/DeleteEntry", entry),
+        "master: assign a signed write": _grpc_call(ports.master, "/master_pb.Seaweed/Assign", b""),
+        "volume: server status": _grpc_call(
+            ports.volume, "/volume_server_pb.VolumeServer/VolumeServerStatus", b""),
+    }
+
+    assert {what: answer for what, answer in answers.items()
+            if answer != grpc.StatusCode.UNAVAILABLE} == {}
     _assert_private_unchanged_and_s3_writable(seaweedfs_server, s3_bucket)
 
 
