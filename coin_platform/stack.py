@@ -10,6 +10,7 @@ what this one started. Process identity is read from /proc (Linux).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,6 +30,10 @@ import boto3
 import requests
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from filelock import FileLock
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
@@ -347,16 +353,64 @@ def _write_private(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
-def _write_security_file(path: Path) -> None:
-    """Fresh JWT keys for every start, so only weed's own components can move object data.
+def seaweedfs_config_dir(data_dir: Path) -> Path:
+    """Where `start_seaweedfs` keeps security.toml and the gRPC certificates."""
+    return data_dir / "config"
 
-    weed then refuses unsigned reads and writes of needles on the volume port (the
-    master signs them for the filer) and of entries on the filer port (the S3
-    gateway signs them). The tokens live 10 s, so new keys on a restart break nothing.
+
+def _write_grpc_certificates(config_dir: Path) -> tuple[Path, Path, Path]:
+    """A CA and one certificate it signed, shared by every weed component (weed checks no names).
+
+    The CA's key is never written: nobody can sign another client afterwards.
+    Returns the paths of the CA certificate, the certificate and its key.
     """
-    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
-    _write_private(path, "".join(f'[{section}]\nkey = "{secrets.token_hex(32)}"\n\n'
-                                 for section in sections))
+    now = datetime.now(UTC)
+    ca_key, node_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "coin local stack CA")])
+
+    def certificate(subject: x509.Name, key: ec.EllipticCurvePrivateKey, *extensions):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5))
+                   .not_valid_after(now + timedelta(days=3650)))
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    ca_pem = certificate(ca_name, ca_key, (x509.BasicConstraints(ca=True, path_length=0), True))
+    node_pem = certificate(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "coin local stack")]), node_key,
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), False),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+         False),
+    )
+    key_pem = node_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+    paths = (config_dir / "ca.crt", config_dir / "node.crt", config_dir / "node.key")
+    for path, pem in zip(paths, (ca_pem, node_pem, key_pem), strict=True):
+        _write_private(path, pem.decode())
+    return paths
+
+
+def _write_security_config(config_dir: Path) -> None:
+    """security.toml with fresh secrets for every start, so only weed's own components move data.
+
+    - JWT keys: the volume port refuses unsigned needle reads and writes (the master
+      signs them), the filer port unsigned entry access (the S3 gateway signs it).
+      Tokens live 10 s, so new keys on a restart break nothing.
+    - gRPC mutual TLS: otherwise any local process could list and delete entries on
+      the filer, or have the master sign volume writes for it.
+    """
+    ca, cert, key = _write_grpc_certificates(config_dir)
+    sections = {f"jwt.{name}": {"key": secrets.token_hex(32)}
+                for name in ("signing", "signing.read", "filer_signing", "filer_signing.read")}
+    sections["grpc"] = {"ca": str(ca)}
+    for component in ("master", "volume", "filer", "s3", "admin", "client"):
+        sections[f"grpc.{component}"] = {"cert": str(cert), "key": str(key)}
+    _write_private(config_dir / "security.toml", "".join(
+        f"[{section}]\n" + "".join(f"{name} = {json.dumps(value)}\n" for name, value in values.items())
+        + "\n" for section, values in sections.items()))
 
 
 def seaweedfs_command(binary: str, data_dir: Path, glog_dir: Path, config_dir: Path,
@@ -398,8 +452,8 @@ def start_seaweedfs(*, data_dir: Path, log_dir: Path, ports: SeaweedPorts, acces
         directory.mkdir(parents=True, exist_ok=True)
     identity_file = data_dir / "s3-identity.json"
     _write_identity_file(identity_file, access_key, secret_key)
-    config_dir = data_dir / "config"
-    _write_security_file(config_dir / "security.toml")
+    config_dir = seaweedfs_config_dir(data_dir)
+    _write_security_config(config_dir)
     command = seaweedfs_command(weed_binary(), data_dir, glog_dir, config_dir, identity_file, ports)
     # weed reads WEED_* and S3_BUCKET-style variables as settings; keep it to its flags.
     env = _child_env(("WEED_", "S3_"))

@@ -226,25 +226,43 @@ def _grpc_call(port: int, method: str, request: bytes,
             return failed.code()
 
 
-def test_grpc_ports_refuse_clients_without_the_stack_certificate(seaweedfs_server, s3_bucket):
+@pytest.mark.parametrize("client", ["plaintext", "TLS without a client certificate"])
+def test_grpc_ports_refuse_clients_without_the_stack_certificate(seaweedfs_server, s3_bucket, client):
     """Over gRPC the filer lists and deletes objects, and the master signs volume writes."""
     _put_private(seaweedfs_server, s3_bucket)
     ports = seaweedfs_server.ports
     entry = _protobuf_strings(f"/buckets/{s3_bucket}".encode(), b"private.txt")
+    credentials = None if client == "plaintext" else grpc.ssl_channel_credentials(
+        root_certificates=(seaweedfs_server.config_dir / "ca.crt").read_bytes())
 
     answers = {
         "filer: look up the object": _grpc_call(
-            ports.filer, "/filer_pb.SeaweedFiler/LookupDirectoryEntry", entry),
+            ports.filer, "/filer_pb.SeaweedFiler/LookupDirectoryEntry", entry, credentials),
         "filer: delete the object": _grpc_call(
-            ports.filer, "/filer_pb.SeaweedFiler/DeleteEntry", entry),
-        "master: assign a signed write": _grpc_call(ports.master, "/master_pb.Seaweed/Assign", b""),
+            ports.filer, "/filer_pb.SeaweedFiler/DeleteEntry", entry, credentials),
+        "master: assign a signed write": _grpc_call(
+            ports.master, "/master_pb.Seaweed/Assign", b"", credentials),
         "volume: server status": _grpc_call(
-            ports.volume, "/volume_server_pb.VolumeServer/VolumeServerStatus", b""),
+            ports.volume, "/volume_server_pb.VolumeServer/VolumeServerStatus", b"", credentials),
     }
 
     assert {what: answer for what, answer in answers.items()
             if answer != grpc.StatusCode.UNAVAILABLE} == {}
     _assert_private_unchanged_and_s3_writable(seaweedfs_server, s3_bucket)
+
+
+def test_grpc_ports_answer_the_stack_certificate(seaweedfs_server, s3_bucket):
+    """The other half of the refusal test: the same call, with weed's own certificate, is served."""
+    _put_private(seaweedfs_server, s3_bucket)
+    config_dir = seaweedfs_server.config_dir
+    credentials = grpc.ssl_channel_credentials(*(
+        (config_dir / name).read_bytes() for name in ("ca.crt", "node.key", "node.crt")))
+
+    answer = _grpc_call(
+        seaweedfs_server.ports.filer, "/filer_pb.SeaweedFiler/LookupDirectoryEntry",
+        _protobuf_strings(f"/buckets/{s3_bucket}".encode(), b"private.txt"), credentials)
+
+    assert isinstance(answer, bytes) and b"private.txt" in answer
 
 
 # --- tansu -------------------------------------------------------------------
