@@ -11,7 +11,7 @@ import datetime as dt
 import dagster as dg
 
 from coin_platform.defs.inference import MessageConfig
-from coin_platform.defs.resources import BinanceResource, TradingResource
+from coin_platform.defs.resources import BinanceResource, TradingDesk
 from coin_platform.events.schemas import Decision
 from coin_platform.settings import Settings
 from coin_platform.trading.execution import execute_decision
@@ -49,7 +49,7 @@ def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.Asset
     def execute_order(
         context: dg.OpExecutionContext,
         config: MessageConfig,
-        trading_store: TradingResource,
+        trading_store: dg.ResourceParam[TradingDesk],
         binance: BinanceResource,
     ) -> None:
         decision = Decision.from_json(config.message.encode())
