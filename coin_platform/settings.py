@@ -121,6 +121,9 @@ class RiskConfig(_Strict):
 class TradingConfig(_Strict):
     broker: Literal["paper", "binance"] = "paper"
     order_notional_usdt: Limit = 100.0
+    # A decision whose candle closed longer ago than this is refused at order time (rule stale_decision):
+    # prices have moved on. 15 minutes fits 1m..1h candles; at most two days.
+    max_decision_age_seconds: int = Field(default=900, ge=1, le=172_800)
     fee_rate: Rate = 0.001
     slippage_rate: Rate = 0.0002
     risk: RiskConfig = RiskConfig()

@@ -324,6 +324,12 @@ class BinanceFuturesBroker:
             "without a definite answer and the exchange does not show the order; reconcile before sending again"
         )
 
+    def lookup(self, order: OrderRequest) -> OrderResult | None:
+        """The exchange's order with this client order id (a query only), or None on -2013 "Order does not exist."."""
+        self.lot_size(order.symbol)  # the first call loads the trading rules and syncs the clock the signature needs
+        found = self._find(order, may_exist=True)
+        return None if found is None else self._result(order, found, existing=True)
+
     def lot_size(self, symbol: str) -> LotSize:
         """The symbol's quantity rules from exchangeInfo, loaded once (and the clock synced with it)."""
         if self._lot_sizes is None:

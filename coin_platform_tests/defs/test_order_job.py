@@ -15,6 +15,7 @@ import yaml
 
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.orders import ORDER_OP
+from coin_platform.events.schemas import Decision
 from coin_platform.market.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
 from coin_platform.settings import load_settings
 from coin_platform.trading.store import TradingStore
@@ -39,12 +40,17 @@ def order_definitions(tmp_path, environ: dict[str, str], broker: str = "paper") 
     return build_definitions(load_settings({"COIN_CONFIG": str(config), "COIN_HOME": str(tmp_path), **environ}))
 
 
-def order_run(defs: dg.Definitions, symbol: str = "BTCUSDT", **run_config) -> dg.ExecuteInProcessResult:
-    now = dt.datetime.now(dt.UTC)
-    decision = make_decision(symbol, "enter_long", 50_000.0, candle_close=now - dt.timedelta(seconds=5))
-    config = {"ops": {ORDER_OP: {"config": {"message": decision.to_json().decode()}}}, **run_config}
+def fresh_decision(symbol: str = "BTCUSDT") -> Decision:
+    return make_decision(symbol, "enter_long", 50_000.0, candle_close=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5))
+
+
+def order_run(
+    defs: dg.Definitions, decision: Decision | None = None, instance: dg.DagsterInstance | None = None, **run_config
+) -> dg.ExecuteInProcessResult:
+    message = (decision or fresh_decision()).to_json().decode()
+    config = {"ops": {ORDER_OP: {"config": {"message": message}}}, **run_config}
     return defs.resolve_job_def("order_job").execute_in_process(
-        run_config=config, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        run_config=config, instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False
     )
 
 
@@ -113,3 +119,27 @@ def test_the_trading_desk_keeps_its_keys_out_of_reprs(tmp_path):
     assert desk.api_secret.get_secret_value() == DOCS_EXAMPLE_API_SECRET
     for text in (repr(desk), str(desk)):
         assert DOCS_EXAMPLE_API_KEY not in text and DOCS_EXAMPLE_API_SECRET not in text
+
+
+def test_an_unknown_order_fails_the_run_naming_it_and_the_next_run_settles_it(tmp_path, start_replay):
+    # Placed, the reply lost (503), and the three queries after it fail: nobody can say what happened.
+    exchange = start_replay(faults="placed_503:at=1:on=order,503:at=2+3+4:on=query")
+    environ = {"MARKET_SOURCE": "replay", "REPLAY_URL": exchange.url, "BINANCE_ORDER_URL": exchange.url, **KEYS}
+    defs = order_definitions(tmp_path, environ, "binance")
+    store = TradingStore(tmp_path / "trading" / "trading.duckdb")
+    lost, other = fresh_decision("BTCUSDT"), fresh_decision("ETHUSDT")
+    with dg.instance_for_test() as instance:
+        failed = order_run(defs, lost, instance)
+        assert not failed.success  # a failed run is what run_failure_alert_sensor reports
+        (failure,) = [e for e in failed.all_events if e.is_step_failure]
+        error = failure.step_failure_data.error.cause  # what the op raised
+        assert error.cls_name == "OrderOutcomeUnknown" and lost.id in error.message and "PENDING" in error.message
+        assert store.orders()["status"].to_list() == ["PENDING"] and exchange.stats()["orders_placed"] == 1
+
+        settled = order_run(defs, other, instance)
+        assert settled.success
+        logged = [entry.user_message for entry in instance.all_logs(settled.run_id)]
+    assert any(f"pending order {lost.id} (BTCUSDT): FILLED" in text for text in logged)
+    orders = dict(store.orders().select("symbol", "status").iter_rows())
+    assert orders == {"BTCUSDT": "FILLED", "ETHUSDT": "FILLED"} and store.fills().height == 2
+    assert exchange.stats()["orders_placed"] == 2
