@@ -192,10 +192,14 @@ def reconcile_pending(store: TradingStore, broker: Broker, now: dt.datetime) -> 
     placed) once older than NOT_PLACED_AFTER. Otherwise, and when the broker cannot tell, it stays PENDING.
     """
     with store.transaction() as tx:
-        pending = [p for p in tx.pending_orders() if p.broker == broker.name]
+        pending = tx.pending_orders()
     outcomes = []
     for item in pending:
         order = item.order
+        if item.broker != broker.name:
+            reason = f"placed with the {item.broker} broker; this run's {broker.name} broker cannot ask about it"
+            outcomes.append(Reconciliation(order.client_order_id, order.symbol, PENDING, reason))
+            continue
         try:
             found = broker.lookup(order)
         except (OrderOutcomeUnknown, BrokerRejected) as exc:

@@ -205,6 +205,10 @@ def test_an_accepted_but_unfilled_order_stays_pending_and_fails_the_run(store, t
     with pytest.raises(OrderOutcomeUnknown, match=f"order {decision.id} .*still PENDING"):
         run(decision, store, tape, broker=AcceptedNotFilled())  # a retry asks, and is told NEW again
     assert store.orders()["status"].to_list() == ["PENDING"] and store.fills().is_empty()
+    other = run(make_decision("ETHUSDT", "enter_long", 2_000.0), store, tape)  # the paper broker cannot ask
+    (left,) = other.reconciled
+    assert other.status == "filled" and (left.client_order_id, left.status) == (decision.id, "PENDING")
+    assert "placed with the exchange broker" in left.reason
 
 
 @pytest.mark.parametrize(
