@@ -13,11 +13,11 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from dotenv import load_dotenv
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from coin_platform.market.intervals import SUPPORTED_INTERVALS, normalize_interval
 
@@ -100,23 +100,32 @@ class InferenceConfig(_Strict):
     min_confidence: float = Field(default=0.55, ge=0.0, le=1.0)
 
 
+# A limit is a finite number above zero: every comparison with NaN is false, so a NaN limit
+# would refuse nothing, and an infinite one is no limit either.
+Limit = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Rate = Annotated[float, Field(ge=0, lt=0.1, allow_inf_nan=False)]
+
+
 class RiskConfig(_Strict):
     """Checked before every order; any breach refuses the order with its reason."""
 
     kill_switch: bool = False
-    max_position_notional_usdt: float = Field(default=1_000.0, gt=0)
-    # Per-symbol overrides of the notional limit, e.g. {BTCUSDT: 2000}.
-    max_position_notional_by_symbol: dict[str, float] = Field(default_factory=dict)
-    max_position_quantity_by_symbol: dict[str, float] = Field(default_factory=dict)
-    daily_loss_limit_usdt: float = Field(default=200.0, gt=0)
+    max_position_notional_usdt: Limit = 1_000.0
+    # Per-symbol overrides of the notional limit, e.g. {BTCUSDT: 2000}; keys are configured symbols.
+    max_position_notional_by_symbol: dict[str, Limit] = Field(default_factory=dict)
+    max_position_quantity_by_symbol: dict[str, Limit] = Field(default_factory=dict)
+    daily_loss_limit_usdt: Limit = 200.0
     cooldown_seconds: int = Field(default=300, ge=0)
 
 
 class TradingConfig(_Strict):
     broker: Literal["paper", "binance"] = "paper"
-    order_notional_usdt: float = Field(default=100.0, gt=0)
-    fee_rate: float = Field(default=0.001, ge=0, lt=0.1)
-    slippage_rate: float = Field(default=0.0002, ge=0, lt=0.1)
+    order_notional_usdt: Limit = 100.0
+    # A decision whose candle closed longer ago than this is refused at order time (rule stale_decision):
+    # prices have moved on. 15 minutes fits 1m..1h candles; at most two days.
+    max_decision_age_seconds: int = Field(default=900, ge=1, le=172_800)
+    fee_rate: Rate = 0.001
+    slippage_rate: Rate = 0.0002
     risk: RiskConfig = RiskConfig()
 
 
@@ -164,6 +173,18 @@ class PlatformConfig(_Strict):
             raise ValueError(f"{unsupported} not among {list(SUPPORTED_INTERVALS)}")
         return normalized
 
+    @model_validator(mode="after")
+    def _per_symbol_limits_name_configured_symbols(self) -> PlatformConfig:
+        risk = self.trading.risk
+        for name in ("max_position_notional_by_symbol", "max_position_quantity_by_symbol"):
+            for symbol in getattr(risk, name):
+                if symbol not in self.symbols:
+                    raise ValueError(
+                        f"trading.risk.{name}.{symbol}: {symbol!r} is not a configured symbol "
+                        f"({', '.join(self.symbols)}); symbols are upper-case, e.g. BTCUSDT"
+                    )
+        return self
+
     @field_validator("history_start")
     @classmethod
     def _not_in_future(cls, value: dt.date) -> dt.date:
@@ -205,8 +226,11 @@ class Settings(_Strict):
 def _format_validation_error(source: str, error: ValidationError) -> str:
     problems = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        problems.append(f"{source}: {key}: {item['msg']}")
+        key = ".".join(str(part) for part in item["loc"])
+        if not key and item["type"] == "value_error":  # a check across keys, whose message names its key
+            problems.append(f"{source}: {item['msg'].removeprefix('Value error, ')}")
+            continue
+        problems.append(f"{source}: {key or '(top level)'}: {item['msg']}")
     return "; ".join(problems)
 
 

@@ -91,3 +91,53 @@ def test_invalid_environment_names_the_variable(tmp_path, variable, value):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="config file not found: .*nowhere.yaml"):
         load_settings({"COIN_CONFIG": str(tmp_path / "nowhere.yaml")})
+
+
+_TRADING = "symbols: [BTCUSDT, ETHUSDT]\nhistory_start: 2024-01-01\ntrading: {%s}\n"
+
+
+@pytest.mark.parametrize(
+    ("trading", "key"),
+    [
+        ("risk: {max_position_notional_by_symbol: {BTCUSDT: .nan}}", "max_position_notional_by_symbol.BTCUSDT"),
+        ("risk: {max_position_notional_by_symbol: {BTCUSDT: -5}}", "max_position_notional_by_symbol.BTCUSDT"),
+        ("risk: {max_position_notional_by_symbol: {ETHUSDT: .inf}}", "max_position_notional_by_symbol.ETHUSDT"),
+        ("risk: {max_position_quantity_by_symbol: {BTCUSDT: .nan}}", "max_position_quantity_by_symbol.BTCUSDT"),
+        ("risk: {max_position_quantity_by_symbol: {BTCUSDT: 0}}", "max_position_quantity_by_symbol.BTCUSDT"),
+        ("risk: {max_position_notional_usdt: .inf}", "max_position_notional_usdt"),
+        ("risk: {max_position_notional_usdt: .nan}", "max_position_notional_usdt"),
+        ("risk: {daily_loss_limit_usdt: .inf}", "daily_loss_limit_usdt"),
+        ("risk: {daily_loss_limit_usdt: .nan}", "daily_loss_limit_usdt"),
+        ("order_notional_usdt: .inf", "order_notional_usdt"),
+        ("order_notional_usdt: .nan", "order_notional_usdt"),
+        ("fee_rate: .nan", "fee_rate"),
+        ("slippage_rate: .nan", "slippage_rate"),
+        ("slippage_rate: -0.1", "slippage_rate"),
+    ],
+)
+def test_a_trading_limit_that_is_not_a_finite_positive_number_fails_naming_it(tmp_path, trading, key):
+    with pytest.raises(ConfigError, match=rf"config.yaml: trading\.(risk\.)?{key}:"):
+        _settings(tmp_path, _TRADING % trading)
+
+
+@pytest.mark.parametrize(
+    ("limits", "key"),
+    [
+        ("max_position_notional_by_symbol: {SOLUSDT: 100}", "max_position_notional_by_symbol.SOLUSDT"),
+        ("max_position_notional_by_symbol: {btcusdt: 100}", "max_position_notional_by_symbol.btcusdt"),
+        ("max_position_quantity_by_symbol: {XRPUSDT: 1}", "max_position_quantity_by_symbol.XRPUSDT"),
+    ],
+)
+def test_a_per_symbol_limit_must_name_a_configured_symbol(tmp_path, limits, key):
+    with pytest.raises(ConfigError, match=rf"config.yaml: trading\.risk\.{key}: .*BTCUSDT, ETHUSDT"):
+        _settings(tmp_path, _TRADING % f"risk: {{{limits}}}")
+
+
+def test_finite_positive_per_symbol_limits_load(tmp_path):
+    risk = _settings(
+        tmp_path,
+        _TRADING % "risk: {max_position_notional_by_symbol: {BTCUSDT: 2000}, max_position_quantity_by_symbol: "
+        "{ETHUSDT: 1.5}}",
+    ).config.trading.risk
+    assert risk.max_position_notional_by_symbol == {"BTCUSDT": 2000.0}
+    assert risk.max_position_quantity_by_symbol == {"ETHUSDT": 1.5}

@@ -1,9 +1,10 @@
 """`order_job`: one run per decision (the decision sensor launches it with run_key = decision id).
 
-The risk guard, the position manager and the broker run inside one trading-store
-transaction (coin_platform.trading.execution); the order, its fills and the position
-are recorded in the trading store and reported as `orders` and `positions` asset
-materializations, so the UI shows every order and the current book.
+coin_platform.trading.execution checks, records and places the order; the order, its fills and
+the position are recorded in the trading store and reported as `orders` and `positions` asset
+materializations, so the UI shows every order and the current book. A run whose order outcome
+stays unknown fails with the order id, so run_failure_alert_sensor reports it; each run first
+settles such pending orders and logs what it found.
 """
 
 import datetime as dt
@@ -11,10 +12,11 @@ import datetime as dt
 import dagster as dg
 
 from coin_platform.defs.inference import MessageConfig
-from coin_platform.defs.resources import BinanceResource, TradingResource
+from coin_platform.defs.resources import BinanceResource, TradingDesk
 from coin_platform.events.schemas import Decision
 from coin_platform.settings import Settings
-from coin_platform.trading.execution import execute_decision
+from coin_platform.trading.execution import TradingScope, execute_decision
+from coin_platform.trading.store import PENDING
 
 ORDERS_ASSET = dg.AssetKey("orders")
 POSITIONS_ASSET = dg.AssetKey("positions")
@@ -29,6 +31,7 @@ def _table(frame) -> str:
 
 def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.AssetSpec]]:
     trading = settings.config.trading
+    scope = TradingScope.from_config(settings.config)
     specs = [
         dg.AssetSpec(
             ORDERS_ASSET,
@@ -49,7 +52,7 @@ def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.Asset
     def execute_order(
         context: dg.OpExecutionContext,
         config: MessageConfig,
-        trading_store: TradingResource,
+        trading_store: dg.ResourceParam[TradingDesk],
         binance: BinanceResource,
     ) -> None:
         decision = Decision.from_json(config.message.encode())
@@ -58,10 +61,13 @@ def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.Asset
         try:
             broker = trading_store.get_broker(store, lambda symbol, _at: market.last_price(symbol))
             execution = execute_decision(
-                decision, store=store, broker=broker, config=trading, now=dt.datetime.now(dt.UTC)
+                decision, store=store, broker=broker, config=trading, scope=scope, now=dt.datetime.now(dt.UTC)
             )
         finally:
             market.close()
+        for item in execution.reconciled:
+            log = context.log.warning if item.status == PENDING else context.log.info
+            log(f"pending order {item.client_order_id} ({item.symbol}): {item.status}: {item.reason}")
         summary = execution.summary
         result = execution.result
         log = context.log.warning if execution.status in ("risk_rejected", "broker_rejected") else context.log.info

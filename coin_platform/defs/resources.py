@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import SecretStr
@@ -115,19 +118,40 @@ class KafkaResource(dg.ConfigurableResource):
         return read_from(self.bootstrap_servers, topic, position, max_messages=max_messages)
 
 
-class TradingResource(dg.ConfigurableResource):
-    """Where orders, fills and positions are kept (a DuckDB file) and which broker places orders."""
+@dataclass(frozen=True)
+class TradingDesk:
+    """Where orders, fills and positions are kept (a DuckDB file) and which broker places orders.
 
-    store_path: str
-    broker: str = "paper"
-    fee_rate: float = 0.001
-    slippage_rate: float = 0.0002
-    order_url: str = ""
-    api_key: str | None = None
-    api_secret: str | None = None
-    live_trading: bool = False
+    Deliberately not a ConfigurableResource: its fields would be run config, and a run config
+    (launchpad, GraphQL) could then name another order URL, broker, keys, store or LIVE_TRADING.
+    Everything here is fixed when the code location loads its settings from its own environment.
+    """
+
+    store_path: Path
+    broker: Literal["paper", "binance"]
+    fee_rate: float
+    slippage_rate: float
+    order_url: str
+    api_key: SecretStr | None
+    api_secret: SecretStr | None
+    live_trading: bool
     # Orders may go to a loopback test endpoint (the replay server) — only in replay mode.
-    allow_test_endpoint: bool = False
+    allow_test_endpoint: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TradingDesk:
+        trading = settings.config.trading
+        return cls(
+            store_path=settings.coin_home / "trading" / "trading.duckdb",
+            broker=trading.broker,
+            fee_rate=trading.fee_rate,
+            slippage_rate=trading.slippage_rate,
+            order_url=settings.binance_order_url,
+            api_key=settings.binance_api_key,
+            api_secret=settings.binance_api_secret,
+            live_trading=settings.live_trading,
+            allow_test_endpoint=settings.market_source == "replay",
+        )
 
     def get_store(self) -> TradingStore:
         return TradingStore(self.store_path)
@@ -138,8 +162,8 @@ class TradingResource(dg.ConfigurableResource):
             return PaperBroker(store, price_source, fee_rate=self.fee_rate, slippage_rate=self.slippage_rate)
         return BinanceFuturesBroker(
             self.order_url,
-            SecretStr(self.api_key) if self.api_key else None,
-            SecretStr(self.api_secret) if self.api_secret else None,
+            self.api_key,
+            self.api_secret,
             live_trading=self.live_trading,
             allow_test_endpoint=self.allow_test_endpoint,
             commission_rate=self.fee_rate,
@@ -173,7 +197,7 @@ def _secret(value: SecretStr | None, variable: str) -> str | dg.EnvVar | None:
     return dg.EnvVar(variable) if os.environ.get(variable) == secret else secret
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "binance": BinanceResource(
             base_url=settings.market_base_url,
@@ -189,15 +213,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "clickhouse": build_clickhouse_resource(settings),
         "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers),
-        "trading_store": TradingResource(
-            store_path=str(settings.coin_home / "trading" / "trading.duckdb"),
-            broker=settings.config.trading.broker,
-            fee_rate=settings.config.trading.fee_rate,
-            slippage_rate=settings.config.trading.slippage_rate,
-            order_url=settings.binance_order_url,
-            api_key=_secret(settings.binance_api_key, "BINANCE_API_KEY"),
-            api_secret=_secret(settings.binance_api_secret, "BINANCE_API_SECRET"),
-            live_trading=settings.live_trading,
-            allow_test_endpoint=settings.market_source == "replay",
-        ),
+        # A plain object, which Dagster serves as is: no run config reaches it.
+        "trading_store": TradingDesk.from_settings(settings),
     }

@@ -324,6 +324,12 @@ class BinanceFuturesBroker:
             "without a definite answer and the exchange does not show the order; reconcile before sending again"
         )
 
+    def lookup(self, order: OrderRequest) -> OrderResult | None:
+        """The exchange's order with this client order id (a query only), or None on -2013 "Order does not exist."."""
+        self.lot_size(order.symbol)  # the first call loads the trading rules and syncs the clock the signature needs
+        found = self._find(order, may_exist=True)
+        return None if found is None else self._result(order, found, existing=True)
+
     def lot_size(self, symbol: str) -> LotSize:
         """The symbol's quantity rules from exchangeInfo, loaded once (and the clock synced with it)."""
         if self._lot_sizes is None:
@@ -370,7 +376,8 @@ class BinanceFuturesBroker:
     def _call(self, method: str, params: dict[str, str], order: OrderRequest) -> _ExchangeOrder:
         """One SIGNED request to /fapi/v1/order, re-signed after a 429 wait or a clock re-sync.
 
-        Returns a readable order; raises _Refused (4xx, incl. 418 and 429 beyond the waits) or _Ambiguous.
+        Returns a readable order; raises _Refused (a 3xx, never followed; 4xx, incl. 418 and 429 beyond the
+        waits) or _Ambiguous.
         """
         limiter = self._market.limiter
         rate_limit_waits = 0
@@ -384,11 +391,18 @@ class BinanceFuturesBroker:
                 if method == "POST":
                     headers["Content-Type"] = "application/x-www-form-urlencoded"
                     response = self._session.post(
-                        f"{self._base_url}{ORDER_PATH}", data=signed, headers=headers, timeout=self.timeout_s
+                        f"{self._base_url}{ORDER_PATH}",
+                        data=signed,
+                        headers=headers,
+                        timeout=self.timeout_s,
+                        allow_redirects=False,
                     )
                 else:
                     response = self._session.get(
-                        f"{self._base_url}{ORDER_PATH}?{signed}", headers=headers, timeout=self.timeout_s
+                        f"{self._base_url}{ORDER_PATH}?{signed}",
+                        headers=headers,
+                        timeout=self.timeout_s,
+                        allow_redirects=False,
                     )
                 body = response.content
             except _TRANSPORT_ERRORS as exc:
@@ -396,6 +410,9 @@ class BinanceFuturesBroker:
                 raise _Ambiguous(f"{type(exc).__name__} after up to {self.timeout_s:g} s") from None
             limiter.observe(response.headers.get(USED_WEIGHT_HEADER), window)
             status = response.status_code
+            if 300 <= status < 400:
+                # Following it would hand the signed query and the key to whichever host it names.
+                raise _Refused(method, status, None, "a redirect, not followed: signed calls stay on the endpoint")
             if status >= 500:
                 raise _Ambiguous(f"HTTP {status}: {BinanceFuturesClient._message(body)}")
             if status >= 400:

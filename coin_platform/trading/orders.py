@@ -74,3 +74,8 @@ class Broker(Protocol):
         """Place the order once (idempotent on client_order_id). Raises BrokerRejected or
         OrderOutcomeUnknown; never returns a result it is not sure of."""
         ...
+
+    def lookup(self, order: OrderRequest) -> OrderResult | None:
+        """The order the broker holds under `order.client_order_id`, or None if it has none; never places one.
+        Raises OrderOutcomeUnknown when it cannot tell."""
+        ...

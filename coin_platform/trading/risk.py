@@ -20,7 +20,9 @@ class RiskState:
     """What the guard needs from the trading record besides the position."""
 
     realized_pnl_today: float  # USDT, net of fees, every symbol, since 00:00 UTC of `now`
-    last_order_at: dt.datetime | None  # the symbol's latest order a broker accepted
+    last_order_at: dt.datetime | None  # the symbol's latest order a broker accepted or may have (pending)
+    # Signed quantity of the symbol's pending orders: counted as filled, as the exchange may have filled them.
+    pending_quantity: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class RiskGuard:
     - cooldown: no new exposure on a symbol within cooldown_seconds of its previous order;
       exits and reduce-only orders are still allowed.
     - max_position_notional: |position after the order| × the decision's price must stay within the
-      symbol's override or the default limit.
+      symbol's override or the default limit. The position includes pending orders, as if filled.
     - max_position_quantity: |position after the order| must stay within the symbol's limit, if it has one.
     """
 
@@ -62,9 +64,10 @@ class RiskGuard:
         if config.kill_switch:
             return _refuse("kill_switch", f"risk.kill_switch is on; {symbol} {order.side} not sent")
 
-        after = position.quantity + signed_quantity(order.side, order.quantity)
-        if abs(after) < abs(position.quantity) and after * position.quantity >= 0:
-            return RiskVerdict(True, f"reduces the {symbol} position from {position.quantity:g} to {after:g}")
+        held = position.quantity + state.pending_quantity
+        after = held + signed_quantity(order.side, order.quantity)
+        if abs(after) < abs(held) and after * held >= 0:
+            return RiskVerdict(True, f"reduces the {symbol} position from {held:g} to {after:g}")
 
         if state.realized_pnl_today <= -config.daily_loss_limit_usdt:
             return _refuse(

@@ -6,8 +6,9 @@ process waits for the first instead of failing. Each use is one DuckDB transacti
 order, fills and position change commit together or not at all.
 
 Nesting is joined, not stacked: a `transaction()` on the same file inside an open one (same thread)
-returns the open one. That is how the paper broker, whose book lives in this file, places its fill
-inside the execution's transaction, so a failure after the fill rolls the fill back with the rest.
+returns the open one, so a helper that opens its own transaction also works inside a caller's.
+No transaction should span a network call: execution records an order as PENDING in one, sends it
+with no lock held, and records the outcome in another.
 """
 
 from __future__ import annotations
@@ -99,11 +100,20 @@ _SCHEMA = (
 )
 
 _POSITION_FIELDS = ("symbol", "quantity", "entry_price", "realized_pnl", "fees_paid")
+# The status of an order recorded before it is sent, until its outcome is known.
+PENDING = "PENDING"
 _thread = threading.local()
 
 
 class TradingStoreLocked(TimeoutError):
     """Another process held the trading store's lock for longer than the timeout."""
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    order: OrderRequest
+    broker: str
+    created_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -225,6 +235,10 @@ class StoreTransaction:
             return f"refused by {refusal[0]} on {refusal[1].isoformat()}"
         return None
 
+    def order_status(self, client_order_id: str) -> str | None:
+        row = self._one("SELECT status FROM orders WHERE client_order_id = ?", [client_order_id])
+        return row[0] if row else None
+
     def position(self, symbol: str) -> Position:
         row = self._one(
             "SELECT quantity, entry_price, realized_pnl, fees_paid FROM positions WHERE symbol = ?", [symbol]
@@ -238,8 +252,26 @@ class StoreTransaction:
         )
         return float(row[0])
 
+    def pending_orders(self) -> list[PendingOrder]:
+        """Orders recorded before sending whose outcome is not known yet, oldest first."""
+        rows = self._connection.execute(
+            "SELECT client_order_id, symbol, side, quantity, reduce_only, reference_price, broker, created_at "
+            "FROM orders WHERE status = ? ORDER BY created_at, client_order_id",
+            [PENDING],
+        ).fetchall()
+        return [PendingOrder(OrderRequest(*row[:6]), broker=row[6], created_at=row[7]) for row in rows]
+
+    def pending_quantity(self, symbol: str) -> float:
+        """The symbol's signed quantity in pending orders (+ buys, - sells): exposure that may already exist."""
+        row = self._one(
+            "SELECT coalesce(sum(CASE WHEN side = 'buy' THEN quantity ELSE -quantity END), 0) FROM orders "
+            "WHERE symbol = ? AND status = ?",
+            [symbol, PENDING],
+        )
+        return float(row[0])
+
     def last_order_at(self, symbol: str) -> dt.datetime | None:
-        """When the symbol's latest order that a broker accepted was created."""
+        """When the symbol's latest order that a broker accepted, or may have accepted (pending), was created."""
         row = self._one("SELECT max(created_at) FROM orders WHERE symbol = ? AND status <> 'REJECTED'", [symbol])
         return row[0]
 
@@ -269,19 +301,10 @@ class StoreTransaction:
             [decision.id, decision.strategy, decision.signal, decision.symbol, rule, reason, created_at],
         )
 
-    def record_order(
-        self,
-        decision: Decision,
-        order: OrderRequest,
-        *,
-        broker: str,
-        created_at: dt.datetime,
-        result: OrderResult | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """One order row; without a result it is an order the broker rejected."""
+    def record_pending(self, decision: Decision, order: OrderRequest, *, broker: str, created_at: dt.datetime) -> None:
+        """The order row, written before the order is sent: from here it counts toward exposure and cooldown."""
         self._connection.execute(
-            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, NULL, 0, NULL, ?)",
             [
                 order.client_order_id,
                 decision.id,
@@ -292,16 +315,36 @@ class StoreTransaction:
                 order.quantity,
                 order.reduce_only,
                 order.reference_price,
-                result.status if result else "REJECTED",
+                PENDING,
                 broker,
+                created_at,
+            ],
+        )
+
+    def record_outcome(self, order: OrderRequest, result: OrderResult | None, *, reason: str | None = None) -> bool:
+        """Settle a pending order: the broker's result, or (None) REJECTED with `reason`; and its fills.
+
+        False, and nothing written, when the order is no longer pending: another run settled it first.
+        """
+        settled = self._one(
+            "UPDATE orders SET status = ?, exchange_order_id = ?, filled_quantity = ?, average_price = ?, fees = ?, "
+            "reason = ? WHERE client_order_id = ? AND status = ? RETURNING client_order_id",
+            [
+                result.status if result else "REJECTED",
                 result.exchange_order_id if result else None,
                 result.filled_quantity if result else 0.0,
                 result.average_price if result else None,
                 result.fees if result else 0.0,
                 reason,
-                created_at,
+                order.client_order_id,
+                PENDING,
             ],
         )
+        if settled is None:
+            return False
+        for seq, fill in enumerate(result.fills if result else ()):
+            self.record_fill(order, seq, fill)
+        return True
 
     def record_fill(self, order: OrderRequest, seq: int, fill: Fill) -> Position:
         """Record one fill of `order` and move the symbol's position by it."""

@@ -81,7 +81,8 @@ def flow_settings(tmp_path, market_url, seaweedfs, s3_bucket, tansu, topics, env
             ],
             # The crafted candle closed yesterday: old enough for a backfill rule, young enough here.
             "events": {**topics, "publish_max_age_seconds": 3 * 86_400},
-            "trading": {"order_notional_usdt": 100, **trading},
+            # Orders for a decision on that candle, too: at most two days old.
+            "trading": {"order_notional_usdt": 100, "max_decision_age_seconds": 2 * 86_400, **trading},
         },
         environ={"KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap_servers, **(environ or {})},
     )

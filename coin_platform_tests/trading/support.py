@@ -6,12 +6,16 @@ import datetime as dt
 
 from coin_platform.events.schemas import SIDE_OF_SIGNAL, Decision, candidate_id
 from coin_platform.settings import TradingConfig
-from coin_platform.trading.execution import execute_decision
+from coin_platform.trading.execution import TradingScope, execute_decision
 from coin_platform.trading.paper import PaperBroker
 from coin_platform.trading.store import TradingStore
 
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
+# What the trading tests' platform is configured to trade: make_decision's strategy on 1m candles.
+SCOPE = TradingScope(
+    symbols=frozenset({"BTCUSDT", "ETHUSDT", "SOLUSDT"}), strategies=frozenset({("ema_crossover", "1m")})
+)
 
 
 def make_decision(
@@ -21,14 +25,16 @@ def make_decision(
     *,
     candle_close: dt.datetime = NOW - dt.timedelta(milliseconds=1),
     action: str | None = None,
+    strategy: str = "ema_crossover",
+    interval: str = "1m",
 ) -> Decision:
     """A decision whose id follows from its symbol, signal and candle, as inference makes them."""
     open_time = candle_close - MINUTE + dt.timedelta(milliseconds=1)
     return Decision(
-        candidate_id=candidate_id("ema_crossover", symbol, "1m", open_time, signal),
-        strategy="ema_crossover",
+        candidate_id=candidate_id(strategy, symbol, interval, open_time, signal),
+        strategy=strategy,
         symbol=symbol,
-        interval="1m",
+        interval=interval,
         signal=signal,
         action=action or SIDE_OF_SIGNAL[signal],
         confidence=0.8,
@@ -67,7 +73,7 @@ def execute_in_process(path: str, decision_json: bytes, price: float, barrier, r
         tape = PriceTape({decision.symbol: [(NOW, price)]})
         barrier.wait(timeout=60)
         execution = execute_decision(
-            decision, store=store, broker=paper_broker(store, tape), config=TradingConfig(), now=NOW
+            decision, store=store, broker=paper_broker(store, tape), config=TradingConfig(), scope=SCOPE, now=NOW
         )
         results.put((decision.symbol, execution.status))
     except Exception as exc:  # noqa: BLE001 - reported to the parent

@@ -7,8 +7,10 @@ placed, so "placed exactly once" is checked on the exchange's side, not the brok
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -18,6 +20,7 @@ from coin_platform.market.rate_limit import WeightLimiter
 from coin_platform.market.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
 from coin_platform.settings import PROJECT_ROOT, load_settings
 from coin_platform.trading.binance import (
+    API_KEY_HEADER,
     MISSING_KEYS,
     BinanceFuturesBroker,
     TradingConfigError,
@@ -319,3 +322,79 @@ def test_the_order_job_broker_follows_the_environment(tmp_path):
         broker(keys | {"BINANCE_ORDER_URL": "https://fapi.binance.com", "MARKET_SOURCE": "replay"})
     live = broker(keys | {"BINANCE_ORDER_URL": "https://fapi.binance.com", "LIVE_TRADING": "1"})
     assert live.base_url == "https://fapi.binance.com"
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """The host a redirect points to: records every request's path and whether it carried the API key."""
+
+    seen: list[tuple[str, bool]]
+
+    def _answer(self) -> None:
+        type(self).seen.append((self.path, API_KEY_HEADER in self.headers))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _redirecting(market_url: str, target: str) -> type[BaseHTTPRequestHandler]:
+    """An order endpoint that relays public calls to the replay server and answers 307 to `target` for orders."""
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            if self.path.startswith("/fapi/v1/order"):
+                self.send_response(307)
+                self.send_header("Location", f"{target}{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            relayed = requests.get(f"{market_url}{self.path}", timeout=5)
+            self.send_response(relayed.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(relayed.content)))
+            self.end_headers()
+            self.wfile.write(relayed.content)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Redirecting
+
+
+@pytest.fixture
+def serve():
+    """Start HTTP handlers on free loopback ports; every server is shut down at teardown."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(handler: type[BaseHTTPRequestHandler]) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_signed_requests_do_not_follow_redirects(replay_server, serve, caplog):
+    caplog.set_level(logging.DEBUG)
+    recorder = type("Recorder", (_Recorder,), {"seen": []})
+    elsewhere = serve(recorder)
+    endpoint = serve(_redirecting(replay_server.url, elsewhere))
+    with broker(endpoint) as trader, pytest.raises(BrokerRejected) as refused:
+        trader.submit(buy("dec-redirect"))
+    assert recorder.seen == []  # neither the signed query nor the key reached the other host
+    message = str(refused.value)
+    assert "HTTP 307" in message and "redirect" in message
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("coin_platform"))
+    for leaked in ("signature", "timestamp", "origClientOrderId=", elsewhere, DOCS_EXAMPLE_API_KEY):
+        assert leaked not in message and leaked not in ours

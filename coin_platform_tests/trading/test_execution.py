@@ -6,12 +6,12 @@ import datetime as dt
 
 import pytest
 
-from coin_platform.settings import RiskConfig, TradingConfig
-from coin_platform.trading.execution import Execution, execute_decision
+from coin_platform.settings import PlatformConfig, RiskConfig, TradingConfig
+from coin_platform.trading.execution import Execution, TradingScope, execute_decision
 from coin_platform.trading.orders import OrderOutcomeUnknown, OrderRequest, OrderResult
 from coin_platform.trading.paper import PaperBroker
 from coin_platform.trading.store import TradingStore
-from coin_platform_tests.trading.support import MINUTE, NOW, PriceTape, make_decision, paper_broker
+from coin_platform_tests.trading.support import MINUTE, NOW, SCOPE, PriceTape, make_decision, paper_broker
 
 EXACT = {"rel": 1e-12}
 LATER = NOW + 10 * MINUTE
@@ -30,7 +30,7 @@ def tape() -> PriceTape:
 
 def run(decision, store, tape, *, now=NOW, config=DEFAULTS, broker=None) -> Execution:
     broker = broker or paper_broker(store, tape, at=now)
-    return execute_decision(decision, store=store, broker=broker, config=config, now=now)
+    return execute_decision(decision, store=store, broker=broker, config=config, scope=SCOPE, now=now)
 
 
 def test_long_round_trip_with_default_fee_and_slippage(store, tape):
@@ -169,6 +169,9 @@ class LostResponse:
         self.exchange.submit(order)
         raise OrderOutcomeUnknown(f"no response for {order.client_order_id}")
 
+    def lookup(self, order: OrderRequest) -> OrderResult | None:
+        return self.exchange.lookup(order)
+
 
 class AcceptedNotFilled:
     """An exchange that acknowledges the order without filling it yet."""
@@ -178,22 +181,34 @@ class AcceptedNotFilled:
     def submit(self, order: OrderRequest) -> OrderResult:
         return OrderResult(order.client_order_id, "42", self.name, "NEW")
 
+    def lookup(self, order: OrderRequest) -> OrderResult | None:
+        return self.submit(order)
 
-def test_an_unknown_outcome_propagates_leaves_nothing_and_the_retry_fills_once(store, tape):
+
+def test_an_unknown_outcome_stays_pending_and_the_retry_reconciles_it_without_sending_again(store, tape):
     decision = make_decision()
-    with pytest.raises(OrderOutcomeUnknown, match="no response"):
+    with pytest.raises(OrderOutcomeUnknown, match=f"order {decision.id} .*recorded as PENDING.*no response"):
         run(decision, store, tape, broker=LostResponse(paper_broker(store, tape)))
-    assert store.orders().is_empty() and store.fills().is_empty() and store.positions().is_empty()
-    assert store.rejections().is_empty()
+    assert store.orders()["status"].to_list() == ["PENDING"]
+    assert store.fills().is_empty() and store.positions().is_empty() and store.rejections().is_empty()
     retried = run(decision, store, tape)
-    assert retried.status == "filled" and not retried.result.existing
+    assert retried.status == "duplicate" and "already handled: paper order FILLED" in retried.reason
+    assert [(r.client_order_id, r.status) for r in retried.reconciled] == [(decision.id, "FILLED")]
     assert (store.orders().height, store.fills().height, retried.position.quantity) == (1, 1, 0.002)
+    assert len(tape.asked) == 1  # priced (and filled) once
 
 
-def test_an_accepted_but_unfilled_order_fails_the_run_instead_of_recording_a_wrong_position(store, tape):
-    with pytest.raises(OrderOutcomeUnknown, match="returned NEW with nothing filled"):
-        run(make_decision(), store, tape, broker=AcceptedNotFilled())
-    assert store.orders().is_empty()
+def test_an_accepted_but_unfilled_order_stays_pending_and_fails_the_run(store, tape):
+    decision = make_decision()
+    with pytest.raises(OrderOutcomeUnknown, match="returned NEW with nothing filled.*stays PENDING"):
+        run(decision, store, tape, broker=AcceptedNotFilled())
+    with pytest.raises(OrderOutcomeUnknown, match=f"order {decision.id} .*still PENDING"):
+        run(decision, store, tape, broker=AcceptedNotFilled())  # a retry asks, and is told NEW again
+    assert store.orders()["status"].to_list() == ["PENDING"] and store.fills().is_empty()
+    other = run(make_decision("ETHUSDT", "enter_long", 2_000.0), store, tape)  # the paper broker cannot ask
+    (left,) = other.reconciled
+    assert other.status == "filled" and (left.client_order_id, left.status) == (decision.id, "PENDING")
+    assert "placed with the exchange broker" in left.reason
 
 
 @pytest.mark.parametrize(
@@ -208,3 +223,55 @@ def test_bad_input_is_refused_by_name_and_writes_nothing(store, tape, decision, 
     with pytest.raises(ValueError, match=message):
         run(decision, store, tape, now=now)
     assert store.orders().is_empty() and store.rejections().is_empty()
+
+
+def test_a_stale_decision_is_refused_and_recorded(store, tape):
+    three_days_ago = make_decision(candle_close=NOW - dt.timedelta(days=3))
+    execution = run(three_days_ago, store, tape)
+    assert execution.status == "risk_rejected"
+    assert execution.reason.startswith("stale_decision: its candle closed 259200 s before the order")
+    assert "above trading.max_decision_age_seconds (900 s)" in execution.reason
+    assert store.rejections()["rule"].to_list() == ["stale_decision"]
+    assert store.orders().is_empty() and tape.asked == []
+    config = TradingConfig(max_decision_age_seconds=300)
+    just_in_time = make_decision("ETHUSDT", "enter_long", 2_000.0, candle_close=NOW - dt.timedelta(seconds=299))
+    assert run(just_in_time, store, tape, config=config).status == "filled"
+
+
+def test_a_decision_from_the_future_is_refused(store, tape):
+    execution = run(make_decision(candle_close=NOW + dt.timedelta(hours=1)), store, tape)
+    assert execution.status == "risk_rejected" and execution.reason.startswith("stale_decision: its candle closes")
+    assert store.orders().is_empty() and tape.asked == []
+
+
+@pytest.mark.parametrize(
+    ("decision", "named"),
+    [
+        (make_decision("DOGEUSDT"), "symbol DOGEUSDT is not a configured symbol (BTCUSDT, ETHUSDT, SOLUSDT)"),
+        (make_decision(strategy="rsi_reversal"), "strategy rsi_reversal on 1m candles is not configured"),
+        (make_decision(interval="15m"), "strategy ema_crossover on 15m candles is not configured"),
+    ],
+)
+def test_a_decision_outside_the_configuration_is_refused_and_recorded(store, tape, decision, named):
+    execution = run(decision, store, tape)
+    assert execution.status == "risk_rejected" and execution.reason == f"not_configured: {named}; not sent"
+    assert store.rejections()["rule"].to_list() == ["not_configured"]
+    assert store.orders().is_empty() and tape.asked == []
+
+
+def test_the_scope_follows_the_platform_config():
+    config = PlatformConfig.model_validate(
+        {
+            "symbols": ["BTCUSDT", "ETHUSDT"],
+            "intervals": ["1m", "15m"],
+            "history_start": "2024-01-01",
+            "strategies": [
+                {"name": "fast", "kind": "ema_crossover", "intervals": ["1m"]},
+                {"name": "everywhere", "kind": "rsi_reversal"},
+                {"name": "off", "kind": "macd_crossover", "enabled": False},
+            ],
+        }
+    )
+    scope = TradingScope.from_config(config)
+    assert scope.symbols == {"BTCUSDT", "ETHUSDT"}
+    assert scope.strategies == {("fast", "1m"), ("everywhere", "1m"), ("everywhere", "15m")}

@@ -16,8 +16,8 @@ def record_buy(store: TradingStore, symbol: str, quantity: float, price: float, 
     order = OrderRequest(decision.id, symbol, "buy", quantity, False, price)
     result = OrderResult(decision.id, "x1", "paper", "FILLED", (Fill(price, quantity, fee, NOW),))
     with store.transaction() as tx:
-        tx.record_order(decision, order, broker="paper", created_at=NOW, result=result)
-        tx.record_fill(order, 0, result.fills[0])
+        tx.record_pending(decision, order, broker="paper", created_at=NOW)
+        assert tx.record_outcome(order, result)
 
 
 def test_schema_is_created_once_and_reads_are_typed_frames(tmp_path):
@@ -44,10 +44,29 @@ def test_an_exception_inside_a_transaction_leaves_nothing(tmp_path):
     decision = make_decision()
     order = OrderRequest(decision.id, "BTCUSDT", "buy", 0.002, False, 50_000.0)
     with pytest.raises(RuntimeError, match="crash"), store.transaction() as tx:
-        tx.record_order(decision, order, broker="paper", created_at=NOW, result=None, reason="x")
+        tx.record_pending(decision, order, broker="paper", created_at=NOW)
         tx.record_fill(order, 0, Fill(50_000.0, 0.002, 0.1, NOW))
         raise RuntimeError("crash after the writes")
     assert store.orders().is_empty() and store.fills().is_empty() and store.positions().is_empty()
+
+
+def test_a_pending_order_counts_as_exposure_and_is_settled_once(tmp_path):
+    store = TradingStore(tmp_path / "trading.duckdb")
+    decision = make_decision("ETHUSDT", "enter_short", 2_000.0)
+    order = OrderRequest(decision.id, "ETHUSDT", "sell", 0.05, False, 2_000.0)
+    result = OrderResult(decision.id, "x2", "binance", "FILLED", (Fill(2_000.0, 0.05, 0.1, NOW),))
+    with store.transaction() as tx:
+        tx.record_pending(decision, order, broker="binance", created_at=NOW)
+        assert (tx.pending_quantity("ETHUSDT"), tx.pending_quantity("BTCUSDT")) == (-0.05, 0.0)
+        assert tx.last_order_at("ETHUSDT") == NOW
+        (pending,) = tx.pending_orders()
+        assert (pending.order, pending.broker, pending.created_at) == (order, "binance", NOW)
+    with store.transaction() as tx:
+        assert tx.record_outcome(order, result)
+        assert not tx.record_outcome(order, result)  # a second settlement (a racing run) writes nothing
+        assert tx.pending_orders() == [] and tx.pending_quantity("ETHUSDT") == 0.0
+    assert store.orders()["status"].to_list() == ["FILLED"] and store.fills().height == 1
+    assert store.position("ETHUSDT").quantity == -0.05
 
 
 def test_a_nested_transaction_on_the_same_file_joins_the_open_one(tmp_path):
