@@ -13,7 +13,7 @@ from coin_platform.defs.assets.hot import build_hot_assets
 from coin_platform.defs.assets.market import build_market_assets
 from coin_platform.defs.checks import build_ohlcv_checks
 from coin_platform.defs.inference import SCORE_OP, build_inference_job
-from coin_platform.defs.orders import ORDER_OP, build_order_job
+from coin_platform.defs.orders import ORDER_OP, build_order_job, build_reconcile_job
 from coin_platform.defs.partitions import market_partitions
 from coin_platform.defs.resources import build_resources
 from coin_platform.defs.schedules import build_history_schedule, build_live_schedule
@@ -70,7 +70,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     assets += history_assets
     inference_job, decisions = build_inference_job(settings)
     order_job, trading_specs = build_order_job(settings)
-    jobs += [inference_job, order_job]
+    reconcile_job, reconcile_schedule = build_reconcile_job()
+    jobs += [inference_job, order_job, reconcile_job]
+    schedules.append(reconcile_schedule)
     events = settings.config.events
     candidate_sensor = build_topic_sensor(
         "candidate_sensor",

@@ -4,7 +4,9 @@ coin_platform.trading.execution checks, records and places the order; the order,
 the position are recorded in the trading store and reported as `orders` and `positions` asset
 materializations, so the UI shows every order and the current book. A run whose order outcome
 stays unknown fails with the order id, so run_failure_alert_sensor reports it; each run first
-settles such pending orders and logs what it found.
+settles such pending orders and logs what it found. `reconcile_orders_job` does the same every
+few minutes on its own, so a pending order is settled even when no later decision comes, and it
+fails (and alerts) for as long as an order's outcome stays unknown.
 """
 
 import datetime as dt
@@ -15,18 +17,70 @@ from coin_platform.defs.inference import MessageConfig
 from coin_platform.defs.resources import BinanceResource, TradingDesk
 from coin_platform.events.schemas import Decision
 from coin_platform.settings import Settings
-from coin_platform.trading.execution import TradingScope, execute_decision
+from coin_platform.trading.execution import TradingScope, execute_decision, reconcile_pending
 from coin_platform.trading.store import PENDING
 
 ORDERS_ASSET = dg.AssetKey("orders")
 POSITIONS_ASSET = dg.AssetKey("positions")
 ORDER_OP = "execute_decision"
+RECONCILE_EVERY_MINUTES = 5
 
 
 def _table(frame) -> str:
     if frame.is_empty():
         return "none"
     return frame.to_pandas().to_markdown(index=False)
+
+
+def _log_reconciled(context: dg.OpExecutionContext, reconciled) -> None:
+    for item in reconciled:
+        log = context.log.warning if item.status == PENDING else context.log.info
+        log(f"pending order {item.client_order_id} ({item.symbol}): {item.status}: {item.reason}")
+
+
+def build_reconcile_job() -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
+    """Settle pending orders by asking the broker (a query by client order id, never a send)."""
+
+    @dg.op(name="reconcile_pending_orders")
+    def reconcile_orders(
+        context: dg.OpExecutionContext, trading_store: dg.ResourceParam[TradingDesk], binance: BinanceResource
+    ) -> None:
+        store = trading_store.get_store()
+        with store.transaction() as tx:
+            if not tx.pending_orders():
+                context.log.info("no pending orders")
+                return
+        market = binance.get_client()
+        try:
+            broker = trading_store.get_broker(store, lambda symbol, _at: market.last_price(symbol))
+            reconciled = reconcile_pending(store, broker, dt.datetime.now(dt.UTC))
+        finally:
+            market.close()
+        _log_reconciled(context, reconciled)
+        if unknown := [item.client_order_id for item in reconciled if item.status == PENDING]:
+            raise dg.Failure(
+                f"{len(unknown)} order(s) with an unknown outcome after asking {broker.name}: {', '.join(unknown)}",
+                metadata={"pending_orders": unknown},
+            )
+
+    @dg.job(
+        name="reconcile_orders_job",
+        description="Ask the broker about orders recorded as pending (outcome unknown) and record what it says; "
+        "fails while any stays unknown, so the failure alert repeats until someone looks.",
+        executor_def=dg.in_process_executor,
+    )
+    def reconcile_orders_job() -> None:
+        reconcile_orders()
+
+    schedule = dg.ScheduleDefinition(
+        name="reconcile_orders_schedule",
+        job=reconcile_orders_job,
+        cron_schedule=f"*/{RECONCILE_EVERY_MINUTES} * * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Settles pending orders every {RECONCILE_EVERY_MINUTES} minutes.",
+    )
+    return reconcile_orders_job, schedule
 
 
 def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.AssetSpec]]:
@@ -65,9 +119,7 @@ def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.Asset
             )
         finally:
             market.close()
-        for item in execution.reconciled:
-            log = context.log.warning if item.status == PENDING else context.log.info
-            log(f"pending order {item.client_order_id} ({item.symbol}): {item.status}: {item.reason}")
+        _log_reconciled(context, execution.reconciled)
         summary = execution.summary
         result = execution.result
         log = context.log.warning if execution.status in ("risk_rejected", "broker_rejected") else context.log.info

@@ -143,3 +143,38 @@ def test_an_unknown_order_fails_the_run_naming_it_and_the_next_run_settles_it(tm
     orders = dict(store.orders().select("symbol", "status").iter_rows())
     assert orders == {"BTCUSDT": "FILLED", "ETHUSDT": "FILLED"} and store.fills().height == 2
     assert exchange.stats()["orders_placed"] == 2
+
+
+def test_the_reconcile_job_settles_a_pending_order_without_a_new_decision(tmp_path, start_replay):
+    # Placed, the reply lost, and the three queries of the order run and the three of the first
+    # reconciliation fail.
+    exchange = start_replay(faults="placed_503:at=1:on=order,503:at=2+3+4+5+6+7:on=query")
+    environ = {"MARKET_SOURCE": "replay", "REPLAY_URL": exchange.url, "BINANCE_ORDER_URL": exchange.url, **KEYS}
+    defs = order_definitions(tmp_path, environ, "binance")
+    store = TradingStore(tmp_path / "trading" / "trading.duckdb")
+    lost = fresh_decision("BTCUSDT")
+    reconcile = defs.resolve_job_def("reconcile_orders_job")
+    with dg.instance_for_test() as instance:
+        assert not order_run(defs, lost, instance).success
+        still_unknown = reconcile.execute_in_process(instance=instance, raise_on_error=False)
+        assert not still_unknown.success  # the failure alert keeps firing while nobody can tell
+        (failure,) = [e for e in still_unknown.all_events if e.is_step_failure]
+        assert lost.id in failure.step_failure_data.error.message
+        assert store.orders()["status"].to_list() == ["PENDING"]
+
+        settled = reconcile.execute_in_process(instance=instance)
+        logged = [entry.user_message for entry in instance.all_logs(settled.run_id)]
+        nothing_left = reconcile.execute_in_process(instance=instance)
+        quiet = [entry.user_message for entry in instance.all_logs(nothing_left.run_id)]
+    assert any(f"pending order {lost.id} (BTCUSDT): FILLED" in text for text in logged)
+    assert "no pending orders" in quiet
+    assert store.orders()["status"].to_list() == ["FILLED"] and store.fills().height == 1
+    assert exchange.stats()["orders_placed"] == 1  # asked, never sent again
+
+
+def test_the_reconcile_schedule_runs_by_default(tmp_path, start_replay):
+    exchange = start_replay()
+    defs = order_definitions(tmp_path, {"MARKET_SOURCE": "replay", "REPLAY_URL": exchange.url})
+    schedule = defs.resolve_schedule_def("reconcile_orders_schedule")
+    assert schedule.job_name == "reconcile_orders_job"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
