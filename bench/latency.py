@@ -600,6 +600,8 @@ class Watch:
         if self.store_path.exists():
             store = TradingStore(self.store_path)
             for row in store.orders().iter_rows(named=True):
+                if row["status"] == "PENDING":  # sent or being sent; its outcome is not known yet
+                    continue
                 kind = "filled" if row["status"] == "FILLED" and row["filled_quantity"] > 0 else "rejected"
                 outcomes[row["decision_id"]] = (kind, f"order {row['status']}", _epoch(row["created_at"]))
             for row in store.rejections().iter_rows(named=True):
