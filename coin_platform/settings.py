@@ -246,11 +246,19 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
 def load_config(path: Path) -> PlatformConfig:
     """Parse and validate config.yaml, naming the key that is wrong."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
+    except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the path, not UTF-8
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name} is not valid YAML: {exc}") from exc
+    except ValueError as exc:  # a date or time YAML parses but Python cannot hold: 2024-02-30, year 0
+        raise ConfigError(f"{path.name} has an impossible date or time: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path.name} is nested too deeply") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name} must be a mapping of keys to values")
     try:
