@@ -6,7 +6,7 @@ Webhook URLs and SMTP passwords are secrets: they never appear in a message or e
 from __future__ import annotations
 
 import smtplib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
@@ -52,23 +52,69 @@ def send_alert(channels: AlertChannels, subject: str, body: str) -> list[str]:
     return sent
 
 
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where e-mail alerts go, parsed from SMTP_URL; the credentials never show in a repr."""
+
+    tls: bool  # smtps:// (TLS from the start); smtp:// upgrades with STARTTLS when offered
+    host: str
+    port: int
+    user: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+
+
+def parse_smtp_url(value: str) -> SmtpServer:
+    """smtp[s]://user:password@host[:port], user and password percent-encoded.
+
+    Raises ValueError saying what is wrong and never quoting the URL: it holds a password.
+    """
+    if not all("!" <= char <= "~" for char in value):
+        raise ValueError("contains whitespace, a control or a non-ASCII character (percent-encode it)")
+    encode = "percent-encode '/', '?', '#' and '@' in the user name and password"
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError:  # its text quotes the URL: raise ours below, outside this handler
+        url = None
+    if url is None:
+        if "[" in value or "]" in value:
+            raise ValueError(f"is not a URL (unbalanced '[' or ']'; {encode})")
+        raise ValueError(f"the port is not a number from 1 to 65535 ({encode})")
+    if url.scheme not in ("smtp", "smtps"):
+        raise ValueError("must start with smtp:// or smtps://")
+    if url.path not in ("", "/") or url.query or url.fragment:
+        raise ValueError(f"has a path, query or fragment after the host ({encode})")
+    if not url.hostname:
+        raise ValueError("has no host")
+    if port == 0:
+        raise ValueError(f"the port is not a number from 1 to 65535 ({encode})")
+    tls = url.scheme == "smtps"
+    return SmtpServer(
+        tls=tls,
+        host=url.hostname,
+        port=port or (465 if tls else 25),
+        user=unquote(url.username or ""),
+        password=unquote(url.password or ""),
+    )
+
+
 def _send_email(smtp_url: SecretStr, to: str, subject: str, body: str) -> None:
-    url = urlsplit(smtp_url.get_secret_value())
-    if url.scheme not in ("smtp", "smtps") or not url.hostname:
-        raise AlertError("SMTP_URL must look like smtp://user:password@host:port")
+    try:
+        server = parse_smtp_url(smtp_url.get_secret_value())
+    except ValueError as exc:
+        raise AlertError(f"SMTP_URL: {exc}") from None
     message = EmailMessage()
     message["Subject"] = subject
-    user = unquote(url.username or "")
-    message["From"] = user if "@" in user else f"coin-platform@{url.hostname}"
+    message["From"] = server.user if "@" in server.user else f"coin-platform@{server.host}"
     message["To"] = to
     message.set_content(body)
-    smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
+    smtp_class = smtplib.SMTP_SSL if server.tls else smtplib.SMTP
     try:
-        with smtp_class(url.hostname, url.port or (465 if url.scheme == "smtps" else 25), timeout=TIMEOUT_S) as smtp:
-            if url.username and url.password:
-                if url.scheme == "smtp" and smtp.has_extn("starttls"):
+        with smtp_class(server.host, server.port, timeout=TIMEOUT_S) as smtp:
+            if server.user and server.password:
+                if not server.tls and smtp.has_extn("starttls"):
                     smtp.starttls()
-                smtp.login(unquote(url.username), unquote(url.password))
+                smtp.login(server.user, server.password)
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
-        raise AlertError(f"e-mail to {to} via {url.hostname} failed ({type(exc).__name__})") from None
+        raise AlertError(f"e-mail to {to} via {server.host} failed ({type(exc).__name__})") from None

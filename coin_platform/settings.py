@@ -19,12 +19,16 @@ import yaml
 from dotenv import load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from coin_platform.alerts import parse_smtp_url
 from coin_platform.market.intervals import SUPPORTED_INTERVALS, normalize_interval
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BINANCE_FAPI_URL = "https://fapi.binance.com"
 BINANCE_TESTNET_URL = "https://testnet.binancefuture.com"
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
+KAFKA_TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
+# What an HTTP header value can carry safely: printable ASCII, no spaces or line breaks.
+API_KEY_PATTERN = re.compile(r"^[!-~]+$")
 
 
 class ConfigError(ValueError):
@@ -84,15 +88,28 @@ class StrategyConfig(_Strict):
 class EventsConfig(_Strict):
     """Kafka topics and how often the sensors read them."""
 
-    candidates_topic: str = "coin.candidates"
-    decisions_topic: str = "coin.decisions"
-    dead_letter_suffix: str = ".dlq"
+    # Kafka's legal topic names; the dead-letter topic is a topic + the suffix.
+    candidates_topic: str = Field(default="coin.candidates", pattern=KAFKA_TOPIC_PATTERN)
+    decisions_topic: str = Field(default="coin.decisions", pattern=KAFKA_TOPIC_PATTERN)
+    dead_letter_suffix: str = Field(default=".dlq", pattern=r"^[A-Za-z0-9._-]{1,40}$")
     # Candidates whose candle closed longer ago than this are recorded but not published
-    # (a backfill of old days must not trade).
-    publish_max_age_seconds: int = Field(default=900, ge=1)
+    # (a backfill of old days must not trade). At most 30 days: it is a freshness limit.
+    publish_max_age_seconds: int = Field(default=900, ge=1, le=30 * 86_400)
     sensor_interval_seconds: int = Field(default=5, ge=1, le=3600)
     # Most messages one sensor tick turns into runs.
     max_messages_per_tick: int = Field(default=200, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _topics_apart(self) -> EventsConfig:
+        """A dead-letter topic equal to a source topic would feed its own sensor."""
+        sources = {"candidates_topic": self.candidates_topic, "decisions_topic": self.decisions_topic}
+        if self.candidates_topic == self.decisions_topic:
+            raise ValueError("candidates_topic and decisions_topic must differ")
+        for name, topic in sources.items():
+            for other, source in sources.items():
+                if topic + self.dead_letter_suffix == source:
+                    raise ValueError(f"dead_letter_suffix makes the dead-letter topic of {name} the {other}")
+        return self
 
 
 class InferenceConfig(_Strict):
@@ -218,6 +235,22 @@ class Settings(_Strict):
     alert_email_to: str | None
     smtp_url: SecretStr | None
 
+    @field_validator("binance_api_key", "binance_api_secret")
+    @classmethod
+    def _header_safe(cls, value: SecretStr | None) -> SecretStr | None:
+        """The key goes into a header and the query signature: a stray newline or space breaks both."""
+        if value is not None and not API_KEY_PATTERN.match(value.get_secret_value()):
+            raise ValueError("must be printable ASCII without spaces or line breaks (the value is not shown)")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """Checked at load time, so the failure sensor never trips over (and never prints) it."""
+        if value is not None:
+            parse_smtp_url(value.get_secret_value())
+        return value
+
     @property
     def market_base_url(self) -> str:
         return self.replay_url if self.market_source == "replay" else self.binance_fapi_url
@@ -237,11 +270,19 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
 def load_config(path: Path) -> PlatformConfig:
     """Parse and validate config.yaml, naming the key that is wrong."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
+    except (OSError, ValueError) as exc:  # a directory, no permission, a NUL in the path, not UTF-8
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name} is not valid YAML: {exc}") from exc
+    except ValueError as exc:  # a date or time YAML parses but Python cannot hold: 2024-02-30, year 0
+        raise ConfigError(f"{path.name} has an impossible date or time: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path.name} is nested too deeply") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name} must be a mapping of keys to values")
     try:
@@ -290,17 +331,22 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        names = {
-            "env": "COIN_PLATFORM_ENV",
-            "market_source": "MARKET_SOURCE",
-            "live_trading": "LIVE_TRADING",
-            "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
-            "binance_order_url": "BINANCE_ORDER_URL",
-        }
         message = _format_validation_error("environment", exc)
-        for field, variable in names.items():
-            message = message.replace(f"environment: {field}:", f"environment: {variable}:")
-        raise ConfigError(message) from None
+    # Raised outside the handler: the ValidationError quotes every input, secrets included,
+    # and must not travel along as the ConfigError's __context__.
+    names = {
+        "env": "COIN_PLATFORM_ENV",
+        "market_source": "MARKET_SOURCE",
+        "live_trading": "LIVE_TRADING",
+        "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+        "binance_order_url": "BINANCE_ORDER_URL",
+        "binance_api_key": "BINANCE_API_KEY",
+        "binance_api_secret": "BINANCE_API_SECRET",
+        "smtp_url": "SMTP_URL",
+    }
+    for field, variable in names.items():
+        message = message.replace(f"environment: {field}:", f"environment: {variable}:")
+    raise ConfigError(message)
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ from coin_platform.alerts import AlertChannels, AlertError, send_alert
 from coin_platform.definitions import build_definitions
 from coin_platform.settings import PROJECT_ROOT, load_settings
 from coin_platform.stack import free_port
+from coin_platform_tests.leaks import assert_secret_absent
 
 
 @pytest.fixture
@@ -92,3 +93,10 @@ def test_a_failed_run_is_reported_by_the_failure_sensor(webhook, tmp_path):
     (alert,) = received
     assert alert["body"]["text"].startswith(f"*coin_platform: run {failed.run_id[:8]} of order_job failed*")
     assert failed.run_id in alert["body"]["text"]
+
+
+def test_an_smtp_url_with_a_slash_in_its_password_is_named_without_any_part_of_it():
+    smtp = SecretStr(f"smtp://alerts:s3cr/et@127.0.0.1:{free_port()}")
+    with pytest.raises(AlertError, match="SMTP_URL: the port is not a number .*percent-encode '/'") as error:
+        send_alert(AlertChannels(email_to="ops@example.com", smtp_url=smtp), "s", "b")
+    assert_secret_absent(error.value, "s3cr", "alerts", "127.0.0.1")

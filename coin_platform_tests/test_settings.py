@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from coin_platform.settings import PROJECT_ROOT, ConfigError, load_settings
+from coin_platform_tests.leaks import assert_secret_absent
 
 
 def _settings(tmp_path: Path, config: str, **env: str):
@@ -141,3 +142,63 @@ def test_finite_positive_per_symbol_limits_load(tmp_path):
     ).config.trading.risk
     assert risk.max_position_notional_by_symbol == {"BTCUSDT": 2000.0}
     assert risk.max_position_quantity_by_symbol == {"ETHUSDT": 1.5}
+
+
+BASE = "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n"
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ("{publish_max_age_seconds: 1000000000000000}", "config.yaml: events.publish_max_age_seconds:"),
+        ("{publish_max_age_seconds: 0}", "config.yaml: events.publish_max_age_seconds:"),
+        ("{dead_letter_suffix: ''}", "config.yaml: events.dead_letter_suffix:"),
+        ("{dead_letter_suffix: ' bad'}", "config.yaml: events.dead_letter_suffix:"),
+        (
+            "{candidates_topic: coin.c, decisions_topic: coin.c.dlq}",
+            "config.yaml: events: .*dead_letter_suffix makes the dead-letter topic of candidates_topic "
+            "the decisions_topic",
+        ),
+        ("{candidates_topic: coin.x, decisions_topic: coin.x}", "config.yaml: events: .*must differ"),
+        ("{candidates_topic: 'coin candidates'}", "config.yaml: events.candidates_topic:"),
+        ("{sensor_interval_seconds: 1000000000000000}", "config.yaml: events.sensor_interval_seconds:"),
+        ("{max_messages_per_tick: 1000000000000000}", "config.yaml: events.max_messages_per_tick:"),
+    ],
+)
+def test_invalid_events_config_names_the_key(tmp_path, events, message):
+    with pytest.raises(ConfigError, match=message):
+        _settings(tmp_path, f"{BASE}events: {events}\n")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("smtp://alerts:s3cr/et@mail.example.com:587", "the port is not a number"),
+        ("smtp://alerts:s3cr/et@mail.example.com", "the port is not a number"),
+        ("smtp://alerts/s3cret@mail.example.com:587", "path, query or fragment after the host"),
+        ("smtp://alerts:s3cret@mail.example.com:99999", "the port is not a number"),
+        ("http://alerts:s3cret@mail.example.com:587", "must start with smtp:// or smtps://"),
+        ("smtp://alerts:s3cret@:587", "has no host"),
+        ("smtp://alerts:s3cret@mail.example.com:587\r\n", "whitespace, a control or a non-ASCII character"),
+        ("smtp://alerts:s3cret@[mail.example.com:587", "not a URL"),
+    ],
+)
+def test_a_bad_smtp_url_is_named_without_any_part_of_it(tmp_path, url, problem):
+    with pytest.raises(ConfigError, match=f"environment: SMTP_URL: .*{problem}") as error:
+        _settings(tmp_path, BASE, SMTP_URL=url)
+    assert_secret_absent(error.value, "s3cr", "alerts", "mail.example", "587", "99999")
+
+
+def test_a_percent_encoded_smtp_url_loads(tmp_path):
+    settings = _settings(tmp_path, BASE, SMTP_URL="smtps://ops%40example.com:s3cr%2Fet@mail.example.com:465")
+    assert settings.smtp_url.get_secret_value().startswith("smtps://")
+
+
+@pytest.mark.parametrize("variable", ["BINANCE_API_KEY", "BINANCE_API_SECRET"])
+@pytest.mark.parametrize(
+    "value", ["vmPUZE6mv9SD5\r\nX-Injected: 1", "vmPUZE6mv9SD5 trailing", "vmPUZE6mv9SD5é", "\tvmPUZE6mv9SD5"]
+)
+def test_an_api_key_that_cannot_go_in_a_header_is_named_not_shown(tmp_path, variable, value):
+    with pytest.raises(ConfigError, match=f"environment: {variable}: .*printable ASCII") as error:
+        _settings(tmp_path, BASE, **{variable: value})
+    assert_secret_absent(error.value, "vmPUZE6mv9SD5", "X-Injected")

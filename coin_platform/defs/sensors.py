@@ -4,8 +4,9 @@ Topic sensors keep their position (partition -> next offset) in the sensor curso
 the daemon stores the cursor together with the tick's run requests, so a restarted
 daemon or broker resumes exactly after the last message it turned into a run. The
 run_key (candidate or decision id) makes a redelivered or republished message a
-no-op. A message that does not parse goes to `<topic>.dlq` with the reason, and the
-sensor moves on.
+no-op. A message that does not parse, is too large, or names a symbol, strategy or
+interval that is not configured goes to `<topic>.dlq` with the reason, and the sensor
+moves on.
 """
 
 from collections.abc import Callable
@@ -14,8 +15,8 @@ import dagster as dg
 
 from coin_platform.alerts import AlertChannels, AlertError, send_alert
 from coin_platform.defs.resources import KafkaResource
-from coin_platform.events.kafka import dead_letter, position_from_cursor, position_to_cursor, publish
-from coin_platform.events.schemas import MessageError
+from coin_platform.events.kafka import Message, dead_letter, position_from_cursor, position_to_cursor, publish
+from coin_platform.events.schemas import Allowlist, Candidate, Decision, MessageError
 from coin_platform.settings import Settings
 
 
@@ -24,14 +25,27 @@ def build_topic_sensor(
     topic: str,
     job: dg.JobDefinition,
     op_name: str,
-    parse: Callable[[bytes], object],
-    describe: Callable[[object], tuple[str, dict[str, str]]],
+    parse: Callable[[bytes], Candidate | Decision],
+    describe: Callable[[Candidate | Decision], tuple[str, dict[str, str]]],
     settings: Settings,
     description: str,
 ) -> dg.SensorDefinition:
     """A sensor requesting one `job` run per valid message of `topic` (run_key and tags from `describe`)."""
     events = settings.config.events
     dead_letter_topic = topic + events.dead_letter_suffix
+    allowlist = Allowlist.from_config(settings.config)
+
+    def run_request(message: Message) -> dg.RunRequest:
+        if message.value is None:
+            raise MessageError("empty message")
+        item = parse(message.value)
+        allowlist.check(item)
+        run_key, tags = describe(item)
+        return dg.RunRequest(
+            run_key=run_key,
+            run_config={"ops": {op_name: {"config": {"message": message.value.decode()}}}},
+            tags={**tags, "coin/topic": topic, "coin/offset": f"{message.partition}:{message.offset}"},
+        )
 
     @dg.sensor(
         name=name,
@@ -46,21 +60,13 @@ def build_topic_sensor(
         runs, dead = [], []
         for message in messages:
             try:
-                if message.value is None:
-                    raise MessageError("empty message")
-                item = parse(message.value)
-            except MessageError as exc:
-                context.log.warning(f"{topic}@{message.partition}:{message.offset} to {dead_letter_topic}: {exc}")
-                dead.append(dead_letter(topic, message, str(exc)))
-                continue
-            run_key, tags = describe(item)
-            runs.append(
-                dg.RunRequest(
-                    run_key=run_key,
-                    run_config={"ops": {op_name: {"config": {"message": message.value.decode()}}}},
-                    tags={**tags, "coin/topic": topic, "coin/offset": f"{message.partition}:{message.offset}"},
-                )
-            )
+                runs.append(run_request(message))
+            # Whatever one message does, it must not stop the topic: the parser raises MessageError
+            # for every bad input it knows; anything else is dead-lettered too, named by its type.
+            except Exception as exc:  # noqa: BLE001
+                reason = str(exc) if isinstance(exc, MessageError) else f"{type(exc).__name__}: {exc}"
+                context.log.warning(f"{topic}@{message.partition}:{message.offset} to {dead_letter_topic}: {reason}")
+                dead.append(dead_letter(topic, message, reason))
         if dead:
             kafka.ensure_topics([dead_letter_topic])
             with kafka.producer() as producer:

@@ -20,6 +20,9 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 REQUEST_TIMEOUT_MS = 10_000
 # Fail fast when the broker is down: kafka-python waits 30 s for a first connection by default.
 BOOTSTRAP_TIMEOUT_MS = 5_000
+# Each of a dead letter's key, value excerpt and reason; with JSON escaping (up to 6 bytes a
+# character) the whole letter stays well under Kafka's default 1 MB message limit.
+DEAD_LETTER_MAX_BYTES = 32 * 1024
 
 
 class EventsError(RuntimeError):
@@ -87,16 +90,24 @@ def publish(producer: KafkaProducer, topic: str, messages: Sequence[tuple[bytes,
 
 
 def dead_letter(topic: str, message: Message, reason: str) -> tuple[bytes, bytes]:
-    """The (key, value) for the dead-letter topic: the original bytes, where they came from, and why."""
+    """The (key, value) for the dead-letter topic: the original bytes, where they came from, and why.
+
+    Key, value and reason are cut to DEAD_LETTER_MAX_BYTES each, so a dead letter always fits
+    the broker's message size (an oversized original would otherwise block the topic's sensor);
+    `value_bytes` keeps the original size, and `offset` points at the whole message.
+    """
+    key = (message.key or b"")[:DEAD_LETTER_MAX_BYTES]
+    value = message.value
     body = {
-        "reason": reason,
+        "reason": reason[:DEAD_LETTER_MAX_BYTES],
         "topic": message.topic,
         "partition": message.partition,
         "offset": message.offset,
-        "key": message.key.decode("utf-8", "replace") if message.key else None,
-        "value": message.value.decode("utf-8", "replace") if message.value is not None else None,
+        "key": key.decode("utf-8", "replace") if key else None,
+        "value": value[:DEAD_LETTER_MAX_BYTES].decode("utf-8", "replace") if value is not None else None,
+        "value_bytes": len(value) if value is not None else None,
     }
-    return (message.key or b"", json.dumps(body, sort_keys=True).encode())
+    return (key, json.dumps(body, sort_keys=True).encode())
 
 
 def read_from(

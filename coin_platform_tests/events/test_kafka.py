@@ -7,6 +7,7 @@ import pytest
 
 from coin_platform.events.kafka import (
     EventsError,
+    Message,
     dead_letter,
     ensure_topics,
     make_producer,
@@ -82,7 +83,22 @@ def test_a_dead_letter_keeps_the_original_bytes_and_the_reason(tansu, topic):
         "offset": 0,
         "key": "BTCUSDT",
         "value": "{not json",
+        "value_bytes": 9,
     }
+
+
+def test_a_dead_letter_of_an_oversized_message_still_fits_a_kafka_message(tansu, topic):
+    original = Message(topic, 0, 7, b"BTCUSDT", b'"' * 900_000)  # JSON escaping doubles it
+    key, value = dead_letter(topic, original, "message of 900000 bytes is larger than 65536 bytes")
+    producer = make_producer(tansu.bootstrap_servers)
+    try:
+        publish(producer, topic, [(key, value)])
+    finally:
+        producer.close()
+    (stored,), _ = read_from(tansu.bootstrap_servers, topic, {}, max_messages=1)
+    letter = json.loads(stored.value)
+    assert letter["value_bytes"] == 900_000 and letter["offset"] == 7
+    assert original.value.decode().startswith(letter["value"])
 
 
 def test_an_unreachable_broker_is_named(tmp_path):

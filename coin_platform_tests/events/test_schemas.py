@@ -77,6 +77,6 @@ def test_a_malformed_candidate_names_what_is_wrong(mutate, expected):
 
 
 def test_bytes_that_are_not_a_json_object_are_rejected():
-    for raw, expected in ((b"\xff\xfe", "not JSON"), (b"[1, 2]", "must be a JSON object"), (b"{", "not JSON")):
+    for raw, expected in ((b"\xff\xfe", "not UTF-8"), (b"[1, 2]", "must be a JSON object"), (b"{", "not JSON")):
         with pytest.raises(MessageError, match=expected):
             Candidate.from_json(raw)
