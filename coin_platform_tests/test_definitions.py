@@ -16,9 +16,11 @@ def test_the_code_location_loads_and_validates(tmp_path):
         "compact_history",
         "inference_job",
         "order_job",
+        "reconcile_orders_job",
     }
     assert {s.name for s in repository.schedule_defs} == {f"live_{i}_schedule" for i in intervals} | {
-        "history_daily_schedule"
+        "history_daily_schedule",
+        "reconcile_orders_schedule",
     }
     assert {s.name for s in repository.sensor_defs} == {
         "repair_automation_sensor",
