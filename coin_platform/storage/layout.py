@@ -44,6 +44,14 @@ def ohlcv_key(interval: str, symbol: str, hour: dt.datetime) -> str:
     return hourly_key("ohlcv", interval, symbol, hour)
 
 
+def ohlcv_key_hour(key: str) -> dt.datetime | None:
+    """The UTC hour an `ohlcv_key` names, or None for a key of another shape."""
+    try:
+        return dt.datetime.strptime(key.rpartition("/")[2], "%Y-%m-%d_%H.parquet").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
 def ohlcv_day_keys(interval: str, symbol: str, day: dt.date) -> list[str]:
     """The 24 hourly OHLCV objects of one UTC day, in time order."""
     return hourly_day_keys("ohlcv", interval, symbol, day)
