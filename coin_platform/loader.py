@@ -56,6 +56,10 @@ candles that are there, as Binance's still-open kline does.
 An archive is read with a timestamp filter, so only the row groups of the
 range are decoded. Its `compacted_through` marker says which UTC day it
 covers up to; the hourly objects of the later days are the uncompacted tail.
+A day inside that range written again since the compaction (a backfill, a
+repair) is read from its hourly objects: the archive records a fingerprint of
+each day's rows, the OHLCV writer one per day it writes, and one listing of
+the year's writer records tells which days differ (storage/history.py).
 A year without an archive is read from hourly objects alone; an archive
 without the marker (a coin_hts file) is taken to cover its whole year. On S3
 each tail object is simply read and a missing one skipped: one request per
@@ -108,7 +112,7 @@ from coin_platform.market.klines import (
     resample_ohlcv,
 )
 from coin_platform.settings import SYMBOL_PATTERN, Settings, get_settings
-from coin_platform.storage.history import COMPACTED_THROUGH
+from coin_platform.storage.history import archive_coverage, days_not_held
 from coin_platform.storage.layout import (
     HOURS_PER_DAY,
     coin_hts_key,
@@ -408,10 +412,16 @@ def _read_candles(store: ObjectStore, symbol: str, interval: str, first_ms: int,
         tail_last = min(last_day, dt.date(year, 12, 31))
         key = next((k for k in layouts[year] if present[k]), None)
         if key is not None:
-            archive, through = _read_archive(store, key, first_ms, end_ms)
-            frames.append(archive)
+            archive, through, held = _read_archive(store, key, first_ms, end_ms)
             if through is None:
+                frames.append(archive)
                 continue
+            if hourly and tail_first <= (held_last := min(tail_last, through)):
+                # Days written again since the compaction come from their hourly objects.
+                rewritten = days_not_held(store, interval, symbol, year, held, tail_first, held_last)
+                archive = archive.filter(~pl.col("timestamp").dt.date().is_in(rewritten))
+                tail += rewritten
+            frames.append(archive)
             tail_first = max(tail_first, through + dt.timedelta(days=1))
         if hourly and tail_first <= tail_last:
             tail += _days(tail_first, tail_last)
@@ -452,8 +462,10 @@ def _hour_keys(
     ]
 
 
-def _read_archive(store: ObjectStore, key: str, first_ms: int, end_ms: int) -> tuple[pl.DataFrame, dt.date | None]:
-    """The archive's rows in [first, end), read by row group, and its compacted_through day."""
+def _read_archive(
+    store: ObjectStore, key: str, first_ms: int, end_ms: int
+) -> tuple[pl.DataFrame, dt.date | None, dict[dt.date, str]]:
+    """The archive's rows in [first, end), read by row group, its compacted_through day and day versions."""
     path = store.path(key)
     schema = pq.read_schema(path, filesystem=store.filesystem)
     timestamp = _check_archive_schema(schema, f"{store.uri}/{key}")
@@ -470,9 +482,8 @@ def _read_archive(store: ObjectStore, key: str, first_ms: int, end_ms: int) -> t
         filters=(ds.field("timestamp") >= bounds[0]) & (ds.field("timestamp") < bounds[1]),
     )
     frame: pl.DataFrame = pl.from_arrow(table)  # type: ignore[assignment]
-    marker = (schema.metadata or {}).get(COMPACTED_THROUGH)
-    through = dt.date.fromisoformat(marker.decode()) if marker else None
-    return frame.select(_as_utc_ms(frame.schema["timestamp"]), *_as_float(VALUE_COLUMNS)), through
+    through, held = archive_coverage(schema.metadata)
+    return frame.select(_as_utc_ms(frame.schema["timestamp"]), *_as_float(VALUE_COLUMNS)), through, held
 
 
 def _check_archive_schema(schema: pa.Schema, name: str) -> pa.TimestampType:
