@@ -7,6 +7,7 @@ archives cross a year boundary and 2024-01-02 .. 01-03 is an hourly tail.
 
 import datetime as dt
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from coin_platform.loader import (
@@ -27,10 +30,11 @@ from coin_platform.loader import (
 )
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines, read_ohlcv_day
+from coin_platform.market.klines import OHLCV_SCHEMA
 from coin_platform.market.replay import ReplayServer
 from coin_platform.settings import load_settings
-from coin_platform.storage.history import compact_year, read_compacted_through
-from coin_platform.storage.layout import history_key, ohlcv_day_keys, ohlcv_keys_between
+from coin_platform.storage.history import compact_year, read_compacted_through, write_day_version
+from coin_platform.storage.layout import history_key, ohlcv_day_keys, ohlcv_key, ohlcv_keys_between
 from coin_platform.storage.object_store import ObjectStore
 
 FIRST_DAY, LAST_DAY = dt.date(2023, 12, 30), dt.date(2024, 1, 3)
@@ -489,3 +493,93 @@ def test_an_s3_data_root_reads_the_same_rows_as_local_disk(pipeline, seaweedfs, 
     with pytest.raises(LoaderError) as error:
         load_ohlcv("XRPUSDT", "2024-01-01", "2024-01-01", "1h", f"s3://{s3_bucket}", settings=settings)
     assert error.value.status_code == 404 and f"s3://{s3_bucket}" in str(error.value)
+
+
+# --- any input ---------------------------------------------------------------
+
+PARAMETERS = ("symbols", "start_date", "end_date", "timeframe")
+NAMES = st.one_of(
+    st.text(max_size=12),
+    st.from_regex(r"[A-Za-z0-9_]{1,12}", fullmatch=True),
+    st.sampled_from(["BTCUSDT", "btcusdt", "BTC_KRW", "btc_krw", "XRPUSDT", "BTC/USDT", "../BTCUSDT", "", " "]),
+)
+SYMBOLS = st.one_of(
+    NAMES,
+    st.lists(st.one_of(NAMES, st.integers(), st.none(), st.binary(max_size=4), st.floats()), max_size=3),
+    st.tuples(NAMES, NAMES),
+    st.dictionaries(NAMES, st.integers(), max_size=2),
+    st.integers(), st.floats(), st.none(), st.binary(max_size=8),
+)
+PANDAS_RANGE = {"min_value": dt.datetime(1677, 9, 22), "max_value": dt.datetime(2262, 4, 11)}
+DATES = st.one_of(
+    st.text(max_size=32),
+    st.sampled_from(["2024-03-01", "2024-03-02", "0001-01-01", "9999-12-31", "2024-03-01T00:00Z",
+                     "2024-03-01T23:00:00+09:00", "2024-W09-5", " 2024-03-02 ", "2024-02-30", "+10000-01-01"]),
+    st.dates(), st.dates(min_value=dt.date(2024, 2, 25), max_value=dt.date(2024, 3, 5)),
+    st.datetimes(), st.datetimes(timezones=st.timezones()),
+    st.datetimes(**PANDAS_RANGE).map(pd.Timestamp),
+    st.datetimes(**PANDAS_RANGE, timezones=st.timezones()).map(pd.Timestamp),
+    st.just(pd.NaT), st.integers(), st.floats(), st.none(),
+)
+TIMEFRAMES = st.one_of(
+    st.text(max_size=6),
+    st.sampled_from(["1m", "1M", "15m", "1h", "1H", "4h", "1d", "1D", "30m", "5m", " 1h ", "1w"]),
+    st.integers(), st.none(),
+)
+
+
+@pytest.fixture(scope="module")
+def small_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two days of BTCUSDT 1h (the first compacted, the second a tail) and a coin_hts BTC_KRW 1D year."""
+    root = tmp_path_factory.mktemp("small") / "root"
+    store = ObjectStore.local(root)
+    day = dt.date(2024, 3, 1)
+    hours = pl.DataFrame({"open_time": [utc(2024, 3, 1) + dt.timedelta(hours=h) for h in range(48)]})
+    hours = hours.with_columns(
+        **{c: pl.int_range(48) + 100 for c in PRICES},
+        **{c: pl.lit(1) for c in OHLCV_SCHEMA if c not in (*PRICES, "open_time")},
+    ).cast(OHLCV_SCHEMA).select(list(OHLCV_SCHEMA))
+    store.write_parquet_many({ohlcv_key("1h", "BTCUSDT", row["open_time"][0]): row
+                              for row in hours.partition_by("open_time")})
+    compact_year(store, "1h", "BTCUSDT", 2024, through=day)
+    write_day_version(store, "1h", "BTCUSDT", day, read_ohlcv_day(store, "1h", "BTCUSDT", day))
+    bars = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", "2024-12-31", freq="D", unit="ns")})
+    for column in (*PRICES, "volume"):
+        bars[column] = 1.0
+    write_table(root / "BTC_KRW" / "1D" / "2024.parquet", pa.Table.from_pandas(bars, preserve_index=False))
+    return root
+
+
+@given(symbols=SYMBOLS, start=DATES, end=DATES, timeframe=TIMEFRAMES)
+def test_any_parameters_give_a_frame_or_a_loader_error(small_tree, symbols, start, end, timeframe):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialResultWarning)
+        try:
+            frame = load_ohlcv_data(symbols, start, end, timeframe, small_tree)
+        except LoaderError as error:
+            event(f"status {error.status_code}")
+            assert error.status_code in (400, 404, 422)
+            if error.status_code == 422:
+                assert any(parameter in str(error) for parameter in PARAMETERS), str(error)
+            return
+    event("a frame")
+    assert list(frame.columns) == list(COLUMNS) and len(frame) > 0
+    assert str(frame["timestamp"].dtype) == "datetime64[ms, UTC]"
+
+
+@given(symbols=st.sampled_from(["BTCUSDT", ["btcusdt", "BTC_KRW"], "btc_krw", ["XRPUSDT", "BTCUSDT"]]),
+       start=DATES, end=DATES, timeframe=st.sampled_from(["1m", "1h", "4H", "1d", "1D", "15m"]))
+def test_any_dates_for_stored_symbols_give_a_frame_or_a_loader_error(small_tree, symbols, start, end, timeframe):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialResultWarning)
+        try:
+            frame = load_ohlcv(symbols, start, end, timeframe, small_tree)
+        except LoaderError as error:
+            event(f"status {error.status_code}")
+            assert error.status_code in (404, 422)
+            if error.status_code == 422:
+                assert "start_date" in str(error) or "end_date" in str(error), str(error)
+            return
+    event("a frame")
+    assert frame.columns == list(COLUMNS) and frame.height > 0
+    assert frame["timestamp"].is_sorted()
