@@ -24,7 +24,13 @@ from coin_platform.loader import LoaderError, load_ohlcv
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines, read_ohlcv_day
 from coin_platform.market.replay import ReplayServer
-from coin_platform.storage.history import compact_year, compare_with_hourly
+from coin_platform.storage.history import (
+    compact_year,
+    compare_with_hourly,
+    day_version,
+    day_versions,
+    read_day_versions,
+)
 from coin_platform.storage.layout import day_start, ohlcv_day_keys
 from coin_platform.storage.object_store import ObjectStore
 
@@ -140,3 +146,18 @@ def test_a_compaction_after_the_writes_holds_them_and_equals_its_inputs(client, 
     for day, frame in expected.items():
         assert frame.height == 1440
         assert_frame_equal(load_day(store, day), frame, check_exact=True)
+
+
+def test_a_day_version_names_the_rows_whatever_their_order_or_chunking(client, tmp_path):
+    store = ObjectStore.local(tmp_path / "root")
+    write_day(client, store, FIRST, dt.datetime.now(dt.UTC))
+    rows = read_ohlcv_day(store, INTERVAL, SYMBOL, FIRST)
+    shuffled = pl.concat([rows.slice(700).reverse(), rows.head(700)])
+    assert day_version(shuffled) == day_version(rows) == day_versions(rows, FIRST, FIRST)[FIRST]
+    assert day_version(rows.with_columns(close=pl.col("close") + 0.01)) != day_version(rows)
+    assert day_version(rows.head(1439)) != day_version(rows) != day_version(rows.clear())
+    # The writer keeps one record per day, and a rerun with the same rows keeps it as it is.
+    assert read_day_versions(store, INTERVAL, SYMBOL, 2024) == {FIRST: {day_version(rows)}}
+    write_day(client, store, FIRST, dt.datetime.now(dt.UTC))
+    write_day(client, store, FIRST, day_start(FIRST) + dt.timedelta(hours=1))
+    assert read_day_versions(store, INTERVAL, SYMBOL, 2024) == {FIRST: {day_version(rows.head(60))}}
