@@ -418,9 +418,9 @@ def _read_candles(store: ObjectStore, symbol: str, interval: str, first_ms: int,
                 continue
             if hourly and tail_first <= (held_last := min(tail_last, through)):
                 # Days written again since the compaction come from their hourly objects.
-                rewritten = days_not_held(store, interval, symbol, year, held, tail_first, held_last)
-                archive = archive.filter(~pl.col("timestamp").dt.date().is_in(rewritten))
-                tail += rewritten
+                if rewritten := days_not_held(store, interval, symbol, year, held, tail_first, held_last):
+                    archive = archive.filter(~pl.col("timestamp").dt.date().is_in(rewritten))
+                    tail += rewritten
             frames.append(archive)
             tail_first = max(tail_first, through + dt.timedelta(days=1))
         if hourly and tail_first <= tail_last:
