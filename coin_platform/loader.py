@@ -5,10 +5,16 @@ volume, sorted by timestamp then symbol. `timestamp` is the bar's open time,
 UTC, in milliseconds (`Datetime("ms", "UTC")`; pandas `datetime64[ms, UTC]`)
 whatever unit or zone a stored file uses; `timeframe` is upper case (`1H`).
 
+Symbols
+-------
+Binance symbols (`BTCUSDT`) and coin_hts symbols (`BTC_KRW`, `ETH_USDT`: base
+and quote joined by one underscore), in any case. Only Binance symbols have
+hourly objects; a coin_hts symbol is read from the yearly files alone.
+
 Dates
 -----
-* Timestamps inside stored files are UTC; a file with naive timestamps is read
-  as UTC.
+* Timestamps inside stored files are UTC where the file says so; naive
+  timestamps (coin_hts writes its daily bars at naive KST midnight) are KST.
 * Query dates without an offset are Korean time (Asia/Seoul): `start_date=
   "2024-01-01"` starts at 2023-12-31 15:00 UTC. An explicit offset
   (`"2024-01-01T00:00:00+00:00"`, a tz-aware datetime or pandas Timestamp) is
@@ -23,7 +29,15 @@ Dates
   klines: a `1D` bar opens at 00:00 UTC (09:00 KST), a `4H` bar at 00, 04, …
   UTC. So `"2024-01-01".."2024-01-31"` in `1D` gives the UTC days Jan 1..31
   (opening 09:00 KST each), and a resampled bar always holds all of its
-  stored candles, also those after the query's end.
+  stored candles, also those after the query's end. A stored timeframe keeps
+  the alignment of its file: a coin_hts `1D` bar opens at KST midnight.
+* Any representable date is accepted, `"0001-01-01"` .. `"9999-12-31"` included,
+  and the range is clamped to where candles can be: from 2009-01-03 (Bitcoin's
+  first block; no crypto market is older) until now. A range outside that is a
+  404 at once, without reading. Within it, hourly objects are looked up by key
+  for up to a year of hours and listed past that, so a wide range costs what is
+  stored, not what is asked: a 50-year query for a symbol without data answers
+  404 in about 10 ms.
 
 Sources
 -------
@@ -42,6 +56,10 @@ candles that are there, as Binance's still-open kline does.
 An archive is read with a timestamp filter, so only the row groups of the
 range are decoded. Its `compacted_through` marker says which UTC day it
 covers up to; the hourly objects of the later days are the uncompacted tail.
+A day inside that range written again since the compaction (a backfill, a
+repair) is read from its hourly objects: the archive records a fingerprint of
+each day's rows, the OHLCV writer one per day it writes, and one listing of
+the year's writer records tells which days differ (storage/history.py).
 A year without an archive is read from hourly objects alone; an archive
 without the marker (a coin_hts file) is taken to cover its whole year. On S3
 each tail object is simply read and a missing one skipped: one request per
@@ -66,6 +84,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -93,8 +112,17 @@ from coin_platform.market.klines import (
     resample_ohlcv,
 )
 from coin_platform.settings import SYMBOL_PATTERN, Settings, get_settings
-from coin_platform.storage.history import COMPACTED_THROUGH
-from coin_platform.storage.layout import coin_hts_key, day_start, history_key, ohlcv_keys_between, timeframe_label
+from coin_platform.storage.history import archive_coverage, days_not_held
+from coin_platform.storage.layout import (
+    HOURS_PER_DAY,
+    coin_hts_key,
+    day_start,
+    history_key,
+    ohlcv_day_keys,
+    ohlcv_key_hour,
+    ohlcv_prefix,
+    timeframe_label,
+)
 from coin_platform.storage.object_store import IO_THREADS, ObjectStore
 
 if TYPE_CHECKING:
@@ -107,8 +135,17 @@ ARCHIVE_COLUMNS = ("timestamp", *VALUE_COLUMNS)
 # The part of an hourly object the loader returns, with the types the pipeline writes.
 HOURLY_SCHEMA = {name: OHLCV_SCHEMA[name] for name in ("open_time", *VALUE_COLUMNS)}
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
 _MS = dt.timedelta(milliseconds=1)
+# No crypto candle opens before Bitcoin's genesis block (2009-01-03): the earliest a query reaches.
+FIRST_CANDLE = dt.date(2009, 1, 3)
+# coin_hts names its symbols BASE_QUOTE (`BTC_KRW`, `ETH_USDT`); Binance's have no underscore.
+COIN_HTS_SYMBOL = re.compile(r"[A-Z0-9]{1,20}_[A-Z0-9]{1,20}")
+# More hourly objects than a year's hours are found by one listing of the symbol's objects
+# instead of one request each: a LIST page answers for 1,000 objects.
+LIST_ABOVE_HOURS = 366 * HOURS_PER_DAY
 
 DateLike = str | dt.date | dt.datetime
 
@@ -152,9 +189,15 @@ def load_ohlcv(
     interval = _parse_timeframe(timeframe)
     start_ms, end_ms = _query_range(start_date, end_date)
     store = _open_store(data_root, settings)
+    label = timeframe_label(interval)
+    start_ms, end_ms = max(start_ms, _epoch_ms(day_start(FIRST_CANDLE))), min(end_ms, _now_ms() + 1)
+    if start_ms >= end_ms:
+        raise NoDataError(
+            f"no {label} candles for {', '.join(wanted)} from {start_date!r} to {end_date!r}: "
+            f"candles open from {FIRST_CANDLE} until now"
+        )
     with ThreadPoolExecutor(min(len(wanted), IO_THREADS)) as pool:
         frames = list(pool.map(lambda s: _load_symbol(store, s, interval, start_ms, end_ms), wanted))
-    label = timeframe_label(interval)
     found = {s: f for s, f in zip(wanted, frames, strict=True) if not f.is_empty()}
     missing = [s for s in wanted if s not in found]
     where = f"between {_iso(start_ms)} and {_iso(end_ms)} (end exclusive) in {store.uri}"
@@ -193,18 +236,36 @@ def load_ohlcv_data(
 # --- parameters ----------------------------------------------------------------
 
 
-def _parse_symbols(symbols: str | Iterable[str]) -> list[str]:
-    names = [symbols] if isinstance(symbols, str) else list(symbols)
+def _parse_symbols(symbols: object) -> list[str]:
+    """Upper-case, deduplicated names: Binance's (`BTCUSDT`) or coin_hts's (`BTC_KRW`)."""
+    if isinstance(symbols, str):
+        names: list[object] = [symbols]
+    elif isinstance(symbols, Iterable) and not isinstance(symbols, bytes | bytearray):
+        names = list(symbols)
+    else:
+        raise InvalidParameterError(
+            f"symbols: expected a symbol or a list of symbols, got {type(symbols).__name__}"
+        )
     if not names:
         raise InvalidParameterError("symbols: the list is empty; name at least one symbol")
+    if not_text := [name for name in names if not isinstance(name, str)]:
+        raise InvalidParameterError(f"symbols: {not_text!r} are not strings")
     normalized = list(dict.fromkeys(str(name).strip().upper() for name in names))
-    bad = [name for name in normalized if not SYMBOL_PATTERN.match(name)]
+    bad = [name for name in normalized if not (name.isascii() and _is_symbol(name))]
     if bad:
-        raise InvalidParameterError(f"symbols: {bad} are not Binance symbols like BTCUSDT")
+        raise InvalidParameterError(
+            f"symbols: {bad} are not symbols like BTCUSDT (Binance) or BTC_KRW (coin_hts)"
+        )
     return normalized
 
 
-def _parse_timeframe(timeframe: str) -> str:
+def _is_symbol(name: str) -> bool:
+    return bool(SYMBOL_PATTERN.fullmatch(name) or COIN_HTS_SYMBOL.fullmatch(name))
+
+
+def _parse_timeframe(timeframe: object) -> str:
+    if not isinstance(timeframe, str):
+        raise InvalidParameterError(f"timeframe: expected a str like 1h, got {type(timeframe).__name__}")
     try:
         return normalize_interval(timeframe)
     except UnknownIntervalError as exc:
@@ -215,7 +276,7 @@ def _query_range(start_date: DateLike, end_date: DateLike) -> tuple[int, int]:
     """[start, end) in epoch milliseconds, by the date rules of the module docstring."""
     start, _ = _parse_moment(start_date, "start_date")
     end, whole_day = _parse_moment(end_date, "end_date")
-    end_ms = _epoch_ms(end + dt.timedelta(days=1)) if whole_day else _epoch_ms(end) + 1
+    end_ms = _epoch_ms(end) + DAY_MS if whole_day else _epoch_ms(end) + 1
     start_ms = _epoch_ms(start)
     if start_ms >= end_ms:
         raise InvalidParameterError(
@@ -233,13 +294,19 @@ def _parse_moment(value: object, parameter: str) -> tuple[dt.datetime, bool]:
         except ValueError:
             try:
                 value = dt.datetime.fromisoformat(text)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise InvalidParameterError(
                     f"{parameter}: cannot parse {text!r}; use an ISO date like 2024-01-31 "
                     "or a date and time like 2024-01-31T09:00[+09:00]"
                 ) from None
     if isinstance(value, dt.datetime):  # pandas.Timestamp included
-        return (value if value.tzinfo else value.replace(tzinfo=KST)), False
+        if value != value:  # pandas.NaT, which names no moment
+            raise InvalidParameterError(f"{parameter}: NaT is not a moment; give a date or a date and time")
+        # A plain datetime with a fixed offset: pandas' own range and zone types stay out.
+        offset = value.utcoffset()
+        zone = KST if offset is None else dt.timezone(offset)
+        fields = (value.hour, value.minute, value.second, value.microsecond)
+        return dt.datetime(value.year, value.month, value.day, *fields, tzinfo=zone), False
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=KST), True
     raise InvalidParameterError(
@@ -248,7 +315,14 @@ def _parse_moment(value: object, parameter: str) -> tuple[dt.datetime, bool]:
 
 
 def _epoch_ms(moment: dt.datetime) -> int:
-    return (moment - _EPOCH) // _MS
+    """Milliseconds since the epoch in integers, so that year 1 and year 9999 do not overflow."""
+    seconds = (moment.toordinal() - _EPOCH_ORDINAL) * 86_400 + moment.hour * 3600 + moment.minute * 60
+    offset = moment.utcoffset() or dt.timedelta()
+    return (seconds + moment.second) * 1000 + moment.microsecond // 1000 - offset // _MS
+
+
+def _now_ms() -> int:
+    return _epoch_ms(dt.datetime.now(dt.UTC))
 
 
 def _utc(ms: int) -> dt.datetime:
@@ -296,11 +370,15 @@ def _open_store(
 def _load_symbol(store: ObjectStore, symbol: str, interval: str, start_ms: int, end_ms: int) -> pl.DataFrame:
     """The symbol's bars of `interval` opening in [start, end): stored, else resampled."""
     step = interval_ms(interval)
-    # Bars opening in [start, end) are exactly those opening in [ceil(start), ceil(end)),
-    # and their candles lie in that window too.
+    # Resampled bars are aligned to UTC, so those opening in [start, end) are exactly those
+    # opening in [ceil(start), ceil(end)), and their candles lie in that window too. Stored
+    # bars keep their own alignment (a coin_hts 1D bar opens at KST midnight).
     first, end = _ceil(start_ms, step), _ceil(end_ms, step)
     for source in _source_intervals(interval):
-        candles = _read_candles(store, symbol, source, first, end)
+        if source == interval:
+            candles = _read_candles(store, symbol, source, start_ms, end_ms)
+        else:
+            candles = _read_candles(store, symbol, source, first, end)
         if not candles.is_empty():
             return candles if source == interval else _resample(candles, interval)
     return _no_candles()
@@ -325,47 +403,76 @@ def _read_candles(store: ObjectStore, symbol: str, interval: str, first_ms: int,
                for year in years}
     candidates = [key for keys in layouts.values() for key in keys]
     present = dict(zip(candidates, store.exists_many(candidates), strict=True))
+    # Only the platform writes hourly objects, and only for Binance symbols.
+    hourly = interval in SUPPORTED_INTERVALS and bool(SYMBOL_PATTERN.fullmatch(symbol))
     frames: list[pl.DataFrame] = []
-    tail: list[str] = []
+    tail: list[dt.date] = []
     for year in years:
         tail_first = max(first_day, dt.date(year, 1, 1))
         tail_last = min(last_day, dt.date(year, 12, 31))
         key = next((k for k in layouts[year] if present[k]), None)
         if key is not None:
-            archive, through = _read_archive(store, key, first_ms, end_ms)
-            frames.append(archive)
+            archive, through, held = _read_archive(store, key, first_ms, end_ms)
             if through is None:
+                frames.append(archive)
                 continue
+            if hourly and tail_first <= (held_last := min(tail_last, through)):
+                # Days written again since the compaction come from their hourly objects.
+                if rewritten := days_not_held(store, interval, symbol, year, held, tail_first, held_last):
+                    archive = archive.filter(~pl.col("timestamp").dt.date().is_in(rewritten))
+                    tail += rewritten
+            frames.append(archive)
             tail_first = max(tail_first, through + dt.timedelta(days=1))
-        if interval in SUPPORTED_INTERVALS and tail_first <= tail_last:
-            tail += _hour_keys(interval, symbol, tail_first, tail_last, first_ms, end_ms)
-    frames += _read_hourly(store, tail)
+        if hourly and tail_first <= tail_last:
+            tail += _days(tail_first, tail_last)
+    frames += _read_hourly(store, _hour_keys(store, interval, symbol, tail, first_ms, end_ms))
     if not frames:
         return _no_candles()
     window = (pl.col("timestamp") >= _utc(first_ms)) & (pl.col("timestamp") < _utc(end_ms))
     return pl.concat(frames).filter(window)
 
 
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
 def _hour_keys(
-    interval: str, symbol: str, first: dt.date, last: dt.date, first_ms: int, end_ms: int
+    store: ObjectStore, interval: str, symbol: str, days: Sequence[dt.date], first_ms: int, end_ms: int
 ) -> list[str]:
-    """The hourly objects of days first..last whose hour overlaps [first_ms, end_ms)."""
-    origin = _epoch_ms(day_start(first))
+    """The hourly objects of `days` whose hour overlaps [first_ms, end_ms).
+
+    Built from the dates; past a year of hours, the stored ones are listed instead,
+    which costs one request per 1,000 stored objects rather than one per hour asked.
+    """
+    def overlaps(hour_ms: int) -> bool:
+        return hour_ms + HOUR_MS > first_ms and hour_ms < end_ms
+
+    if len(days) * HOURS_PER_DAY <= LIST_ABOVE_HOURS:
+        return [
+            key
+            for day in days
+            for hour, key in enumerate(ohlcv_day_keys(interval, symbol, day))
+            if overlaps(_epoch_ms(day_start(day)) + hour * HOUR_MS)
+        ]
+    wanted = set(days)
+    listed = ((key, ohlcv_key_hour(key)) for key in store.list_keys(ohlcv_prefix(interval, symbol)))
     return [
-        key
-        for index, key in enumerate(ohlcv_keys_between(interval, symbol, first, last))
-        if origin + (index + 1) * HOUR_MS > first_ms and origin + index * HOUR_MS < end_ms
+        key for key, hour in listed
+        if hour is not None and hour.date() in wanted and overlaps(_epoch_ms(hour))
     ]
 
 
-def _read_archive(store: ObjectStore, key: str, first_ms: int, end_ms: int) -> tuple[pl.DataFrame, dt.date | None]:
-    """The archive's rows in [first, end), read by row group, and its compacted_through day."""
+def _read_archive(
+    store: ObjectStore, key: str, first_ms: int, end_ms: int
+) -> tuple[pl.DataFrame, dt.date | None, dict[dt.date, str]]:
+    """The archive's rows in [first, end), read by row group, its compacted_through day and day versions."""
     path = store.path(key)
     schema = pq.read_schema(path, filesystem=store.filesystem)
     timestamp = _check_archive_schema(schema, f"{store.uri}/{key}")
-    # pyarrow compares a timestamp column only with a value of the same zone-awareness.
+    # pyarrow compares a timestamp column only with a value of the same zone-awareness;
+    # naive file timestamps are KST wall-clock times, as coin_hts writes them.
     bounds = [
-        pa.scalar(moment if timestamp.tz else moment.replace(tzinfo=None), type=timestamp)
+        pa.scalar(moment if timestamp.tz else moment.astimezone(KST).replace(tzinfo=None), type=timestamp)
         for moment in (_utc(first_ms), _utc(end_ms))
     ]
     table = pq.read_table(
@@ -375,9 +482,8 @@ def _read_archive(store: ObjectStore, key: str, first_ms: int, end_ms: int) -> t
         filters=(ds.field("timestamp") >= bounds[0]) & (ds.field("timestamp") < bounds[1]),
     )
     frame: pl.DataFrame = pl.from_arrow(table)  # type: ignore[assignment]
-    marker = (schema.metadata or {}).get(COMPACTED_THROUGH)
-    through = dt.date.fromisoformat(marker.decode()) if marker else None
-    return frame.select(_as_utc_ms(frame.schema["timestamp"]), *_as_float(VALUE_COLUMNS)), through
+    through, held = archive_coverage(schema.metadata)
+    return frame.select(_as_utc_ms(frame.schema["timestamp"]), *_as_float(VALUE_COLUMNS)), through, held
 
 
 def _check_archive_schema(schema: pa.Schema, name: str) -> pa.TimestampType:
@@ -400,11 +506,11 @@ def _check_archive_schema(schema: pa.Schema, name: str) -> pa.TimestampType:
 
 
 def _as_utc_ms(dtype: pl.DataType) -> pl.Expr:
-    """Any datetime column as ms UTC; a naive one is taken as UTC already."""
+    """Any datetime column as ms UTC; a naive one holds KST wall-clock times (coin_hts)."""
     column = pl.col("timestamp")
-    zone = getattr(dtype, "time_zone", None)
-    column = column.dt.replace_time_zone("UTC") if zone is None else column.dt.convert_time_zone("UTC")
-    return column.dt.cast_time_unit("ms")
+    if getattr(dtype, "time_zone", None) is None:
+        column = column.dt.replace_time_zone(str(KST))
+    return column.dt.convert_time_zone("UTC").dt.cast_time_unit("ms")
 
 
 def _as_float(columns: Sequence[str]) -> list[pl.Expr]:

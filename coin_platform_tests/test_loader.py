@@ -7,6 +7,7 @@ archives cross a year boundary and 2024-01-02 .. 01-03 is an hourly tail.
 
 import datetime as dt
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +16,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from coin_platform.loader import (
     COLUMNS,
+    KST,
     LoaderError,
     PartialResultWarning,
     load_ohlcv,
@@ -26,10 +30,11 @@ from coin_platform.loader import (
 )
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines, read_ohlcv_day
+from coin_platform.market.klines import OHLCV_SCHEMA
 from coin_platform.market.replay import ReplayServer
 from coin_platform.settings import load_settings
-from coin_platform.storage.history import compact_year, read_compacted_through
-from coin_platform.storage.layout import history_key, ohlcv_day_keys, ohlcv_keys_between
+from coin_platform.storage.history import compact_year, read_compacted_through, write_day_version
+from coin_platform.storage.layout import history_key, ohlcv_day_keys, ohlcv_key, ohlcv_keys_between
 from coin_platform.storage.object_store import ObjectStore
 
 FIRST_DAY, LAST_DAY = dt.date(2023, 12, 30), dt.date(2024, 1, 3)
@@ -267,20 +272,21 @@ def test_a_year_without_an_archive_is_read_from_its_hourly_objects(pipeline, roo
 
 
 def write_table(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
 
 
 def hts_hours(start: dt.datetime, hours: int) -> pd.DataFrame:
-    """coin_hts-style hourly bars: naive ns timestamps, no symbol or timeframe column."""
-    timestamps = pd.date_range(start.replace(tzinfo=None), periods=hours, freq="h", unit="ns")
+    """coin_hts-style hourly bars from `start`: naive ns timestamps in KST, no symbol or timeframe column."""
+    naive_kst = start.astimezone(KST).replace(tzinfo=None)
+    timestamps = pd.date_range(naive_kst, periods=hours, freq="h", unit="ns")
     values = [float(n) for n in range(hours)]
     return pd.DataFrame({"timestamp": timestamps, "open": values, "high": [v + 2 for v in values],
                          "low": [v - 1 for v in values], "close": [v + 1 for v in values],
                          "volume": [10.0] * hours})
 
 
-def test_a_plain_coin_hts_tree_with_naive_timestamps_and_no_symbol_column(tmp_path):
+def test_a_plain_coin_hts_tree_with_naive_kst_timestamps_and_no_symbol_column(tmp_path):
     hours = hts_hours(utc(2024, 3, 1), 48)
     assert str(hours["timestamp"].dtype) == "datetime64[ns]"
     write_table(tmp_path / "BTCUSDT" / "1H" / "2024.parquet", pa.Table.from_pandas(hours))
@@ -304,6 +310,60 @@ def test_a_plain_coin_hts_tree_with_naive_timestamps_and_no_symbol_column(tmp_pa
         (utc(2024, 3, 1), "BTCUSDT", 24.0), (utc(2024, 3, 1), "ETHUSDT", 1.0),
         (utc(2024, 3, 2), "BTCUSDT", 48.0), (utc(2024, 3, 2), "ETHUSDT", 2.0),
     ]
+
+
+HTS_YEARS = (2022, 2023, 2024)
+
+
+def write_hts_daily_tree(root: Path, symbol: str, scale: float) -> pd.DataFrame:
+    """A coin_hts tree as coin_hts writes it: `{SYMBOL}/1D/{year}.parquet`, one daily bar per KST
+    day at naive KST midnight, no symbol or timeframe column. Returns every bar written."""
+    years = []
+    for year in HTS_YEARS:
+        days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D", unit="ns")
+        close = [scale * (year * 1000 + n) for n in range(len(days))]
+        bars = pd.DataFrame({"timestamp": days, "open": close, "high": [c + 2 for c in close],
+                             "low": [c - 1 for c in close], "close": close, "volume": [7.0] * len(days)})
+        write_table(root / symbol / "1D" / f"{year}.parquet", pa.Table.from_pandas(bars, preserve_index=False))
+        years.append(bars)
+    return pd.concat(years, ignore_index=True)
+
+
+def kst_midnights(first: dt.date, days: int) -> list[dt.datetime]:
+    start = dt.datetime(first.year, first.month, first.day, tzinfo=KST)
+    return [(start + dt.timedelta(days=n)).astimezone(dt.UTC) for n in range(days)]
+
+
+def test_a_coin_hts_tree_of_kst_daily_bars_answers_in_its_own_symbols_of_any_case(tmp_path):
+    btc = write_hts_daily_tree(tmp_path, "BTC_KRW", 1.0)
+    write_hts_daily_tree(tmp_path, "ETH_USDT", 0.01)
+    data = load_ohlcv_data(["BTC_KRW"], "2024-01-01", "2024-01-10", timeframe="1d", data_root=tmp_path)
+    assert list(data.columns) == list(COLUMNS) and str(data["timestamp"].dtype) == "datetime64[ms, UTC]"
+    # Each KST day's bar, opening at KST midnight (15:00 UTC the day before).
+    assert list(data["timestamp"]) == kst_midnights(dt.date(2024, 1, 1), 10)
+    assert set(data["symbol"]) == {"BTC_KRW"} and set(data["timeframe"]) == {"1D"}
+    january = btc[(btc["timestamp"] >= "2024-01-01") & (btc["timestamp"] <= "2024-01-10")]
+    assert data[[*PRICES, "volume"]].to_numpy().tolist() == january[[*PRICES, "volume"]].to_numpy().tolist()
+
+    lower = load_ohlcv(["btc_krw", "Eth_Usdt"], "2022-12-30", "2023-01-02", "1D", str(tmp_path))
+    assert lower.select("timestamp", "symbol").rows() == [
+        (moment, symbol) for moment in kst_midnights(dt.date(2022, 12, 30), 4) for symbol in ("BTC_KRW", "ETH_USDT")
+    ]
+    everything = load_ohlcv("BTC_KRW", "2022-01-01", "2024-12-31", "1d", tmp_path)  # several files
+    assert everything.height == len(btc) == 365 + 365 + 366
+    assert everything["close"].to_list() == btc["close"].to_list()
+    assert everything["timestamp"].to_list() == kst_midnights(dt.date(2022, 1, 1), len(btc))
+    # A KST instant selects by open time: 2024-03-05 00:00 KST opens the bar of that day.
+    instant = load_ohlcv("BTC_KRW", "2024-03-05T00:00", "2024-03-05T00:00", "1d", tmp_path)
+    assert instant["timestamp"].to_list() == kst_midnights(dt.date(2024, 3, 5), 1)
+
+    with pytest.raises(LoaderError) as error:
+        load_ohlcv("BTC_KRW", "2021-01-01", "2021-12-31", "1d", tmp_path)
+    assert error.value.status_code == 404 and "BTC_KRW" in str(error.value)
+    for bad in ("BTC-KRW", "BTC__KRW", "_KRW", "BTC_", "BTC_KRW_X", "../BTC_KRW"):
+        with pytest.raises(LoaderError, match="symbols") as error:
+            load_ohlcv(bad, "2024-01-01", "2024-01-10", "1d", tmp_path)
+        assert error.value.status_code == 422, bad
 
 
 # --- errors ------------------------------------------------------------------
@@ -363,6 +423,42 @@ def test_invalid_parameters_are_a_422_naming_the_parameter(pipeline, arguments, 
     assert parameter in str(error.value)
 
 
+@pytest.mark.parametrize(("start", "end", "parameter"), [
+    (pd.NaT, "2024-01-02", "start_date"),
+    ("2024-01-01", pd.NaT, "end_date"),
+    (float("nan"), "2024-01-02", "start_date"),
+    ("2024-01-01", None, "end_date"),
+    ("2024-01-01", "+10000-01-01", "end_date"),
+])
+def test_dates_that_name_no_moment_are_a_422_naming_the_parameter(pipeline, start, end, parameter):
+    with pytest.raises(LoaderError) as error:
+        load_ohlcv("BTCUSDT", start, end, "1h", pipeline.root)
+    assert error.value.status_code == 422
+    assert parameter in str(error.value)
+
+
+def test_a_range_is_clamped_to_the_moments_candles_can_have(pipeline, tmp_path):
+    """From the first day of any crypto market through now: the extreme dates answer as the real range."""
+    expected = load_ohlcv(["BTCUSDT", "ETHUSDT"], "2023-12-30T00:00Z", "2024-01-03T23:59Z", "1h", pipeline.root)
+    for start, end in [
+        ("0001-01-01", "9999-12-31"),
+        (dt.date.min, dt.date.max),
+        (dt.datetime.min, dt.datetime.max),
+        (dt.datetime.min.replace(tzinfo=dt.UTC), dt.datetime.max.replace(tzinfo=dt.UTC)),
+        (pd.Timestamp.min, pd.Timestamp.max),
+        ("0001-01-01T00:00+14:00", "9999-12-31T23:59:59.999999-12:00"),
+    ]:
+        assert_frame_equal(load_ohlcv(["BTCUSDT", "ETHUSDT"], start, end, "1h", pipeline.root), expected)
+    # A symbol without data over fifty years (or all of time) is a plain 404.
+    for start, end in (("2000-01-01", "2049-12-31"), ("0001-01-01", "9999-12-31")):
+        with pytest.raises(LoaderError, match="XRPUSDT") as error:
+            load_ohlcv("XRPUSDT", start, end, "1d", pipeline.root)
+        assert error.value.status_code == 404
+    with pytest.raises(LoaderError, match="BTCUSDT") as error:  # nothing has opened after now
+        load_ohlcv("BTCUSDT", "2100-01-01", "9999-12-31", "1m", pipeline.root)
+    assert error.value.status_code == 404
+
+
 def test_a_missing_symbol_next_to_found_ones_is_a_warning(pipeline):
     with pytest.warns(PartialResultWarning, match="no 1H candles for XRPUSDT .* returning BTCUSDT only"):
         frame = load_ohlcv(["BTCUSDT", "XRPUSDT"], "2024-01-01", "2024-01-01", "1h", pipeline.root)
@@ -397,3 +493,93 @@ def test_an_s3_data_root_reads_the_same_rows_as_local_disk(pipeline, seaweedfs, 
     with pytest.raises(LoaderError) as error:
         load_ohlcv("XRPUSDT", "2024-01-01", "2024-01-01", "1h", f"s3://{s3_bucket}", settings=settings)
     assert error.value.status_code == 404 and f"s3://{s3_bucket}" in str(error.value)
+
+
+# --- any input ---------------------------------------------------------------
+
+PARAMETERS = ("symbols", "start_date", "end_date", "timeframe")
+NAMES = st.one_of(
+    st.text(max_size=12),
+    st.from_regex(r"[A-Za-z0-9_]{1,12}", fullmatch=True),
+    st.sampled_from(["BTCUSDT", "btcusdt", "BTC_KRW", "btc_krw", "XRPUSDT", "BTC/USDT", "../BTCUSDT", "", " "]),
+)
+SYMBOLS = st.one_of(
+    NAMES,
+    st.lists(st.one_of(NAMES, st.integers(), st.none(), st.binary(max_size=4), st.floats()), max_size=3),
+    st.tuples(NAMES, NAMES),
+    st.dictionaries(NAMES, st.integers(), max_size=2),
+    st.integers(), st.floats(), st.none(), st.binary(max_size=8),
+)
+PANDAS_RANGE = {"min_value": dt.datetime(1677, 9, 22), "max_value": dt.datetime(2262, 4, 11)}
+DATES = st.one_of(
+    st.text(max_size=32),
+    st.sampled_from(["2024-03-01", "2024-03-02", "0001-01-01", "9999-12-31", "2024-03-01T00:00Z",
+                     "2024-03-01T23:00:00+09:00", "2024-W09-5", " 2024-03-02 ", "2024-02-30", "+10000-01-01"]),
+    st.dates(), st.dates(min_value=dt.date(2024, 2, 25), max_value=dt.date(2024, 3, 5)),
+    st.datetimes(), st.datetimes(timezones=st.timezones()),
+    st.datetimes(**PANDAS_RANGE).map(pd.Timestamp),
+    st.datetimes(**PANDAS_RANGE, timezones=st.timezones()).map(pd.Timestamp),
+    st.just(pd.NaT), st.integers(), st.floats(), st.none(),
+)
+TIMEFRAMES = st.one_of(
+    st.text(max_size=6),
+    st.sampled_from(["1m", "1M", "15m", "1h", "1H", "4h", "1d", "1D", "30m", "5m", " 1h ", "1w"]),
+    st.integers(), st.none(),
+)
+
+
+@pytest.fixture(scope="module")
+def small_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two days of BTCUSDT 1h (the first compacted, the second a tail) and a coin_hts BTC_KRW 1D year."""
+    root = tmp_path_factory.mktemp("small") / "root"
+    store = ObjectStore.local(root)
+    day = dt.date(2024, 3, 1)
+    hours = pl.DataFrame({"open_time": [utc(2024, 3, 1) + dt.timedelta(hours=h) for h in range(48)]})
+    hours = hours.with_columns(
+        **{c: pl.int_range(48) + 100 for c in PRICES},
+        **{c: pl.lit(1) for c in OHLCV_SCHEMA if c not in (*PRICES, "open_time")},
+    ).cast(OHLCV_SCHEMA).select(list(OHLCV_SCHEMA))
+    store.write_parquet_many({ohlcv_key("1h", "BTCUSDT", row["open_time"][0]): row
+                              for row in hours.partition_by("open_time")})
+    compact_year(store, "1h", "BTCUSDT", 2024, through=day)
+    write_day_version(store, "1h", "BTCUSDT", day, read_ohlcv_day(store, "1h", "BTCUSDT", day))
+    bars = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", "2024-12-31", freq="D", unit="ns")})
+    for column in (*PRICES, "volume"):
+        bars[column] = 1.0
+    write_table(root / "BTC_KRW" / "1D" / "2024.parquet", pa.Table.from_pandas(bars, preserve_index=False))
+    return root
+
+
+@given(symbols=SYMBOLS, start=DATES, end=DATES, timeframe=TIMEFRAMES)
+def test_any_parameters_give_a_frame_or_a_loader_error(small_tree, symbols, start, end, timeframe):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialResultWarning)
+        try:
+            frame = load_ohlcv_data(symbols, start, end, timeframe, small_tree)
+        except LoaderError as error:
+            event(f"status {error.status_code}")
+            assert error.status_code in (400, 404, 422)
+            if error.status_code == 422:
+                assert any(parameter in str(error) for parameter in PARAMETERS), str(error)
+            return
+    event("a frame")
+    assert list(frame.columns) == list(COLUMNS) and len(frame) > 0
+    assert str(frame["timestamp"].dtype) == "datetime64[ms, UTC]"
+
+
+@given(symbols=st.sampled_from(["BTCUSDT", ["btcusdt", "BTC_KRW"], "btc_krw", ["XRPUSDT", "BTCUSDT"]]),
+       start=DATES, end=DATES, timeframe=st.sampled_from(["1m", "1h", "4H", "1d", "1D", "15m"]))
+def test_any_dates_for_stored_symbols_give_a_frame_or_a_loader_error(small_tree, symbols, start, end, timeframe):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialResultWarning)
+        try:
+            frame = load_ohlcv(symbols, start, end, timeframe, small_tree)
+        except LoaderError as error:
+            event(f"status {error.status_code}")
+            assert error.status_code in (404, 422)
+            if error.status_code == 422:
+                assert "start_date" in str(error) or "end_date" in str(error), str(error)
+            return
+    event("a frame")
+    assert frame.columns == list(COLUMNS) and frame.height > 0
+    assert frame["timestamp"].is_sorted()

@@ -23,6 +23,7 @@ from coin_platform.market.klines import (
     find_gaps,
     require_schema,
 )
+from coin_platform.storage.history import write_day_version
 from coin_platform.storage.layout import day_start, ohlcv_day_keys, raw_klines_key
 from coin_platform.storage.object_store import ObjectStore
 
@@ -203,6 +204,7 @@ def build_ohlcv_day(
         present = [k for k, found in zip(stale, store.exists_many(stale), strict=True) if found]
         store.delete_many(present)
         deleted = len(present)
+    write_day_version(store, interval, symbol, day, frame)
     return OhlcvDay(
         symbol=symbol,
         day=day,

@@ -44,9 +44,36 @@ def ohlcv_key(interval: str, symbol: str, hour: dt.datetime) -> str:
     return hourly_key("ohlcv", interval, symbol, hour)
 
 
+def ohlcv_key_hour(key: str) -> dt.datetime | None:
+    """The UTC hour an `ohlcv_key` names, or None for a key of another shape."""
+    try:
+        return dt.datetime.strptime(key.rpartition("/")[2], "%Y-%m-%d_%H.parquet").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
 def ohlcv_day_keys(interval: str, symbol: str, day: dt.date) -> list[str]:
     """The 24 hourly OHLCV objects of one UTC day, in time order."""
     return hourly_day_keys("ohlcv", interval, symbol, day)
+
+
+def ohlcv_versions_prefix(interval: str, symbol: str, year: int) -> str:
+    """Which days of a year the OHLCV writer wrote, and with which rows: one empty object per
+    day, `ohlcv_versions/{interval}/{symbol}/{year}/{yyyy-MM-dd}.{version}`."""
+    return f"ohlcv_versions/{interval}/{symbol}/{year}/"
+
+
+def ohlcv_version_key(interval: str, symbol: str, day: dt.date, version: str) -> str:
+    return f"{ohlcv_versions_prefix(interval, symbol, day.year)}{day:%Y-%m-%d}.{version}"
+
+
+def ohlcv_version_of(key: str) -> tuple[dt.date, str] | None:
+    """The day and version an `ohlcv_version_key` names, or None for a key of another shape."""
+    day, _, version = key.rpartition("/")[2].partition(".")
+    try:
+        return dt.date.fromisoformat(day), version
+    except ValueError:
+        return None
 
 
 def features_key(interval: str, symbol: str, hour: dt.datetime) -> str:

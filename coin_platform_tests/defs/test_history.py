@@ -77,7 +77,7 @@ def test_the_check_fails_when_the_archive_and_its_days_disagree(defs, settings):
     key = history_key("BTCUSDT", "1h", 2025)
     archive = store.read_parquet(key)
     store.write_bytes(
-        key, encode_history(archive.filter(pl.col("timestamp").dt.hour() != 3), dt.date(2025, 12, 31))
+        key, encode_history(archive.filter(pl.col("timestamp").dt.hour() != 3), dt.date(2025, 12, 31), {})
     )
     (evaluation,) = run_checks(defs, "history_1h", tags).get_asset_check_evaluations()
     assert not evaluation.passed

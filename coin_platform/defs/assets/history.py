@@ -85,7 +85,8 @@ def build_history_asset(
             f"{interval} candles of one symbol and UTC year in one object, "
             f"history/{{SYMBOL}}/{interval.upper()}/{{year}}.parquet (coin_hts layout and columns), "
             "sorted, zstd, week-sized row groups; covers the closed days up to the "
-            "`compacted_through` day in its metadata."
+            "`compacted_through` day in its metadata, with a fingerprint of each day's rows so "
+            "readers take a day written again since from its hourly objects."
         ),
     )
     def history(
