@@ -17,8 +17,8 @@ retrying, rate-limited client is exercised for real without the internet.
   kept by clientOrderId, so a resend with the same id is refused as a duplicate.
   The default key pair is Binance's published documentation example.
 * A fault plan (see ``parse_faults``) makes chosen requests fail in the ways a
-  real client must survive: 429, 418, 5xx, slow answers, truncated bodies,
-  malformed rows and well-formed rows with impossible values; for orders also "placed, but the reply is a 503 Unknown
+  real client must survive: 429, 418, 5xx, slow answers, truncated bodies and
+  malformed or impossible rows; for orders also "placed, but the reply is a 503 Unknown
   error", a margin rejection, and an order query that does not see an order
   yet. Requests are numbered per kind of request (klines, order placements,
   order queries) among those the weight budget admitted (the ones an exchange
@@ -127,9 +127,8 @@ def parse_faults(spec: str) -> tuple[FaultRule, ...]:
     one (an order is placed); ``bad_candles`` serves well-formed rows with
     impossible values (see BAD_CANDLES). Order-only kinds: ``placed_503``
     places the order and answers 503 "Unknown error", ``margin`` refuses it
-    with -2019; ``lag``
-    makes an order query answer -2013 for an order that exists. Raises
-    ValueError naming the bad item.
+    with -2019; ``lag`` makes an order query answer -2013 for an order that
+    exists. Raises ValueError naming the bad item.
     """
     rules = []
     for item in (part.strip() for part in spec.split(",")):
