@@ -33,11 +33,16 @@ AGGREGATE = "matches_1m_aggregate"
 DESCRIPTIONS = {
     SCHEMA: "Stored columns and types equal the OHLCV schema.",
     ORDER: "open_time is unique and strictly increasing.",
-    SANITY: "low ≤ open, close ≤ high; volumes ≥ 0; no null or NaN prices.",
+    SANITY: (
+        "Every value finite and present, prices > 0, low ≤ open, close ≤ high, volumes ≥ 0. "
+        "Blocking: downstream assets of the run do not run on a failure."
+    ),
     GAPS: "No candle is missing between the day's start and its last closed candle.",
     AGGREGATE: "Each candle equals the aggregate of its 1m candles wherever all of them are stored.",
 }
 SEVERITY = {GAPS: dg.AssetCheckSeverity.WARN}
+# An impossible candle must not reach the hot store or the features (one NaN poisons every EMA after it).
+BLOCKING = {SANITY}
 
 
 def build_ohlcv_checks(
@@ -49,7 +54,11 @@ def build_ohlcv_checks(
     names = [SCHEMA, ORDER, SANITY, GAPS] + ([AGGREGATE] if compare_with_1m else [])
     specs = [
         dg.AssetCheckSpec(
-            name, asset=ohlcv_asset.key, partitions_def=partitions_def, description=DESCRIPTIONS[name]
+            name,
+            asset=ohlcv_asset.key,
+            partitions_def=partitions_def,
+            description=DESCRIPTIONS[name],
+            blocking=name in BLOCKING,
         )
         for name in names
     ]

@@ -128,6 +128,17 @@ def ingest_raw_klines(
 
 
 @dataclass(frozen=True)
+class Quarantined:
+    """A candle cleaning refused: its open time and what was impossible about it."""
+
+    open_time: dt.datetime
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"open_time": self.open_time.isoformat(), "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class OhlcvDay:
     """What one cleaned partition holds, and what cleaning found."""
 
@@ -144,6 +155,7 @@ class OhlcvDay:
     unclosed_dropped: int = 0
     misaligned_dropped: int = 0
     zero_volume_dropped: int = 0
+    quarantined: tuple[Quarantined, ...] = ()
 
     @property
     def missing(self) -> int:
@@ -170,6 +182,8 @@ def build_ohlcv_day(
 ) -> OhlcvDay:
     """Clean one raw partition and write it as hourly OHLCV objects.
 
+    A quarantined candle (see `clean_klines`) is left out: the day has a gap
+    there, reported with the others, and the candle is listed in `quarantined`.
     Hours left without rows lose any stale object, so a rerun leaves exactly
     the objects a first run would. With `only_missing`, hours before the
     newest stored hour are left alone (the live edge only touches its tail).
@@ -219,6 +233,7 @@ def build_ohlcv_day(
         unclosed_dropped=cleaned.unclosed_dropped,
         misaligned_dropped=cleaned.misaligned_dropped,
         zero_volume_dropped=cleaned.zero_volume_dropped,
+        quarantined=tuple(Quarantined(*row) for row in _day_of(cleaned.quarantined, day).iter_rows()),
     )
 
 

@@ -100,33 +100,76 @@ def parse_kline_rows(rows: object) -> pl.DataFrame:
     columns = list(zip(*rows, strict=True))
     data: dict[str, pl.Series] = {}
     for name, values in zip(RAW_KLINE_COLUMNS, columns, strict=True):
+        if name == "ignore":
+            data[name] = pl.Series(name, [str(v) for v in values], dtype=pl.String)
+            continue
         try:
-            if name in _INT_FIELDS:
-                series = pl.Series(name, [int(v) for v in values], dtype=pl.Int64)
-                data[name] = series.cast(UTC_MS) if name != "trades" else series
-            elif name == "ignore":
-                data[name] = pl.Series(name, [str(v) for v in values], dtype=pl.String)
-            else:
-                data[name] = pl.Series(name, [float(v) for v in values], dtype=pl.Float64)
-        except (TypeError, ValueError) as exc:
+            numbers = [_number(v, name) for v in values]
+        except (TypeError, ValueError, OverflowError) as exc:
             bad = next(i for i, v in enumerate(values) if not _parses(v, name))
             raise MalformedKlinesError(
                 f"row {bad} field {name!r} is not a number: {values[bad]!r}"
             ) from exc
+        if name in _INT_FIELDS:
+            series = pl.Series(name, numbers, dtype=pl.Int64)
+            data[name] = series.cast(UTC_MS) if name != "trades" else series
+        else:
+            data[name] = pl.Series(name, numbers, dtype=pl.Float64)
     return pl.DataFrame(data)
+
+
+def _number(value: object, name: str) -> int | float:
+    """One REST field as a Python number; integer fields must fit Int64 (the exchange's ms and counts)."""
+    if name not in _INT_FIELDS:
+        return float(value)  # type: ignore[arg-type]
+    number = int(value)  # type: ignore[call-overload]
+    if not -(2**63) <= number < 2**63:
+        raise OverflowError(f"{number} does not fit Int64")
+    return number
 
 
 def _parses(value: object, name: str) -> bool:
     try:
-        int(value) if name in _INT_FIELDS else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        _number(value, name)
+    except (TypeError, ValueError, OverflowError):
         return False
     return True
 
 
+_PRICES = ("open", "high", "low", "close")
+_AMOUNTS = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
+
+
+def ohlc_problems() -> pl.Expr:
+    """Why a candle cannot be a real one ("; "-joined reasons), or "" when it can.
+
+    Non-finite or missing values, prices ≤ 0, negative volumes or trades,
+    high < low, open or close outside [low, high]. The cleaner quarantines such
+    rows and the ohlc_sanity check fails on them: one rule for both.
+    """
+    finite_prices = pl.all_horizontal(pl.col(_PRICES).is_finite())  # polars orders NaN above +inf
+    rules = [
+        *((~pl.col(c).is_finite().fill_null(False), f"non-finite {c}") for c in (*_PRICES, *_AMOUNTS)),
+        (pl.col("trades").is_null(), "missing trades"),
+        *((pl.col(c) <= 0, f"non-positive {c}") for c in _PRICES),
+        *((pl.col(c) < 0, f"negative {c}") for c in (*_AMOUNTS, "trades")),
+        (finite_prices & (pl.col("high") < pl.col("low")), "high < low"),
+        *(
+            (finite_prices & ~pl.col(c).is_between("low", "high"), f"{c} outside [low, high]")
+            for c in ("open", "close")
+        ),
+    ]
+    return pl.concat_str(
+        [pl.when(rule).then(pl.lit(reason)) for rule, reason in rules], separator="; ", ignore_nulls=True
+    )
+
+
 @dataclass(frozen=True)
 class CleanedKlines:
+    """The cleaned frame and what was left out of it; `quarantined` is (open_time, reason) per row."""
+
     frame: pl.DataFrame
+    quarantined: pl.DataFrame
     duplicates_dropped: int
     unclosed_dropped: int
     misaligned_dropped: int
@@ -140,7 +183,14 @@ def clean_klines(
     now: dt.datetime,
     drop_zero_volume: bool = False,
 ) -> CleanedKlines:
-    """Raw klines -> OHLCV: closed candles only, aligned, sorted, one row per open time."""
+    """Raw klines -> OHLCV: closed candles only, aligned, sorted, one row per open time.
+
+    The exchange's last copy of a candle wins; if that copy breaks `ohlc_problems`
+    (NaN, inf, prices ≤ 0, high < low, ...) the candle is quarantined, not
+    repaired: the cleaned frame has a gap at its open time, which gap detection
+    and the no_gaps check report, and indicators read a missing candle rather
+    than a wrong one. The raw layer keeps the row as evidence.
+    """
     step = interval_ms(interval)
     now_ms = int(now.timestamp() * 1000)
     epoch_ms = pl.col("open_time").dt.epoch("ms")
@@ -149,14 +199,18 @@ def clean_klines(
     deduplicated = aligned.sort("open_time", maintain_order=True).unique(
         subset="open_time", keep="last", maintain_order=True
     )
-    kept = deduplicated.filter(pl.col("volume") > 0) if drop_zero_volume else deduplicated
+    judged = deduplicated.with_columns(_reason=ohlc_problems())
+    sound = judged.filter(pl.col("_reason") == "").drop("_reason")
+    quarantined = judged.filter(pl.col("_reason") != "").select("open_time", reason="_reason")
+    kept = sound.filter(pl.col("volume") > 0) if drop_zero_volume else sound
     frame = kept.select(pl.col(name).cast(dtype) for name, dtype in OHLCV_SCHEMA.items())
     return CleanedKlines(
         frame=frame,
+        quarantined=quarantined,
         unclosed_dropped=raw.height - closed.height,
         misaligned_dropped=closed.height - aligned.height,
         duplicates_dropped=aligned.height - deduplicated.height,
-        zero_volume_dropped=deduplicated.height - kept.height,
+        zero_volume_dropped=sound.height - kept.height,
     )
 
 

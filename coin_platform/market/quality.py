@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from coin_platform.market.klines import OHLCV_SCHEMA, find_gaps, resample_ohlcv
+from coin_platform.market.klines import OHLCV_SCHEMA, find_gaps, ohlc_problems, resample_ohlcv
 
 MAX_LISTED = 20
 
@@ -63,25 +63,19 @@ def check_open_time_order(frame: pl.DataFrame) -> Finding:
 
 
 def check_ohlc_sanity(frame: pl.DataFrame) -> Finding:
-    """low ≤ open, close ≤ high; volumes ≥ 0; no null or NaN prices."""
-    prices = ["open", "high", "low", "close"]
-    bad = frame.filter(
-        pl.any_horizontal(pl.col(prices + ["volume"]).is_null())
-        | pl.any_horizontal(pl.col(prices + ["volume"]).is_nan())
-        | (pl.col("low") > pl.min_horizontal("open", "close"))
-        | (pl.col("high") < pl.max_horizontal("open", "close"))
-        | (pl.col("low") <= 0)
-        | (pl.col("volume") < 0)
-        | (pl.col("quote_volume") < 0)
-        | (pl.col("trades") < 0)
-    )
+    """Every candle passes `ohlc_problems`: finite, prices > 0, low ≤ open, close ≤ high, volumes ≥ 0."""
+    bad = frame.with_columns(problem=ohlc_problems()).filter(pl.col("problem") != "")
     passed = bad.is_empty()
     description = (
-        f"{frame.height} candles satisfy low ≤ open, close ≤ high and volume ≥ 0"
+        f"{frame.height} candles are finite, positive, with low ≤ open, close ≤ high and volume ≥ 0"
         if passed
         else f"{bad.height} candles break OHLC sanity"
     )
-    return Finding(passed, description, {"bad_candles": _times(bad)})
+    return Finding(
+        passed,
+        description,
+        {"bad_candles": _times(bad), "problems": bad["problem"].head(MAX_LISTED).to_list()},
+    )
 
 
 def check_gaps(frame: pl.DataFrame, interval: str, start: dt.datetime, end: dt.datetime) -> Finding:

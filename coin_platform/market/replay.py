@@ -18,7 +18,7 @@ retrying, rate-limited client is exercised for real without the internet.
   The default key pair is Binance's published documentation example.
 * A fault plan (see ``parse_faults``) makes chosen requests fail in the ways a
   real client must survive: 429, 418, 5xx, slow answers, truncated bodies and
-  malformed rows; for orders also "placed, but the reply is a 503 Unknown
+  malformed or impossible rows; for orders also "placed, but the reply is a 503 Unknown
   error", a margin rejection, and an order query that does not see an order
   yet. Requests are numbered per kind of request (klines, order placements,
   order queries) among those the weight budget admitted (the ones an exchange
@@ -53,11 +53,20 @@ from coin_platform.market.klines import kline_request_weight
 WINDOW_MS = 60_000
 DEFAULT_KLINES_LIMIT = 500
 STRIKES_BEFORE_BAN = 3  # rejected requests tolerated after the first 429 of a window
-FAULT_KINDS = ("429", "418", "500", "502", "503", "504", "slow", "truncate", "malformed", "placed_503", "margin", "lag")
+FAULT_KINDS = (
+    "429", "418", "500", "502", "503", "504", "slow", "truncate", "malformed", "bad_candles",
+    "placed_503", "margin", "lag",
+)
 # What a rule's requests are (its on= option): klines, order placements (POST /fapi/v1/order), order queries (GET).
 FAULT_TARGETS = ("klines", "order", "query")
 # Kinds that only make sense for some targets; the first listed is the default. Others apply to all, default klines.
-_KIND_TARGETS = {"malformed": ("klines",), "placed_503": ("order",), "margin": ("order",), "lag": ("query",)}
+_KIND_TARGETS = {
+    "malformed": ("klines",),
+    "bad_candles": ("klines",),
+    "placed_503": ("order",),
+    "margin": ("order",),
+    "lag": ("query",),
+}
 _TRIGGERS = ("every", "at", "first", "p")
 ORDER_PATH = "/fapi/v1/order"
 API_KEY_HEADER = "X-MBX-APIKEY"
@@ -116,10 +125,11 @@ def parse_faults(spec: str) -> tuple[FaultRule, ...]:
     the requests a rule counts and fails (default klines): order placements,
     or order queries. 429, 418 and 5xx refuse a request unprocessed (an order
     is not placed); ``slow`` and ``truncate`` spoil the reply of a processed
-    one (an order is placed). Order-only kinds: ``placed_503`` places the order
-    and answers 503 "Unknown error", ``margin`` refuses it with -2019; ``lag``
-    makes an order query answer -2013 for an order that exists. Raises
-    ValueError naming the bad item.
+    one (an order is placed); ``bad_candles`` serves well-formed rows with
+    impossible values (see BAD_CANDLES). Order-only kinds: ``placed_503``
+    places the order and answers 503 "Unknown error", ``margin`` refuses it
+    with -2019; ``lag`` makes an order query answer -2013 for an order that
+    exists. Raises ValueError naming the bad item.
     """
     rules = []
     for item in (part.strip() for part in spec.split(",")):
@@ -447,6 +457,8 @@ class ReplayServer:
         reply = self.klines(params)
         if rule.kind == "malformed":
             return Reply(200, _malform(reply.body, occurrence)) if reply.status == 200 else reply
+        if rule.kind == "bad_candles":
+            return Reply(200, _corrupt(reply.body)) if reply.status == 200 else reply
         return _spoil(rule, reply)
 
     def refusal(self, rule: FaultRule, client_ip: str) -> Reply | None:
@@ -640,6 +652,27 @@ def _malform(rows: list[list], occurrence: int) -> list[list]:
         del middle[-1]
     else:
         middle[4] = "not-a-price"
+    return spoiled
+
+
+# (field index -> new value from the row) per bad candle: close NaN; close = high = inf; low < 0;
+# high < low; open > high; negative volume.
+BAD_CANDLES: tuple[Callable[[list], dict[int, str]], ...] = (
+    lambda row: {4: "NaN"},
+    lambda row: {2: "inf", 4: "inf"},
+    lambda row: {3: "-" + row[3]},
+    lambda row: {2: str(float(row[3]) / 2)},
+    lambda row: {1: str(float(row[2]) * 2)},
+    lambda row: {5: str(-1 - float(row[5]))},
+)
+
+
+def _corrupt(rows: list[list]) -> list[list]:
+    """bad_candles: from the middle row on, one row per BAD_CANDLES entry, still a 12-field kline."""
+    spoiled = [list(row) for row in rows]
+    for row, change in zip(spoiled[len(spoiled) // 2 :], BAD_CANDLES, strict=False):
+        for index, value in change(row).items():
+            row[index] = value
     return spoiled
 
 

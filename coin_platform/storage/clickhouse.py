@@ -20,21 +20,26 @@ Tables (database `coin` by default), all `DateTime64(3, 'UTC')`:
   retention days.
 - `ohlcv_15m_from_1m`, `ohlcv_1h_from_1m`: AggregatingMergeTree tables fed by
   materialized views on `ohlcv_1m` (argMin/argMax for open/close, max/min,
-  sums, and a candle count so incomplete buckets can be told apart).
+  sums, and a candle count so incomplete buckets can be told apart), keyed by
+  (symbol, open_time, version): the version of the 1m rows they came from.
 - `features_1m`, `features_15m`, `features_1h`: indicator features per candle.
 - `candidates`, `decisions` (no TTL): see `coin_platform.storage.signals`.
 
 Rollup exactness under reruns: a materialized view sees every insert, so
 re-inserting a 1m day would add its states to the rollup a second time (sums
 doubled) even though `ohlcv_1m FINAL` deduplicates. `replace_ohlcv_day` therefore
-replaces a (symbol, day) slice: a lightweight `DELETE` of that symbol's rows for
-the day in the hot table and, for 1m, in both rollup tables (15m and 1h buckets
-never straddle a UTC day), then one insert. The rollup then holds exactly one
-set of states per 1m row, and reading it with the -Merge combinators is exact.
-The ReplacingMergeTree version stays as a second guard: should a delete and an
-insert ever interleave with another writer, `FINAL` still keeps one row per
-(symbol, open_time). Whole-day `DROP PARTITION` is not usable because a day
-partition holds every symbol.
+replaces a (symbol, day) slice by version: it inserts the new rows under a
+version above every stored one, and only after that insert succeeded deletes
+(lightweight `DELETE`) the slice's older versions in the hot table and, for 1m,
+in both rollup tables (15m and 1h buckets never straddle a UTC day). The
+rollup then holds exactly one set of states per 1m row, and reading it with
+the -Merge combinators is exact. A failed insert, even one a rollup view
+refused after the 1m rows landed, is undone by deleting its version, so a
+failed repair leaves the previous day in place rather than an empty one.
+Between the insert and the delete a reader may briefly see both versions'
+states in a rollup (its candle counts then exceed a full bucket, so nothing
+compares them as complete). Whole-day `REPLACE PARTITION` is not usable
+because a day partition holds every symbol.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -204,14 +209,16 @@ TTL toDateTime(open_time) + INTERVAL {retention_days} DAY
 """
 
 
-def _rollup_view(db: str, interval: str) -> str:
+def _rollup_view(db: str, interval: str, *, versioned: bool = False) -> str:
+    """The rollup's view; `versioned` (migration 5) keeps each 1m row's version in the rollup key."""
     # Source columns are qualified (m.open_time) so the bucket alias never shadows them.
+    version = "\n    m.version AS version," if versioned else ""
     return f"""
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.ohlcv_{interval}_from_1m_mv
 TO {db}.ohlcv_{interval}_from_1m AS
 SELECT
     m.symbol AS symbol,
-    toStartOfInterval(m.open_time, {_INTERVAL_SQL[interval]}) AS open_time,
+    toStartOfInterval(m.open_time, {_INTERVAL_SQL[interval]}) AS open_time,{version}
     argMinState(m.open, m.open_time) AS open,
     maxState(m.high) AS high,
     minState(m.low) AS low,
@@ -223,7 +230,7 @@ SELECT
     sumState(m.taker_buy_quote_volume) AS taker_buy_quote_volume,
     countState() AS candles
 FROM {db}.ohlcv_1m AS m
-GROUP BY symbol, open_time
+GROUP BY symbol, open_time{", version" if versioned else ""}
 """
 
 
@@ -273,6 +280,20 @@ MIGRATIONS: list[tuple[int, str, object]] = [
         4,
         "candidates and decisions",
         lambda db, days: [candidates_table(db), decisions_table(db)],
+    ),
+    (
+        5,
+        "rollups keyed by the 1m rows' version, so a replaced day's old states can be deleted after the new insert",
+        lambda db, days: [
+            statement
+            for i in ROLLUP_INTERVALS
+            for statement in (
+                f"ALTER TABLE {db}.ohlcv_{i}_from_1m ADD COLUMN IF NOT EXISTS version UInt64 AFTER open_time, "
+                "MODIFY ORDER BY (symbol, open_time, version)",
+                f"DROP VIEW IF EXISTS {db}.ohlcv_{i}_from_1m_mv",
+                _rollup_view(db, i, versioned=True),
+            )
+        ],
     ),
 ]
 
@@ -411,27 +432,67 @@ def insert_ohlcv(
     return rows.height
 
 
-def delete_ohlcv_range(
+def _ohlcv_tables(interval: str, database: str) -> list[str]:
+    """The tables holding a symbol's `interval` candles: the hot table and, for 1m, its rollups."""
+    rollups = [f"{database}.ohlcv_{i}_from_1m" for i in ROLLUP_INTERVALS] if interval == "1m" else []
+    return [f"{database}.ohlcv_{interval}", *rollups]
+
+
+def _delete_range(
     client,
-    interval: str,
+    table: str,
     symbol: str,
     start: dt.datetime,
     end: dt.datetime,
     *,
-    database: str = "coin",
+    version_op: Literal["<", "="] | None = None,
+    version: int = 0,
 ) -> None:
-    """Delete a symbol's rows with start ≤ open_time < end (and, for 1m, its rollup buckets)."""
-    _check_interval(interval)
-    tables = [f"ohlcv_{interval}"]
-    if interval == "1m":
-        tables += [f"ohlcv_{i}_from_1m" for i in ROLLUP_INTERVALS]
-    for table in tables:
-        _delete_range(client, f"{database}.{table}", symbol, start, end)
+    """Lightweight DELETE of a symbol's rows with start ≤ open_time < end (those `version_op version` only)."""
+    where = SYMBOL_RANGE + (f" AND version {version_op} {{v:UInt64}}" if version_op else "")
+    client.command(
+        f"DELETE FROM {table} WHERE {where}", parameters={**_range_parameters(symbol, start, end), "v": version}
+    )
 
 
-def _delete_range(client, table: str, symbol: str, start: dt.datetime, end: dt.datetime) -> None:
-    """Lightweight DELETE of a symbol's rows with start ≤ open_time < end."""
-    client.command(f"DELETE FROM {table} WHERE {SYMBOL_RANGE}", parameters=_range_parameters(symbol, start, end))
+def _next_version(
+    client, tables: Sequence[str], symbol: str, start: dt.datetime, end: dt.datetime, requested: int | None
+) -> int:
+    """`requested` (default: now in ms), raised above every version stored for the slice,
+    so the new rows win under FINAL and `version = v` names only them."""
+    stored = max(
+        client.command(
+            f"SELECT max(version) FROM {table} WHERE {SYMBOL_RANGE}", parameters=_range_parameters(symbol, start, end)
+        )
+        for table in tables
+    )
+    wanted = requested if requested is not None else time.time_ns() // 1_000_000
+    return max(wanted, int(stored) + 1)
+
+
+def _insert_or_undo(
+    client,
+    tables: Sequence[str],
+    symbol: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    version: int,
+    insert: Callable[[], int],
+) -> int:
+    """Run `insert` (rows of `version`); if it fails, delete whatever part of it landed, then re-raise.
+
+    An insert is not atomic across a table and its views: the 1m rows and one
+    rollup can be written before another view refuses them.
+    """
+    try:
+        return insert()
+    except Exception as exc:
+        try:
+            for table in tables:
+                _delete_range(client, table, symbol, start, end, version_op="=", version=version)
+        except Exception as undo:
+            exc.add_note(f"undoing the failed insert of version {version} failed too: {undo}")
+        raise
 
 
 def _rows_outside_day(frame: pl.DataFrame, day: dt.date) -> int:
@@ -454,24 +515,40 @@ def replace_ohlcv_day(
     The live edge re-sends a day whose stored candles are unchanged: then only
     the new candles are inserted, which the rollup views add exactly. When a
     stored candle changed or vanished, or a rollup counts other candles than are
-    stored (a repair), the day is deleted, with a slow synchronous mutation, and
-    inserted again. Returns the rows the day now holds.
+    stored (a repair), the whole day is inserted under a version above every
+    stored one and only then are the older versions deleted (a slow synchronous
+    mutation). Either way a failed insert is undone (`_insert_or_undo`), so the
+    day keeps its previous rows and rollups exactly; should the final delete
+    fail, the rollup counts no longer match and the next run repairs the day.
+    `version` is a lower bound. Returns the rows the day now holds.
     """
     if outside := _rows_outside_day(frame, day):
         raise ValueError(f"{outside} rows of {symbol} {interval} are not on {day}")
+    _check_interval(interval)
     start, end = _day_bounds(day)
+    tables = _ohlcv_tables(interval, database)
+    version = _next_version(client, tables, symbol, start, end, version)
     stored = read_hot_ohlcv(client, interval, symbol, start, end, database=database)
     frame = frame.select(list(OHLCV_SCHEMA)).cast(OHLCV_SCHEMA)
     unchanged = stored.join(frame, on=list(OHLCV_SCHEMA), how="semi", nulls_equal=True)
-    if unchanged.height == stored.height and _rollups_count(client, interval, symbol, day, database) in (
+    repair = unchanged.height != stored.height or _rollups_count(client, interval, symbol, day, database) not in (
         None,
         stored.height,
-    ):
-        new = frame.join(stored, on="open_time", how="anti")
-        insert_ohlcv(client, interval, symbol, new, version=version, database=database)
-        return frame.height
-    delete_ohlcv_range(client, interval, symbol, start, end, database=database)
-    return insert_ohlcv(client, interval, symbol, frame, version=version, database=database)
+    )
+    rows = frame if repair else frame.join(stored, on="open_time", how="anti")
+    _insert_or_undo(
+        client,
+        tables,
+        symbol,
+        start,
+        end,
+        version,
+        lambda: insert_ohlcv(client, interval, symbol, rows, version=version, database=database),
+    )
+    if repair:
+        for table in tables:
+            _delete_range(client, table, symbol, start, end, version_op="<", version=version)
+    return frame.height
 
 
 def _rollups_count(client, interval: str, symbol: str, day: dt.date, database: str) -> int | None:
@@ -502,9 +579,11 @@ def replace_features_day(
 ) -> int:
     """Make features_{interval} hold exactly `features` (FEATURE_SCHEMA rows) for (symbol, day).
 
-    A newer version of the same candles replaces the old rows under FINAL
-    (ReplacingMergeTree), so the slow synchronous DELETE runs only when the day
-    holds candles the new rows no longer have.
+    The new rows go in first, under a version above every stored one, so they
+    replace the old rows under FINAL (ReplacingMergeTree); a failed insert is
+    undone and the day keeps its previous features. Only when the day holds
+    candles the new rows no longer have does the slow synchronous DELETE of
+    the older versions run, after the insert.
     """
     _check_interval(interval)
     if outside := _rows_outside_day(features, day):
@@ -516,15 +595,19 @@ def replace_features_day(
         "AND toUnixTimestamp64Milli(open_time) NOT IN {keep:Array(Int64)}",
         parameters={**_range_parameters(symbol, start, end), "keep": features["open_time"].dt.epoch("ms").to_list()},
     )
-    if stale:
-        _delete_range(client, table, symbol, start, end)
-    if features.is_empty():
-        return 0
-    version = version if version is not None else time.time_ns() // 1_000_000
+    version = _next_version(client, [table], symbol, start, end, version)
     rows = features.select(
         pl.lit(symbol).alias("symbol"), pl.all(), pl.lit(version, dtype=pl.UInt64).alias("version")
     )
-    client.insert_arrow(f"features_{interval}", rows.to_arrow(), database=database)
+
+    def insert() -> int:
+        if not rows.is_empty():
+            client.insert_arrow(f"features_{interval}", rows.to_arrow(), database=database)
+        return rows.height
+
+    _insert_or_undo(client, [table], symbol, start, end, version, insert)
+    if stale:
+        _delete_range(client, table, symbol, start, end, version_op="<", version=version)
     return rows.height
 
 

@@ -75,8 +75,13 @@ def run_job(
     )
 
 
-def run_checks(defs: dg.Definitions, asset_name: str, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
-    """Run only the checks of one asset's partitions (given as range tags) against what is stored."""
+def run_checks(
+    defs: dg.Definitions, asset_name: str, tags: dict[str, str], *, raise_on_error: bool = True
+) -> dg.ExecuteInProcessResult:
+    """Run only the checks of one asset's partitions (given as range tags) against what is stored.
+
+    A failed blocking check fails its step: pass raise_on_error=False to read its evaluation.
+    """
     asset = defs.get_assets_def(asset_name)
     with warnings.catch_warnings():
         # A checks-only selection has no asset to infer the partitions from.
@@ -88,7 +93,7 @@ def run_checks(defs: dg.Definitions, asset_name: str, tags: dict[str, str]) -> d
         )
     merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     return merged.resolve_job_def(job.name).execute_in_process(
-        tags=tags, instance=dg.DagsterInstance.ephemeral()
+        tags=tags, instance=dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error
     )
 
 

@@ -3,12 +3,24 @@
 import datetime as dt
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags as range_tags
+from coin_platform.features import read_feature_days
+from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import read_ohlcv_day
-from coin_platform.storage.clickhouse import hot_counts, latest_closed, latest_features, open_clickhouse
+from coin_platform.market.quality import check_ohlc_sanity
+from coin_platform.storage.clickhouse import (
+    features_at,
+    hot_counts,
+    latest_closed,
+    latest_features,
+    open_clickhouse,
+    read_hot_ohlcv,
+)
+from coin_platform.storage.layout import raw_klines_key
 from coin_platform_tests.defs.harness import (
     check_results,
     market_settings,
@@ -161,3 +173,49 @@ def test_the_live_path_reads_every_symbols_latest_features_in_one_query(defs, cl
     assert dict(zip(latest["symbol"], latest["open_time"], strict=True)) == newest
     assert latest.select("ema_50", "rsi_14", "macd", "atr_14").null_count().row(0) == (0, 0, 0, 0)
     assert stored == candles  # one feature row per hot candle
+
+
+def test_impossible_candles_from_the_exchange_reach_neither_ohlcv_nor_hot_store_nor_features(
+    tmp_path, replay_server, start_replay, seaweedfs, s3_bucket
+):
+    """NaN, inf, negative, high < low and open > high rows: kept in raw as evidence, quarantined after."""
+    faulty = start_replay(faults="bad_candles:at=1")
+    settings = market_settings(tmp_path, faulty.url, seaweedfs, s3_bucket, symbols=("BTCUSDT",))
+    defs = build_definitions(settings)
+    tags = range_tags(YESTERDAY, YESTERDAY, "BTCUSDT", "BTCUSDT")
+    result = run_job(defs, "ingest_1m", tags=tags)
+    store = object_store(settings)
+    start = dt.datetime.combine(YESTERDAY, dt.time(), tzinfo=dt.UTC)
+    with BinanceFuturesClient(replay_server.url) as client:
+        clean = client.fetch_klines("BTCUSDT", "1m", start, start + dt.timedelta(days=1))
+    raw = store.read_parquet(raw_klines_key("1m", "BTCUSDT", YESTERDAY))
+    spoiled = raw.join(clean, on=raw.columns, how="anti")["open_time"]
+    assert spoiled.len() == 6 and raw.height == clean.height == 1440  # the raw layer keeps what was sent
+
+    metadata = _metadata(result, "ohlcv_1m")
+    assert metadata["quarantined_candles"].value == 6
+    quarantined = metadata["quarantined"].value
+    assert [q["open_time"] for q in quarantined] == [t.isoformat() for t in spoiled]
+    assert all(q["reason"] and q["symbol"] == "BTCUSDT" for q in quarantined)
+    assert metadata["missing_candles"].value == 6
+    assert metadata["dagster/row_count"].value == 1434
+
+    objects = read_ohlcv_day(store, "1m", "BTCUSDT", YESTERDAY)
+    features = read_feature_days(store, "1m", "BTCUSDT", [YESTERDAY])
+    with open_clickhouse(defs.resources["clickhouse"].get_config()) as client:
+        hot = read_hot_ohlcv(client, "1m", "BTCUSDT", start, start + dt.timedelta(days=1))
+        hot_features = [features_at(client, "1m", "BTCUSDT", t) for t in spoiled]
+    assert hot.equals(objects) and objects.height == 1434
+    for frame in (objects, hot, features):
+        assert not frame["open_time"].is_in(spoiled.implode()).any()
+    assert check_ohlc_sanity(objects).passed
+    assert hot_features == [None] * 6
+    # The signals go on after the gap: no NaN carried through the EMAs for the rest of the day.
+    after = features.filter(pl.col("open_time") > spoiled.max())
+    assert after.height > 0
+    for name in ("ema_20", "ema_50", "macd", "macd_signal", "rsi_14"):
+        assert after[name].is_finite().all(), name
+
+    checks = check_results(result)
+    assert checks["ohlc_sanity"].passed
+    assert not checks["no_gaps"].passed and checks["no_gaps"].severity == dg.AssetCheckSeverity.WARN

@@ -134,7 +134,8 @@ def test_hourly_candles_equal_their_stored_minutes_and_tampering_is_caught(defs,
 
 
 def test_checks_fail_on_a_corrupted_partition_and_name_the_candles(defs, settings):
-    run_job(defs, "ingest_1m", tags=range_tags(DAY, DAY, "ETHUSDT", "ETHUSDT"))
+    eth_day = range_tags(DAY, DAY, "ETHUSDT", "ETHUSDT")
+    run_job(defs, "ingest_1m", tags=eth_day)
     store = object_store(settings)
     key = ohlcv_day_keys("1m", "ETHUSDT", DAY)[2]
     hour = store.read_parquet(key)
@@ -145,7 +146,7 @@ def test_checks_fail_on_a_corrupted_partition_and_name_the_candles(defs, setting
         .alias("high")
     )
     store.write_parquet(key, broken)
-    results = check_results(run_checks(defs, "ohlcv_1m", range_tags(DAY, DAY, "ETHUSDT", "ETHUSDT")))
+    results = check_results(run_checks(defs, "ohlcv_1m", eth_day, raise_on_error=False))
     assert results["schema"].passed
     assert not results["unique_increasing_open_time"].passed
     assert not results["ohlc_sanity"].passed
@@ -153,7 +154,7 @@ def test_checks_fail_on_a_corrupted_partition_and_name_the_candles(defs, setting
     assert sanity["bad_candles"] == ["2024-03-10T02:29:00+00:00"]
 
     store.write_parquet(key, hour.drop("trades"))
-    results = check_results(run_checks(defs, "ohlcv_1m", range_tags(DAY, DAY, "ETHUSDT", "ETHUSDT")))
+    results = check_results(run_checks(defs, "ohlcv_1m", eth_day, raise_on_error=False))
     assert not results["schema"].passed
     assert results["schema"].description == f"{key} lacks columns ['trades']"
     assert results["ohlc_sanity"].description == "not evaluated: the stored schema is wrong"
@@ -250,3 +251,26 @@ def test_an_unlisted_symbol_is_refused_by_name_before_anything_is_fetched(
     message = str(result.failure_data_for_node("raw_klines_1h").error)
     assert "NOSUCHUSDT" in message and "-1121" in message
     assert object_store(settings).list_keys("raw/") == []
+
+
+def test_a_failed_sanity_check_blocks_everything_downstream(defs, settings):
+    """A corrupted object (close = high = inf) is kept by a live-edge run; the blocking check stops the run."""
+    tags = range_tags(DAY, DAY, "BTCUSDT", "BTCUSDT")
+    run_job(defs, "ingest_1m", tags=tags, asset_selection=["raw_klines_1m", "ohlcv_1m"])
+    store = object_store(settings)
+    key = ohlcv_day_keys("1m", "BTCUSDT", DAY)[2]
+    hour = store.read_parquet(key)
+    corrupted = pl.int_range(pl.len()) == 30
+    infinite = [pl.when(corrupted).then(float("inf")).otherwise(pl.col(c)).alias(c) for c in ("high", "close")]
+    store.write_parquet(key, hour.with_columns(infinite))
+    live = {"ops": {name: {"config": {"only_missing": True}} for name in ("raw_klines_1m", "ohlcv_1m")}}
+    result = run_job(defs, "ingest_1m", tags=tags, run_config=live, raise_on_error=False)
+    assert not result.success
+    sanity = check_results(result)["ohlc_sanity"]
+    assert not sanity.passed
+    failed = sanity.metadata["failed_partitions"].value["2024-03-10|BTCUSDT"]
+    assert failed["bad_candles"] == ["2024-03-10T02:30:00+00:00"]
+    assert failed["problems"] == ["non-finite high; non-finite close"]
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw_klines_1m", "ohlcv_1m"}
+    assert store.list_keys("features/") == []

@@ -8,6 +8,7 @@ import pytest
 
 from coin_platform.market.klines import (
     OHLCV_SCHEMA,
+    RAW_KLINE_COLUMNS,
     RAW_KLINE_SCHEMA,
     UTC_MS,
     MalformedKlinesError,
@@ -74,9 +75,9 @@ def test_cleaning_sorts_deduplicates_and_drops_unclosed_misaligned_and_zero_volu
     base = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
     rows = [
         _row(base + 120_000),
-        _row(base, close="1.0"),
+        _row(base, close="99.5"),
         _row(base + 60_000, volume="0"),
-        _row(base, close="2.0"),  # a later copy of the first candle wins
+        _row(base, close="100.5"),  # a later copy of the first candle wins
         _row(base + 90_000),  # not on the minute grid
         _row(base + 180_000),  # still open at `now`
     ]
@@ -84,11 +85,50 @@ def test_cleaning_sorts_deduplicates_and_drops_unclosed_misaligned_and_zero_volu
     cleaned = clean_klines(parse_kline_rows(rows), "1m", now=now)
     assert cleaned.frame.schema == pl.Schema(OHLCV_SCHEMA)
     assert cleaned.frame["open_time"].dt.epoch("ms").to_list() == [base, base + 60_000, base + 120_000]
-    assert cleaned.frame["close"][0] == 2.0
+    assert cleaned.frame["close"][0] == 100.5
     assert (cleaned.unclosed_dropped, cleaned.misaligned_dropped, cleaned.duplicates_dropped) == (1, 1, 1)
     filtered = clean_klines(parse_kline_rows(rows), "1m", now=now, drop_zero_volume=True)
     assert filtered.zero_volume_dropped == 1
     assert filtered.frame.height == 2
+
+
+def _bad(open_ms: int, **fields: str) -> list:
+    row = _row(open_ms)
+    for name, value in fields.items():
+        row[RAW_KLINE_COLUMNS.index(name)] = value
+    return row
+
+
+def test_impossible_candles_are_quarantined_with_their_reason_leaving_a_gap():
+    base = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
+    rows = [
+        _row(base),
+        _bad(base + 60_000, close="NaN"),
+        _bad(base + 120_000, close="inf", high="inf"),
+        _bad(base + 180_000, low="-1"),
+        _bad(base + 240_000, high="98.0"),
+        _bad(base + 300_000, open="102.0"),
+        _bad(base + 360_000, volume="-0.5"),
+        _row(base + 420_000),
+        _row(base + 480_000),
+        _bad(base + 480_000, close="nan"),  # the exchange's last copy is broken: quarantined too
+    ]
+    now = dt.datetime.fromtimestamp((base + 600_000) / 1000, dt.UTC)
+    cleaned = clean_klines(parse_kline_rows(rows), "1m", now=now)
+    assert cleaned.frame["open_time"].dt.epoch("ms").to_list() == [base, base + 420_000]
+    quarantined = cleaned.quarantined.with_columns(pl.col("open_time").dt.epoch("ms"))
+    assert quarantined.rows() == [
+        (base + 60_000, "non-finite close"),
+        (base + 120_000, "non-finite high; non-finite close"),
+        (base + 180_000, "non-positive low"),
+        (base + 240_000, "high < low; open outside [low, high]; close outside [low, high]"),
+        (base + 300_000, "open outside [low, high]"),
+        (base + 360_000, "negative volume"),
+        (base + 480_000, "non-finite close"),
+    ]
+    start = dt.datetime.fromtimestamp(base / 1000, dt.UTC)
+    report = find_gaps(cleaned.frame["open_time"], "1m", start, start + dt.timedelta(minutes=9))
+    assert report.missing == 7
 
 
 def test_gaps_in_real_sparse_candles():

@@ -60,16 +60,27 @@ def test_duplicated_and_unordered_open_times_fail():
     assert finding.details["not_increasing"] == ["2022-12-13T00:00:00+00:00"]
 
 
+def _at_row_5(**values: float) -> list[pl.Expr]:
+    return [
+        pl.when(pl.int_range(pl.len()) == 5).then(pl.lit(v)).otherwise(pl.col(c)).alias(c) for c, v in values.items()
+    ]
+
+
 def test_ohlc_violations_fail_and_are_listed():
     minutes = _minutes()
-    for corruption in (
-        pl.when(pl.int_range(pl.len()) == 5).then(pl.col("low") * 2).otherwise(pl.col("low")).alias("low"),
-        pl.when(pl.int_range(pl.len()) == 5).then(-1.0).otherwise(pl.col("volume")).alias("volume"),
-        pl.when(pl.int_range(pl.len()) == 5).then(float("nan")).otherwise(pl.col("close")).alias("close"),
+    row_5 = minutes.row(5, named=True)
+    for corruption, reason in (
+        (_at_row_5(low=row_5["low"] * 2), "open outside [low, high]"),
+        (_at_row_5(volume=-1.0), "negative volume"),
+        (_at_row_5(close=float("nan")), "non-finite close"),
+        (_at_row_5(close=float("inf"), high=float("inf")), "non-finite high; non-finite close"),
+        (_at_row_5(quote_volume=float("-inf")), "non-finite quote_volume; negative quote_volume"),
+        (_at_row_5(high=row_5["low"] / 2), "high < low"),
     ):
         finding = check_ohlc_sanity(minutes.with_columns(corruption))
         assert not finding.passed
         assert finding.details["bad_candles"] == ["2022-12-13T00:05:00+00:00"]
+        assert reason in finding.details["problems"][0]
 
 
 def test_gaps_fail_with_their_extent():

@@ -6,6 +6,7 @@ start, so what is tested is what a client sees on the wire.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import http.client
@@ -24,6 +25,7 @@ import requests
 from coin_platform.market.klines import (
     OHLCV_COLUMNS,
     MalformedKlinesError,
+    clean_klines,
     parse_kline_rows,
     resample_ohlcv,
 )
@@ -402,6 +404,26 @@ def test_each_fault_kind_reaches_the_client(start_replay):
         "slow": 1,
     }
     assert server.stats()["klines_requests"] == 11
+
+
+def test_bad_candles_are_well_formed_rows_that_cleaning_quarantines(start_replay):
+    server = start_replay(faults="bad_candles:at=1")
+    query = dict(symbol="BTCUSDT", interval="1m", startTime=DAY_START, limit=20)
+    spoiled, clean = rows(server.url, **query), rows(server.url, **query)
+    assert [i for i, (a, b) in enumerate(zip(spoiled, clean, strict=True)) if a != b] == list(range(10, 16))
+    now = dt.datetime.fromtimestamp((DAY_START + DAY) / 1000, dt.UTC)
+    cleaned = clean_klines(parse_kline_rows(spoiled), "1m", now=now)
+    assert cleaned.frame.height == 14
+    assert cleaned.quarantined["open_time"].dt.epoch("ms").to_list() == [DAY_START + i * MINUTE for i in range(10, 16)]
+    assert cleaned.quarantined["reason"].to_list() == [
+        "non-finite close",
+        "non-finite high; non-finite close",
+        "non-positive low",
+        "high < low; open outside [low, high]; close outside [low, high]",
+        "open outside [low, high]",
+        "negative volume",
+    ]
+    assert server.stats()["faults_injected"] == {"bad_candles": 1}
 
 
 def test_fault_triggers_count_klines_requests(start_replay):

@@ -69,12 +69,12 @@ def config(tmp_path: Path) -> ClickHouseConfig:
 
 def test_migrations_are_idempotent_and_schema_is_visible(config):
     with open_clickhouse(config) as client:
-        assert migrate(client, retention_days=3) == [1, 2, 3, 4]
+        assert migrate(client, retention_days=3) == [1, 2, 3, 4, 5]
         assert migrate(client, retention_days=3) == []
     with open_clickhouse(config) as client:
         assert migrate(client, retention_days=3) == []
         versions = client.query_arrow("SELECT version FROM coin.schema_migrations ORDER BY version")
-        assert pl.from_arrow(versions)["version"].to_list() == [1, 2, 3, 4]
+        assert pl.from_arrow(versions)["version"].to_list() == [1, 2, 3, 4, 5]
         tables = pl.from_arrow(
             client.query_arrow(
                 "SELECT name, engine, sorting_key, partition_key, engine_full "
@@ -91,6 +91,7 @@ def test_migrations_are_idempotent_and_schema_is_visible(config):
         assert "TTL toDateTime(open_time) + toIntervalDay(3)" in table["engine_full"]
     for interval in ("15m", "1h"):
         assert rows[f"ohlcv_{interval}_from_1m"]["engine"] == "AggregatingMergeTree"
+        assert rows[f"ohlcv_{interval}_from_1m"]["sorting_key"] == "symbol, open_time, version"
         assert rows[f"ohlcv_{interval}_from_1m_mv"]["engine"] == "MaterializedView"
     for interval in ("1m", "15m", "1h"):
         assert "ReplacingMergeTree(version)" in rows[f"features_{interval}"]["engine_full"]
@@ -186,7 +187,7 @@ def test_rerunning_a_day_neither_duplicates_rows_nor_the_rollup(config):
 
 
 def test_a_plain_reinsert_would_double_the_rollup_which_the_comparison_catches(config):
-    """Why replace_ohlcv_day deletes first: FINAL dedupes 1m, but the MV saw both inserts."""
+    """Why replace_ohlcv_day deletes the older versions: FINAL dedupes 1m, but the MV saw both inserts."""
     btc = minute_day(3)
     with open_clickhouse(config) as client:
         migrate(client, retention_days=3)
@@ -203,6 +204,69 @@ def test_a_plain_reinsert_would_double_the_rollup_which_the_comparison_catches(c
         rollup = read_rollup(client, "1h", "BTCUSDT", START, END)
         assert compare_rollup(coarse, rollup, "1h").compared == 24
         assert compare_rollup(coarse, rollup, "1h").passed
+
+
+def _assert_rollups_exact(client, symbol: str, minutes: pl.DataFrame) -> None:
+    """Each rollup holds one set of states per 1m row: prices, trades and counts exact, sums to 1e-9."""
+    for interval in ("15m", "1h"):
+        rollup = read_rollup(client, interval, symbol, START, END)
+        expected = resample_ohlcv(minutes, interval)
+        exact = ["open_time", "open", "high", "low", "close", "trades", "candles"]
+        assert rollup.select(exact).equals(expected.select(exact).cast(rollup.select(exact).schema)), interval
+        assert compare_rollup(expected.drop("candles"), rollup, interval).passed, interval
+
+
+def _repaired(minutes: pl.DataFrame) -> pl.DataFrame:
+    """Another version of the day: every price 1 % higher and the 10:00 candle gone."""
+    prices = [pl.col(c) * 1.01 for c in ("open", "high", "low", "close")]
+    return minutes.with_columns(prices).filter(pl.col("open_time") != START + dt.timedelta(hours=10))
+
+
+@pytest.mark.parametrize(
+    "refusing",
+    [
+        "ohlcv_1m",  # the server refuses the insert outright
+        "ohlcv_1h_from_1m",  # the 1m rows and their 15m rollup land, then the 1h view refuses them
+    ],
+)
+def test_a_repair_whose_insert_fails_leaves_the_day_and_its_rollups_as_they_were(config, refusing):
+    btc, eth = minute_day(5), minute_day(6)
+    with open_clickhouse(config) as client:
+        migrate(client, retention_days=3)
+        replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, btc)
+        replace_ohlcv_day(client, "1m", "ETHUSDT", DAY, eth)
+        # A real server-side fault: from now on the table refuses BTCUSDT rows.
+        client.command(f"ALTER TABLE coin.{refusing} ADD CONSTRAINT refuse CHECK symbol != 'BTCUSDT'")
+        with pytest.raises(Exception, match="Constraint `refuse`"):
+            replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, _repaired(btc))
+        assert read_hot_ohlcv(client, "1m", "BTCUSDT", START, END).equals(btc)
+        assert client.command("SELECT count() FROM coin.ohlcv_1m WHERE symbol = 'BTCUSDT'") == 1440
+        _assert_rollups_exact(client, "BTCUSDT", btc)
+        _assert_rollups_exact(client, "ETHUSDT", eth)
+
+        client.command(f"ALTER TABLE coin.{refusing} DROP CONSTRAINT refuse")
+        assert replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, _repaired(btc)) == 1439
+        assert read_hot_ohlcv(client, "1m", "BTCUSDT", START, END).equals(_repaired(btc))
+        assert client.command("SELECT count() FROM coin.ohlcv_1m WHERE symbol = 'BTCUSDT'") == 1439
+        _assert_rollups_exact(client, "BTCUSDT", _repaired(btc))
+        _assert_rollups_exact(client, "ETHUSDT", eth)
+
+
+def test_a_feature_repair_whose_insert_fails_leaves_the_days_features_as_they_were(config):
+    before = _features(DAY, seed=7)
+    with open_clickhouse(config) as client:
+        migrate(client, retention_days=3)
+        replace_features_day(client, "1m", "BTCUSDT", DAY, before)
+        client.command("ALTER TABLE coin.features_1m ADD CONSTRAINT refuse CHECK symbol != 'BTCUSDT'")
+        with pytest.raises(Exception, match="Constraint `refuse`"):
+            replace_features_day(client, "1m", "BTCUSDT", DAY, _features(DAY, seed=8, rows=1000))
+        stored = pl.from_arrow(
+            client.query_arrow(
+                "SELECT * EXCEPT (symbol, version) FROM coin.features_1m FINAL "
+                "WHERE symbol = 'BTCUSDT' ORDER BY open_time"
+            )
+        )
+    assert stored.equals(before)
 
 
 def test_rows_outside_the_day_are_refused(config):

@@ -48,6 +48,9 @@ def _ohlcv_metadata(days: list[OhlcvDay], source: str) -> dict[str, object]:
         for d in days
         for gap in d.gaps
     ]
+    quarantined = [
+        {"symbol": d.symbol, "date": d.day.isoformat(), **q.as_dict()} for d in days for q in d.quarantined
+    ]
     return {
         "source": source,
         "partitions": len(days),
@@ -63,6 +66,8 @@ def _ohlcv_metadata(days: list[OhlcvDay], source: str) -> dict[str, object]:
         "unclosed_dropped": sum(d.unclosed_dropped for d in days),
         "misaligned_dropped": sum(d.misaligned_dropped for d in days),
         "zero_volume_dropped": sum(d.zero_volume_dropped for d in days),
+        "quarantined_candles": sum(len(d.quarantined) for d in days),
+        "quarantined": dg.MetadataValue.json(quarantined[:100]),
     }
 
 
@@ -132,7 +137,8 @@ def build_market_assets(
         kinds={"polars", "parquet", "s3"},
         description=(
             f"Cleaned {interval} OHLCV: sorted, deduplicated, closed candles, one schema for every "
-            f"interval; gaps listed in metadata. One object per UTC hour at "
+            f"interval; impossible candles (NaN, inf, prices ≤ 0, high < low, ...) quarantined as gaps; "
+            f"gaps and quarantined candles listed in metadata. One object per UTC hour at "
             f"ohlcv/{interval}/{{symbol}}/{{yyyy-MM-dd_HH}}.parquet ({candles_per_day} candles a day)."
         ),
     )
@@ -159,6 +165,11 @@ def build_market_assets(
             for day in days
         ]
         for day in built:
+            if day.quarantined:
+                context.log.warning(
+                    f"{day.symbol} {interval} {day.day}: {len(day.quarantined)} impossible candle(s) "
+                    f"quarantined, first at {day.quarantined[0].open_time.isoformat()}: {day.quarantined[0].reason}"
+                )
             if day.missing:
                 context.log.warning(
                     f"{day.symbol} {interval} {day.day}: {day.missing} candles missing "
