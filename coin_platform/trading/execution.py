@@ -16,7 +16,6 @@ that never places — and settles them.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -253,8 +252,6 @@ def _check_inputs(decision: Decision, now: dt.datetime) -> None:
     side = SIDE_OF_SIGNAL[decision.signal]
     if decision.action not in ("hold", side):
         raise ValueError(f"decision {decision.id}: action {decision.action!r} contradicts {decision.signal} ({side})")
-    if not (math.isfinite(decision.price) and decision.price > 0):
-        raise ValueError(f"decision {decision.id}: price must be a positive number, got {decision.price!r}")
 
 
 def _intended_order(decision: Decision, position: Position, config: TradingConfig) -> OrderRequest | None:

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from coin_platform.events.schemas import Candidate, Decision, MessageError, candidate_id
+from coin_platform_tests.trading.support import make_decision
 
 OPEN = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -80,3 +81,11 @@ def test_bytes_that_are_not_a_json_object_are_rejected():
     for raw, expected in ((b"\xff\xfe", "not UTF-8"), (b"[1, 2]", "must be a JSON object"), (b"{", "not JSON")):
         with pytest.raises(MessageError, match=expected):
             Candidate.from_json(raw)
+
+
+@pytest.mark.parametrize("price", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_decision_needs_a_positive_finite_price(price):
+    decision = json.loads(make_decision("BTCUSDT", "enter_long", 50_000.0).to_json())
+    decision["price"] = price
+    with pytest.raises(MessageError, match="price must be a (positive|finite) number"):
+        Decision.from_json(json.dumps(decision).encode())
