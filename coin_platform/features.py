@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from coin_platform.core.intervals import DAY_MS, interval_ms, normalize_interval
 from coin_platform.indicators import atr, bollinger, ema, macd, rsi, volume_zones
 from coin_platform.loader import NoDataError, load_ohlcv
-from coin_platform.market.intervals import DAY_MS, interval_ms, normalize_interval
 from coin_platform.market.klines import UTC_MS
 from coin_platform.storage.layout import day_start, features_day_keys, features_key
 

@@ -98,12 +98,13 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from coin_platform.market.intervals import (
+from coin_platform.core.intervals import (
     SUPPORTED_INTERVALS,
     UnknownIntervalError,
     interval_ms,
     normalize_interval,
 )
+from coin_platform.core.symbols import is_binance_symbol
 from coin_platform.market.klines import (
     OHLCV_SCHEMA,
     UTC_MS,
@@ -111,7 +112,7 @@ from coin_platform.market.klines import (
     require_schema,
     resample_ohlcv,
 )
-from coin_platform.settings import SYMBOL_PATTERN, Settings, get_settings
+from coin_platform.settings import Settings, get_settings
 from coin_platform.storage.history import archive_coverage, days_not_held
 from coin_platform.storage.layout import (
     HOURS_PER_DAY,
@@ -260,7 +261,7 @@ def _parse_symbols(symbols: object) -> list[str]:
 
 
 def _is_symbol(name: str) -> bool:
-    return bool(SYMBOL_PATTERN.fullmatch(name) or COIN_HTS_SYMBOL.fullmatch(name))
+    return is_binance_symbol(name) or bool(COIN_HTS_SYMBOL.fullmatch(name))
 
 
 def _parse_timeframe(timeframe: object) -> str:
@@ -404,7 +405,7 @@ def _read_candles(store: ObjectStore, symbol: str, interval: str, first_ms: int,
     candidates = [key for keys in layouts.values() for key in keys]
     present = dict(zip(candidates, store.exists_many(candidates), strict=True))
     # Only the platform writes hourly objects, and only for Binance symbols.
-    hourly = interval in SUPPORTED_INTERVALS and bool(SYMBOL_PATTERN.fullmatch(symbol))
+    hourly = interval in SUPPORTED_INTERVALS and is_binance_symbol(symbol)
     frames: list[pl.DataFrame] = []
     tail: list[dt.date] = []
     for year in years:

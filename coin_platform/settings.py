@@ -13,19 +13,19 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from dotenv import load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from coin_platform.alerts import parse_smtp_url
-from coin_platform.market.intervals import SUPPORTED_INTERVALS, normalize_interval
+from coin_platform.core.intervals import SUPPORTED_INTERVALS, normalize_interval
+from coin_platform.core.symbols import is_binance_symbol
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BINANCE_FAPI_URL = "https://fapi.binance.com"
 BINANCE_TESTNET_URL = "https://testnet.binancefuture.com"
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
 KAFKA_TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
 # What an HTTP header value can carry safely: printable ASCII, no spaces or line breaks.
 API_KEY_PATTERN = re.compile(r"^[!-~]+$")
@@ -66,14 +66,16 @@ class DemoConfig(_Strict):
     days: int = Field(default=3, ge=1, le=31)
 
 
-STRATEGY_KINDS = ("rsi_reversal", "ema_crossover", "macd_crossover", "volume_zone_breakout")
+# The built-in strategy kinds; coin_platform.strategies has one class per kind (a test holds them equal).
+StrategyKind = Literal["rsi_reversal", "ema_crossover", "macd_crossover", "volume_zone_breakout"]
+STRATEGY_KINDS: tuple[str, ...] = get_args(StrategyKind)
 
 
 class StrategyConfig(_Strict):
     """One configured strategy; `params` are checked against its kind by coin_platform.strategies."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    kind: Literal["rsi_reversal", "ema_crossover", "macd_crossover", "volume_zone_breakout"]
+    kind: StrategyKind
     enabled: bool = True
     # Intervals whose closed candles it evaluates; empty = every configured interval.
     intervals: tuple[str, ...] = ()
@@ -175,7 +177,7 @@ class PlatformConfig(_Strict):
     def _symbols_upper_and_unique(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
         normalized = tuple(s.strip().upper() for s in symbols)
         for symbol in normalized:
-            if not SYMBOL_PATTERN.match(symbol):
+            if not is_binance_symbol(symbol):
                 raise ValueError(f"{symbol!r} is not a Binance symbol like BTCUSDT")
         if len(set(normalized)) != len(normalized):
             raise ValueError("symbols are listed twice")

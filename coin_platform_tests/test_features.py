@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from coin_platform.core.intervals import interval_ms
 from coin_platform.features import (
     FEATURE_COLUMNS,
     FEATURE_SCHEMA,
@@ -18,7 +19,6 @@ from coin_platform.features import (
     read_feature_days,
     zone_window,
 )
-from coin_platform.market.intervals import interval_ms
 from coin_platform.market.klines import OHLCV_SCHEMA
 from coin_platform.storage.layout import day_start, features_day_keys, ohlcv_key
 from coin_platform.storage.object_store import ObjectStore

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from coin_platform.core.intervals import interval_ms
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import ObjectStoreResource
 from coin_platform.market.ingest import covered_until, read_ohlcv_day
-from coin_platform.market.intervals import interval_ms
 from coin_platform.market.klines import SchemaMismatchError
 from coin_platform.market.quality import (
     Finding,

@@ -15,20 +15,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from coin_platform.core.signals import SIDE_OF_SIGNAL, SIGNALS
 from coin_platform.settings import PlatformConfig
 
 SCHEMA_VERSION = 1
 
-Signal = Literal["enter_long", "exit_long", "enter_short", "exit_short"]
-Side = Literal["buy", "sell"]
 Action = Literal["buy", "sell", "hold"]
-SIGNALS: tuple[str, ...] = ("enter_long", "exit_long", "enter_short", "exit_short")
-SIDE_OF_SIGNAL: dict[str, str] = {
-    "enter_long": "buy",
-    "exit_long": "sell",
-    "enter_short": "sell",
-    "exit_short": "buy",
-}
 
 
 # A candidate carries one candle's features (~16) and a decision its inputs (~10), so a

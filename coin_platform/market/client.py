@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import polars as pl
 import requests
 
-from coin_platform.market.intervals import interval_ms, normalize_interval
+from coin_platform.core.intervals import interval_ms, normalize_interval
 from coin_platform.market.klines import (
     MalformedKlinesError,
     empty_raw_klines,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from coin_platform.core.intervals import DAY_MS, interval_ms
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.intervals import DAY_MS, interval_ms
 from coin_platform.market.klines import (
     OHLCV_SCHEMA,
     RAW_KLINE_SCHEMA,

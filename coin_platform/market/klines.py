@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from coin_platform.market.intervals import interval_ms, normalize_interval
+from coin_platform.core.intervals import interval_ms, normalize_interval
 
 UTC_MS = pl.Datetime("ms", "UTC")
 

@@ -46,8 +46,8 @@ from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+from coin_platform.core.intervals import INTERVAL_MS
 from coin_platform.market import synthetic
-from coin_platform.market.intervals import INTERVAL_MS
 from coin_platform.market.klines import kline_request_weight
 
 WINDOW_MS = 60_000

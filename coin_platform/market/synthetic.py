@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from coin_platform.market.intervals import DAY_MS, INTERVAL_MS, UnknownIntervalError
+from coin_platform.core.intervals import DAY_MS, INTERVAL_MS, UnknownIntervalError
+from coin_platform.core.symbols import is_binance_symbol
 
 EPOCH_MS = 1_483_228_800_000  # 2017-01-01T00:00:00Z: the first candle of every symbol
 MINUTE_MS = 60_000
@@ -43,7 +43,6 @@ MINUTES_PER_DAY = DAY_MS // MINUTE_MS
 MAX_LIMIT = 1500
 QUOTE_ASSETS = ("USDT", "USDC")
 
-_SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,30}$")
 _CHUNK_DAYS = 1024  # the day path is generated (and cached) in chunks of this many days
 
 # Day-level dynamics.
@@ -168,7 +167,7 @@ def _split_symbol(symbol: str) -> tuple[str, str]:
 @lru_cache(maxsize=1024)
 def instrument(symbol: str) -> Instrument:
     """The instrument for any well-formed symbol; unknown ones get parameters from its hash."""
-    if not _SYMBOL_PATTERN.match(symbol):
+    if not is_binance_symbol(symbol):
         raise ValueError(f"invalid symbol {symbol!r}: expected 2-30 upper-case letters or digits")
     base_asset, quote_asset = _split_symbol(symbol)
     if symbol in _KNOWN_INSTRUMENTS:

@@ -58,7 +58,7 @@ from typing import Literal
 import filelock
 import polars as pl
 
-from coin_platform.market.intervals import interval_ms
+from coin_platform.core.intervals import interval_ms
 from coin_platform.market.klines import OHLCV_COLUMNS, OHLCV_SCHEMA
 from coin_platform.storage.signals import candidates_table, decisions_table
 

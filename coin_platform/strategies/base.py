@@ -17,7 +17,7 @@ from typing import ClassVar, NamedTuple
 
 import polars as pl
 
-from coin_platform.events.schemas import SIGNALS
+from coin_platform.core.signals import SIGNALS
 from coin_platform.features import FEATURE_COLUMNS
 from coin_platform.settings import ConfigError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from coin_platform.market.intervals import normalize_interval
+from coin_platform.core.intervals import normalize_interval
 from coin_platform.settings import ConfigError, StrategyConfig
 from coin_platform.strategies.base import Strategy
 from coin_platform.strategies.builtin import EmaCrossover, MacdCrossover, RsiReversal, VolumeZoneBreakout

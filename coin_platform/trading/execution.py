@@ -19,7 +19,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from coin_platform.events.schemas import SIDE_OF_SIGNAL, Decision
+from coin_platform.core.signals import SIDE_OF_SIGNAL
+from coin_platform.events.schemas import Decision
 from coin_platform.settings import PlatformConfig, TradingConfig
 from coin_platform.trading.orders import Broker, BrokerRejected, OrderOutcomeUnknown, OrderRequest, OrderResult
 from coin_platform.trading.positions import Position

@@ -5,6 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from coin_platform.core.intervals import UnknownIntervalError
 from coin_platform.market.client import (
     BinanceAPIError,
     BinanceFuturesClient,
@@ -12,7 +13,6 @@ from coin_platform.market.client import (
     InvalidSymbolError,
     IPBannedError,
 )
-from coin_platform.market.intervals import UnknownIntervalError
 from coin_platform.market.klines import kline_request_weight
 from coin_platform.market.rate_limit import WeightLimiter
 from coin_platform.market.replay import ReplayServer

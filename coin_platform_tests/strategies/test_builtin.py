@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from coin_platform.events.schemas import SIGNALS
+from coin_platform.core.signals import SIGNALS
 from coin_platform.features import compute_features
 from coin_platform.settings import ConfigError
 from coin_platform.strategies import EmaCrossover, MacdCrossover, RsiReversal, Strategy, VolumeZoneBreakout

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from coin_platform.events.schemas import SIGNALS
+from coin_platform.core.signals import SIGNALS
 from coin_platform.strategies import EmaCrossover, MacdCrossover, RsiReversal, VolumeZoneBreakout, signal_rows
 from coin_platform_tests.strategies.references import START, random_walk_features
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from coin_platform.events.schemas import SIDE_OF_SIGNAL, Decision, candidate_id
+from coin_platform.core.signals import SIDE_OF_SIGNAL
+from coin_platform.events.schemas import Decision, candidate_id
 from coin_platform.settings import TradingConfig
 from coin_platform.trading.execution import TradingScope, execute_decision
 from coin_platform.trading.paper import PaperBroker

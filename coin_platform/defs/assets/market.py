@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from coin_platform.core.intervals import DAY_MS, interval_ms
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import BinanceResource, ObjectStoreResource
 from coin_platform.market.ingest import (
@@ -19,7 +20,6 @@ from coin_platform.market.ingest import (
     ingest_raw_klines,
     read_ohlcv_day,
 )
-from coin_platform.market.intervals import DAY_MS, interval_ms
 from coin_platform.settings import Settings
 
 MARKET_GROUP = "market"
