@@ -15,7 +15,7 @@ from coin_platform.defs.assets.hot import POOL
 from coin_platform.defs.resources import ClickHouseResource, KafkaResource
 from coin_platform.events.kafka import publish
 from coin_platform.events.schemas import Candidate, decision_id
-from coin_platform.ml.inference import RuleScorer
+from coin_platform.ml.scorers import RuleScorer
 from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import features_at, migrate
 from coin_platform.storage.signals import read_decision, write_decision
