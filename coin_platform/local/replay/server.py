@@ -4,7 +4,7 @@ Clients, ingestion assets and tests talk to it exactly as to Binance's USD-M
 REST API (same paths, parameters, bodies, error codes and rate-limit headers), so the
 retrying, rate-limited client is exercised for real without the internet.
 
-* Candles come from ``coin_platform.market.synthetic``: deterministic, so any
+* Candles come from ``coin_platform.local.replay.synthetic``: deterministic, so any
   window asked twice, or of a restarted server, answers the same.
 * Weight is counted in fixed one-minute windows aligned to the wall-clock
   minute, as Binance does. Going over the budget gets 429 with Retry-After;
@@ -47,7 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from coin_platform.core.intervals import INTERVAL_MS
-from coin_platform.market import synthetic
+from coin_platform.local.replay import synthetic
 from coin_platform.market.klines import kline_request_weight
 
 WINDOW_MS = 60_000

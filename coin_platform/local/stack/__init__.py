@@ -565,7 +565,7 @@ def start_replay(*, port: int, log_file: Path, weight_limit: int | None = None,
                  ) -> ServiceProcess:
     """`coin replay serve` on 127.0.0.1:`port`, returned once it answers /fapi/v1/ping."""
     _require_free("replay", {"HTTP": port}, "change local_stack.replay_port in config.yaml")
-    command = [sys.executable, "-m", "coin_platform.cli", "replay", "serve",
+    command = [sys.executable, "-m", "coin_platform.local.cli", "replay", "serve",
                "--host", LOOPBACK, "--port", str(port)]
     for option, value in (("--weight-limit", weight_limit), ("--ban-seconds", ban_seconds),
                           ("--faults", faults)):

@@ -25,8 +25,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from pyarrow import fs
 
-from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
-from coin_platform.stack import (
+from coin_platform.local.stack import (
     GRPC_PORT_OFFSET,
     LOOPBACK,
     TANSU_BUCKET,
@@ -37,6 +36,7 @@ from coin_platform.stack import (
     free_port,
     start_tansu,
 )
+from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
 
 CANDLES = pl.DataFrame({
     "open_time": [1_735_689_600_000, 1_735_689_660_000],

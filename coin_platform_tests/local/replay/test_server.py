@@ -22,6 +22,7 @@ import polars as pl
 import pytest
 import requests
 
+from coin_platform.local.replay.server import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET, ORDER_PATH, parse_faults
 from coin_platform.market.klines import (
     OHLCV_COLUMNS,
     MalformedKlinesError,
@@ -29,7 +30,6 @@ from coin_platform.market.klines import (
     parse_kline_rows,
     resample_ohlcv,
 )
-from coin_platform.market.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET, ORDER_PATH, parse_faults
 from coin_platform_tests.shared_data import load_json
 
 MINUTE = 60_000

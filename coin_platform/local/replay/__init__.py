@@ -1,0 +1,1 @@
+"""The offline Binance USD-M replay exchange."""
