@@ -52,7 +52,7 @@ from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags
 from coin_platform.defs.resources import BinanceResource
 from coin_platform.local import stack
-from coin_platform.local.replay.server import WINDOW_MS
+from coin_platform.local.replay import WINDOW_MS
 from coin_platform.local.replay.synthetic import DEFAULT_SYMBOLS
 from coin_platform.settings import Settings, load_settings
 

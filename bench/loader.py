@@ -38,7 +38,7 @@ import polars as pl
 
 from coin_platform.loader import load_ohlcv
 from coin_platform.local import stack
-from coin_platform.local.replay.server import ReplayServer
+from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.settings import load_settings

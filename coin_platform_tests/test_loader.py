@@ -28,7 +28,7 @@ from coin_platform.loader import (
     load_ohlcv,
     load_ohlcv_data,
 )
-from coin_platform.local.replay.server import ReplayServer
+from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines, read_ohlcv_day
 from coin_platform.market.klines import OHLCV_SCHEMA

@@ -107,7 +107,7 @@ def replay() -> None:
 def replay_serve(host: str, port: int, weight_limit: int, ban_seconds: float, faults: str,
                  symbols: str) -> None:
     """Serve deterministic synthetic USD-M candles on the Binance REST paths until stopped."""
-    from coin_platform.local.replay.server import serve
+    from coin_platform.local.replay import serve
 
     extra = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
     serve(host=host, port=port, weight_limit=weight_limit, ban_seconds=ban_seconds,

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from coin_platform.core.intervals import UnknownIntervalError
-from coin_platform.local.replay.server import ReplayServer
+from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import (
     BinanceAPIError,
     BinanceFuturesClient,

@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 import requests
 
-from coin_platform.local.replay.server import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET, ORDER_PATH, parse_faults
+from coin_platform.local.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET, ORDER_PATH, parse_faults
 from coin_platform.market.klines import (
     OHLCV_COLUMNS,
     MalformedKlinesError,
