@@ -48,12 +48,12 @@ import dagster as dg
 import requests
 import yaml
 
-from coin_platform import stack
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags
 from coin_platform.defs.resources import BinanceResource
-from coin_platform.market.replay import WINDOW_MS
-from coin_platform.market.synthetic import DEFAULT_SYMBOLS
+from coin_platform.local import stack
+from coin_platform.local.replay import WINDOW_MS
+from coin_platform.local.replay.synthetic import DEFAULT_SYMBOLS
 from coin_platform.settings import Settings, load_settings
 
 INTERVAL = "1m"

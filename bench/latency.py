@@ -250,7 +250,7 @@ def where_time_goes(report: dict[str, object], launch_p50: float | None, cpus: i
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from coin_platform.market.synthetic import DEFAULT_SYMBOLS
+    from coin_platform.local.replay.synthetic import DEFAULT_SYMBOLS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=20,
@@ -277,7 +277,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def pick_ports() -> dict[str, int]:
     """Free loopback ports for every local_stack key; SeaweedFS ports leave room for their gRPC ports."""
-    from coin_platform import stack
+    from coin_platform.local import stack
 
     highest = 65535 - stack.GRPC_PORT_OFFSET
     for _ in range(100):
@@ -325,7 +325,7 @@ def platform_config(args: argparse.Namespace, ports: dict[str, int], history_sta
 
 def bench_environ(home: Path, config: Path, ports: dict[str, int]) -> dict[str, str]:
     """Everything the settings read, explicit, so neither the caller's shell nor .env can redirect the bench."""
-    from coin_platform import stack
+    from coin_platform.local import stack
 
     return {
         "COIN_PLATFORM_ENV": "local",
@@ -410,7 +410,7 @@ class DagsterDev:
         env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("ab") as out:
-            # cwd = DAGSTER_HOME: `dagster dev` loads a .env from its working directory (see coin_platform.dev).
+            # cwd = DAGSTER_HOME: `dagster dev` loads a .env from its working directory (see coin_platform.local.dev).
             process = subprocess.Popen(
                 command, env=env, cwd=dagster_home, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_default_signal_handlers,
@@ -862,9 +862,9 @@ def wait_for_outcomes(dagster: DagsterDev, watch: Watch, target: int, deadline: 
 def run(args: argparse.Namespace) -> dict[str, object]:
     import dagster as dg
 
-    from coin_platform.dev import prepare_dagster_home
+    from coin_platform.local.dev import prepare_dagster_home
+    from coin_platform.local.stack import LocalStack, StackError
     from coin_platform.settings import load_settings
-    from coin_platform.stack import LocalStack, StackError
 
     today = dt.datetime.now(dt.UTC).date()
     history_start = today - dt.timedelta(days=HISTORY_DAYS)

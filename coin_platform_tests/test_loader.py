@@ -28,10 +28,10 @@ from coin_platform.loader import (
     load_ohlcv,
     load_ohlcv_data,
 )
+from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines, read_ohlcv_day
 from coin_platform.market.klines import OHLCV_SCHEMA
-from coin_platform.market.replay import ReplayServer
 from coin_platform.settings import load_settings
 from coin_platform.storage.history import compact_year, read_compacted_through, write_day_version
 from coin_platform.storage.layout import history_key, ohlcv_day_keys, ohlcv_key, ohlcv_keys_between

@@ -16,7 +16,7 @@ import yaml
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.orders import ORDER_OP
 from coin_platform.events.schemas import Decision
-from coin_platform.market.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
+from coin_platform.local.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
 from coin_platform.settings import load_settings
 from coin_platform.trading.store import TradingStore
 from coin_platform_tests.trading.support import make_decision

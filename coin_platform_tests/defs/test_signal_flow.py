@@ -19,9 +19,9 @@ from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags
 from coin_platform.events.kafka import make_producer, publish, read_from
 from coin_platform.events.schemas import Candidate, Decision
+from coin_platform.local.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.klines import OHLCV_SCHEMA
-from coin_platform.market.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
 from coin_platform.storage.clickhouse import open_clickhouse
 from coin_platform.storage.layout import day_start, ohlcv_key
 from coin_platform.storage.signals import read_candidates

@@ -102,7 +102,7 @@ def test_a_dead_letter_of_an_oversized_message_still_fits_a_kafka_message(tansu,
 
 
 def test_an_unreachable_broker_is_named(tmp_path):
-    from coin_platform.stack import free_port
+    from coin_platform.local.stack import free_port
 
     address = f"127.0.0.1:{free_port()}"
     with pytest.raises(EventsError, match=address):

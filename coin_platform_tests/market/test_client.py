@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 
 from coin_platform.core.intervals import UnknownIntervalError
+from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import (
     BinanceAPIError,
     BinanceFuturesClient,
@@ -15,7 +16,6 @@ from coin_platform.market.client import (
 )
 from coin_platform.market.klines import kline_request_weight
 from coin_platform.market.rate_limit import WeightLimiter
-from coin_platform.market.replay import ReplayServer
 from coin_platform_tests.clock import ControlledClock
 
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)

@@ -21,9 +21,9 @@ from coin_platform.features import (
     load_history,
 )
 from coin_platform.loader import LoaderError, load_ohlcv
+from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines, read_ohlcv_day
-from coin_platform.market.replay import ReplayServer
 from coin_platform.storage.history import (
     compact_year,
     compare_with_hourly,

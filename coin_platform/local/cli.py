@@ -11,8 +11,8 @@ def main() -> None:
 
 
 def _local_stack():
+    from coin_platform.local.stack import LocalStack
     from coin_platform.settings import ConfigError, get_settings
-    from coin_platform.stack import LocalStack
 
     try:
         return LocalStack(get_settings())
@@ -29,7 +29,7 @@ def stack() -> None:
 @stack.command("up")
 def stack_up() -> None:
     """Start the local stack in the background and wait until every service answers."""
-    from coin_platform.stack import StackError
+    from coin_platform.local.stack import StackError
 
     try:
         for line in _local_stack().up():
@@ -61,9 +61,9 @@ def dev(demo: bool) -> None:
     """The local stack and the Dagster UI; Ctrl-C stops all of it."""
     import os
 
-    from coin_platform.dev import backfill_recent_days, prepare_dagster_home, run_dagster_dev
+    from coin_platform.local.dev import backfill_recent_days, prepare_dagster_home, run_dagster_dev
+    from coin_platform.local.stack import StackError
     from coin_platform.settings import get_settings
-    from coin_platform.stack import StackError
 
     if demo:
         os.environ["MARKET_SOURCE"] = "replay"
@@ -107,7 +107,7 @@ def replay() -> None:
 def replay_serve(host: str, port: int, weight_limit: int, ban_seconds: float, faults: str,
                  symbols: str) -> None:
     """Serve deterministic synthetic USD-M candles on the Binance REST paths until stopped."""
-    from coin_platform.market.replay import serve
+    from coin_platform.local.replay import serve
 
     extra = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
     serve(host=host, port=port, weight_limit=weight_limit, ban_seconds=ban_seconds,

@@ -1,15 +1,8 @@
-"""The local stack against its real services: SeaweedFS S3, tansu Kafka, `coin stack`."""
+"""SeaweedFS as the local S3, against the real `weed mini`: signed access only, every other port closed."""
 
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
 from urllib.parse import urlparse
 
 import grpc
@@ -17,26 +10,12 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import requests
-import yaml
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
 from pyarrow import fs
 
-from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
-from coin_platform.stack import (
-    GRPC_PORT_OFFSET,
-    LOOPBACK,
-    TANSU_BUCKET,
-    LocalStack,
-    SeaweedPorts,
-    ServiceProcess,
-    StackError,
-    free_port,
-    start_tansu,
-)
+from coin_platform.local.stack import GRPC_PORT_OFFSET, LOOPBACK
 
 CANDLES = pl.DataFrame({
     "open_time": [1_735_689_600_000, 1_735_689_660_000],
@@ -48,8 +27,6 @@ CANDLES = pl.DataFrame({
 def _error_code(error: ClientError) -> str:
     return error.response["Error"]["Code"]
 
-
-# --- SeaweedFS ---------------------------------------------------------------
 
 
 def test_boto3_signed_put_get_round_trip(seaweedfs, s3_bucket):
@@ -263,179 +240,3 @@ def test_grpc_ports_answer_the_stack_certificate(seaweedfs_server, s3_bucket):
         _protobuf_strings(f"/buckets/{s3_bucket}".encode(), b"private.txt"), credentials)
 
     assert isinstance(answer, bytes) and b"private.txt" in answer
-
-
-# --- tansu -------------------------------------------------------------------
-
-
-def _consume(bootstrap_servers: str, topic: str, group_id: str,
-             count: int) -> list[tuple[bytes, bytes, int]]:
-    """(key, value, partition) of up to `count` records, read as a new consumer group."""
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap_servers, group_id=group_id,
-        auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=1000,
-    )
-    received: list[tuple[bytes, bytes, int]] = []
-    deadline = time.monotonic() + 30
-    try:
-        while len(received) < count and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                received.extend((r.key, r.value, r.partition) for r in records)
-    finally:
-        consumer.close()
-    return received
-
-
-def test_keyed_messages_survive_a_broker_restart(tansu):
-    """tansu keeps topics and messages in S3, so a restarted broker serves them all again."""
-    topic = f"candles-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=tansu.bootstrap_servers)
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    finally:
-        admin.close()
-    sent = [(f"SYM{i % 4}".encode(), f"candle-{i:02d}".encode()) for i in range(20)]
-    producer = KafkaProducer(bootstrap_servers=tansu.bootstrap_servers, acks="all")
-    try:
-        for key, value in sent:
-            producer.send(topic, key=key, value=value)
-        producer.flush(timeout=15)
-    finally:
-        producer.close()
-
-    before = _consume(tansu.bootstrap_servers, topic, f"{topic}-before", len(sent))
-    tansu.restart()
-    after = _consume(tansu.bootstrap_servers, topic, f"{topic}-after", len(sent))
-
-    for received in (before, after):
-        assert sorted((key, value) for key, value, _ in received) == sorted(sent)
-        for key in {key for key, _ in sent}:
-            values = [value for k, value, _ in received if k == key]
-            partitions = {partition for k, _, partition in received if k == key}
-            assert len(partitions) == 1 and values == sorted(values)  # one partition, in order
-    assert sorted(before) == sorted(after)
-
-
-def test_tansu_refuses_s3_storage_without_its_bucket(seaweedfs, tmp_path):
-    with pytest.raises(StackError, match="bucket 'no-such-bucket' is not usable"):
-        start_tansu(port=free_port(), log_file=tmp_path / "tansu.log",
-                    storage_url="s3://no-such-bucket/", s3=seaweedfs)
-
-
-def test_tansu_runs_on_memory_storage(tmp_path):
-    process = start_tansu(port=free_port(), log_file=tmp_path / "tansu.log")
-    try:
-        assert process.is_running()
-    finally:
-        process.stop()
-    assert not process.is_running()
-
-
-# --- coin stack up / status / down --------------------------------------------
-
-
-def _settings_on_free_ports(tmp_path: Path, **environ: str) -> Settings:
-    """The project's config.yaml with every local_stack port moved to a free one."""
-    config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
-    seaweed = SeaweedPorts.free()
-    kafka_port = free_port(avoid=set(seaweed.all_ports().values()))
-    config["local_stack"] = {
-        "s3_port": seaweed.s3, "master_port": seaweed.master, "volume_port": seaweed.volume,
-        "filer_port": seaweed.filer, "kafka_port": kafka_port,
-        "replay_port": free_port(avoid={kafka_port, *seaweed.all_ports().values()}),
-    }
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    return load_settings(environ={"COIN_HOME": str(tmp_path / ".coin"),
-                                  "COIN_CONFIG": str(config_file), **environ})
-
-
-def test_replay_mode_adds_the_replay_server_to_the_stack(tmp_path):
-    settings = _settings_on_free_ports(tmp_path, MARKET_SOURCE="replay")
-    stack = LocalStack(settings)
-    try:
-        started = stack.up()
-        lines, healthy = stack.status()
-        klines = requests.get(f"{stack.replay_url}/fapi/v1/klines",
-                              params={"symbol": "BTCUSDT", "interval": "1h", "limit": 3}, timeout=5)
-    finally:
-        stopped = stack.down()
-    assert [line.split(":")[0] for line in started] == ["seaweedfs", "tansu", "replay"]
-    assert healthy and lines[2].startswith("replay: running")
-    assert klines.status_code == 200 and len(klines.json()) == 3
-    assert stopped[0].startswith("replay: stopped (pid ")
-    assert not LocalStack(settings).status()[1]
-
-
-def test_local_stack_up_is_idempotent_and_down_stops_by_pid(tmp_path):
-    settings = _settings_on_free_ports(tmp_path)
-    stack = LocalStack(settings)
-    run_dir = settings.coin_home / "run"
-    try:
-        first = stack.up()
-        again = stack.up()
-        lines, healthy = stack.status()
-        pids = {name: int((run_dir / f"{name}.pid").read_text()) for name in ("seaweedfs", "tansu")}
-        s3 = stack.s3.client()
-        buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
-        admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-        try:
-            admin.create_topics([NewTopic("candidates", num_partitions=1, replication_factor=1)])
-        finally:
-            admin.close()
-        tansu_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=TANSU_BUCKET)["Contents"]]
-    finally:
-        stopped = LocalStack(settings).down()  # a fresh instance, as from another shell
-
-    assert [line.split(":")[0] for line in first] == ["seaweedfs", "tansu"]
-    assert all("started" in line for line in first), first
-    assert all("already running" in line for line in again), again
-    assert healthy, lines
-    assert stack.s3_endpoint_url in lines[0] and stack.kafka_bootstrap_servers in lines[1]
-    assert buckets == {settings.s3_bucket, TANSU_BUCKET}
-    assert any("/topics/candidates/" in key for key in tansu_keys), tansu_keys
-    assert stopped == [f"tansu: stopped (pid {pids['tansu']})",
-                       f"seaweedfs: stopped (pid {pids['seaweedfs']})"]
-    assert not ServiceProcess("seaweedfs", pids["seaweedfs"], "weed", Path()).is_running()
-    assert not ServiceProcess("tansu", pids["tansu"], "tansu", Path()).is_running()
-    assert not list(run_dir.glob("*.pid"))
-    weed_sockets = [socket_file for port in stack.seaweed_ports.all_ports().values()
-                    for socket_file in Path("/tmp").glob(f"seaweedfs-*-{port}.sock")]
-    assert not weed_sockets
-    lines, healthy = stack.status()
-    assert not healthy
-    assert lines == ["seaweedfs: stopped", "tansu: stopped"]
-
-
-def test_local_stack_names_the_port_that_is_taken(tmp_path):
-    settings = _settings_on_free_ports(tmp_path)
-    s3_port = settings.config.local_stack.s3_port
-    with socket.socket() as squatter:
-        squatter.bind((LOOPBACK, s3_port))
-        squatter.listen()
-        with pytest.raises(StackError, match=rf"127\.0\.0\.1:{s3_port} \(S3\) already in use"):
-            LocalStack(settings).up()
-    assert not list((settings.coin_home / "run").glob("*.pid"))
-
-
-def test_local_stack_ignores_stale_pid_files(tmp_path):
-    """A pid file whose process is gone, or is now another program, must not be trusted."""
-    settings = _settings_on_free_ports(tmp_path)
-    finished = subprocess.Popen([sys.executable, "-c", ""])
-    finished.wait()
-    exited_pid = finished.pid
-    run_dir = settings.coin_home / "run"
-    run_dir.mkdir(parents=True)
-    (run_dir / "seaweedfs.pid").write_text(f"{os.getpid()}\n")  # alive, but not weed
-    (run_dir / "tansu.pid").write_text(f"{exited_pid}\n")
-    stack = LocalStack(settings)
-
-    lines, healthy = stack.status()
-    stopped = stack.down()
-
-    assert not healthy
-    assert lines == [f"seaweedfs: stopped (stale pid file for pid {os.getpid()})",
-                     f"tansu: stopped (stale pid file for pid {exited_pid})"]
-    assert stopped == [f"tansu: not running (removed stale pid file for pid {exited_pid})",
-                       f"seaweedfs: not running (removed stale pid file for pid {os.getpid()})"]
-    assert not list(run_dir.glob("*.pid"))

@@ -29,6 +29,13 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
+def backfill_window(settings: Settings, days: int, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The first and last UTC day `backfill_recent_days` materializes: the last `days` days, today
+    included, none before the configured history_start."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    return max(today - dt.timedelta(days=days - 1), settings.config.history_start), today
+
+
 def backfill_recent_days(settings: Settings, days: int, echo: Callable[[str], None]) -> bool:
     """Materialize the last `days` UTC days (today included) for every symbol, one run per
     interval, then compact their years into the history archives."""
@@ -38,8 +45,7 @@ def backfill_recent_days(settings: Settings, days: int, echo: Callable[[str], No
     from coin_platform.defs.partitions import partition_range_tags, year_range_tags
 
     defs = build_definitions(settings)
-    today = dt.datetime.now(dt.UTC).date()
-    first = max(today - dt.timedelta(days=days - 1), settings.config.history_start)
+    first, today = backfill_window(settings, days)
     symbols = settings.config.symbols
     tags = partition_range_tags(first, today, symbols[0], symbols[-1])
     succeeded = True
@@ -67,15 +73,20 @@ def _default_signal_handlers() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def run_dagster_dev(settings: Settings, dagster_home: Path) -> int:
-    """`dagster dev` in the foreground until Ctrl-C; returns its exit code."""
+def dagster_dev_command(settings: Settings) -> list[str]:
+    """`dagster dev` of this interpreter's environment, on loopback at local_stack.dagster_port."""
     dagster = Path(sys.executable).parent / "dagster"
-    command = [
+    return [
         str(dagster), "dev",
         "-h", "127.0.0.1",
         "-p", str(settings.config.local_stack.dagster_port),
         "-w", str(PROJECT_ROOT / "workspace.yaml"),
     ]
+
+
+def run_dagster_dev(settings: Settings, dagster_home: Path) -> int:
+    """`dagster dev` in the foreground until Ctrl-C; returns its exit code."""
+    command = dagster_dev_command(settings)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     # Run from DAGSTER_HOME: `dagster dev` loads a .env from its working directory over the
     # environment, which would undo `--demo`'s MARKET_SOURCE=replay; settings read .env anyway.

@@ -1,0 +1,133 @@
+"""Background services known by PID: spawn in their own session, /proc identity, pid files, stop.
+
+Every service runs in its own session with its output in a log file and is
+stopped by PID: SIGTERM, a grace period, SIGKILL. Process identity is read from
+/proc (Linux), so a pid file whose PID was reused by another program is not trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+STOP_TIMEOUT = 15.0
+
+# Processes started by this interpreter, polled so a stopped one never lingers as a zombie.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class StackError(RuntimeError):
+    """A local service could not start, answer or stop; the message says why."""
+
+
+def _command_line(pid: int) -> list[str]:
+    """argv of `pid`, empty when it is gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    """A background service known by its PID; works across shells through pid files."""
+
+    name: str
+    pid: int
+    executable: str
+    log_file: Path
+
+    def is_running(self) -> bool:
+        """True while `pid` is alive and still runs our executable (PIDs get reused)."""
+        argv = _command_line(self.pid)
+        if argv and Path(argv[0]).name == Path(self.executable).name:
+            return True
+        # A zombie has no argv: if it is our own child, reap it (it exec'd before Popen returned).
+        child = _CHILDREN.get(self.pid)
+        if child is not None:
+            child.wait()
+        return False
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, wait up to `timeout` for a clean shutdown, then SIGKILL.
+
+        Returns the exit code when the service is this process's own child.
+        """
+        for sig, grace in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            if not self.is_running():
+                break
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and self.is_running():
+                time.sleep(0.05)
+            if not self.is_running():
+                break
+        else:
+            raise StackError(f"{self.name} (pid {self.pid}) did not exit after SIGKILL")
+        child = _CHILDREN.pop(self.pid, None)
+        return child.returncode if child is not None else None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(0, os.SEEK_END)
+                log.seek(max(0, log.tell() - 16384))
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return f"(no log at {self.log_file})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def write_pid_file(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(f"{self.pid}\n")
+        temporary.replace(path)
+
+
+def _default_signal_handlers() -> None:
+    """Runs in the child before exec: drop SIG_IGN inherited from e.g. a `cmd &` shell."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def spawn(name: str, command: list[str], log_file: Path, env: dict[str, str],
+           cwd: Path | None = None) -> ServiceProcess:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        child = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=env, cwd=cwd, start_new_session=True, preexec_fn=_default_signal_handlers,
+        )
+    _CHILDREN[child.pid] = child
+    return ServiceProcess(name=name, pid=child.pid, executable=command[0], log_file=log_file)
+
+
+def wait_until_ready(process: ServiceProcess, answers: Callable[[], bool], what: str,
+                      timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not answers():
+        if not process.is_running():
+            raise StackError(
+                f"{process.name} exited during start-up; last lines of {process.log_file}:\n"
+                f"{process.log_tail()}"
+            )
+        if time.monotonic() >= deadline:
+            raise StackError(
+                f"{process.name} (pid {process.pid}) did not answer {what} within "
+                f"{timeout:.0f} s; last lines of {process.log_file}:\n{process.log_tail()}"
+            )
+        time.sleep(0.1)
+
+
+def child_env(drop_prefixes: tuple[str, ...], **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop_prefixes)}
+    return env | extra
