@@ -24,7 +24,7 @@ from coin_platform.market.klines import (
     kline_request_weight,
     parse_kline_rows,
 )
-from coin_platform.market.rate_limit import WeightLimiter
+from coin_platform.binance.weights import WeightLimiter
 
 MAX_KLINES_PER_REQUEST = 1500
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
@@ -201,13 +201,7 @@ class BinanceFuturesClient:
     def exchange_info(self) -> dict[str, Any]:
         """exchangeInfo; also adopts its published REQUEST_WEIGHT per-minute limit."""
         info = self._get("/fapi/v1/exchangeInfo", {}, 1, dict)
-        for limit in info.get("rateLimits", []):
-            if (
-                limit.get("rateLimitType") == "REQUEST_WEIGHT"
-                and limit.get("interval") == "MINUTE"
-                and int(limit.get("intervalNum", 1)) == 1
-            ):
-                self.limiter.limit = int(limit["limit"])
+        self.limiter.adopt_rate_limits(info.get("rateLimits", []))
         self._exchange_info = info
         return info
 

@@ -33,7 +33,7 @@ import requests
 from pydantic import SecretStr
 
 from coin_platform.market.client import USED_WEIGHT_HEADER, BinanceError, BinanceFuturesClient, _retry_after
-from coin_platform.market.rate_limit import WeightLimiter
+from coin_platform.binance.weights import WeightLimiter
 from coin_platform.settings import BINANCE_TESTNET_URL
 from coin_platform.trading.orders import (
     BrokerRejected,

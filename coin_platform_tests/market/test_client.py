@@ -14,7 +14,7 @@ from coin_platform.market.client import (
     IPBannedError,
 )
 from coin_platform.market.klines import kline_request_weight
-from coin_platform.market.rate_limit import WeightLimiter
+from coin_platform.binance.weights import WeightLimiter
 from coin_platform.market.replay import ReplayServer
 from coin_platform_tests.clock import ControlledClock
 
