@@ -16,9 +16,9 @@ from typing import Literal
 import dagster as dg
 from pydantic import SecretStr
 
+from coin_platform.binance.weights import WeightLimiter
 from coin_platform.events.kafka import Message, ensure_topics, make_producer, read_from
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.rate_limit import WeightLimiter
 from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import ClickHouseConfig, open_clickhouse
 from coin_platform.storage.object_store import ObjectStore

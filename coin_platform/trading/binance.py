@@ -17,8 +17,6 @@ a setting alone can send an order to the live API without LIVE_TRADING.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import ipaddress
 import logging
 import random
@@ -26,14 +24,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Any
-from urllib.parse import SplitResult, urlencode, urlsplit
+from typing import Any, Literal
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 from pydantic import SecretStr
 
-from coin_platform.market.client import USED_WEIGHT_HEADER, BinanceError, BinanceFuturesClient, _retry_after
-from coin_platform.market.rate_limit import WeightLimiter
+from coin_platform.binance.errors import (
+    BinanceAPIError,
+    BinanceError,
+    BinanceUnavailableError,
+    IPBannedError,
+    RateLimitedError,
+)
+from coin_platform.binance.http import (
+    API_KEY_HEADER,
+    BinanceHttp,
+    Closing,
+    Credentials,
+    MalformedResponse,
+    RetryPolicy,
+    sign,
+)
+from coin_platform.binance.weights import WeightLimiter
+from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.settings import BINANCE_TESTNET_URL
 from coin_platform.trading.orders import (
     BrokerRejected,
@@ -46,18 +60,12 @@ from coin_platform.trading.orders import (
 
 log = logging.getLogger(__name__)
 
+__all__ = ["API_KEY_HEADER", "BinanceFuturesBroker", "LotSize", "TradingConfigError", "order_endpoint", "sign"]
+
 ORDER_PATH = "/fapi/v1/order"
-API_KEY_HEADER = "X-MBX-APIKEY"
-INVALID_TIMESTAMP = -1021
 NO_SUCH_ORDER = -2013
 DUPLICATED_CLIENT_ORDER_ID = -4116
 MISSING_KEYS = "BINANCE_API_KEY and BINANCE_API_SECRET are required for trading.broker=binance"
-_TRANSPORT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 _HINTS = {
     -1022: "check BINANCE_API_SECRET",
     -2014: "check BINANCE_API_KEY",
@@ -77,11 +85,6 @@ _STATUSES: dict[str, OrderStatus] = {
 
 class TradingConfigError(ValueError):
     """The broker cannot be built as configured: missing keys, or a live endpoint without LIVE_TRADING."""
-
-
-def sign(secret: str, total_params: str) -> str:
-    """Binance's SIGNED-endpoint signature: hex HMAC-SHA256, keyed by the secret, of the params exactly as sent."""
-    return hmac.new(secret.encode(), total_params.encode(), hashlib.sha256).hexdigest()
 
 
 def order_endpoint(base_url: str, *, live_trading: bool, allow_test_endpoint: bool = False) -> str:
@@ -203,7 +206,7 @@ class _Refused(Exception):
         self.code = code
 
 
-class BinanceFuturesBroker:
+class BinanceFuturesBroker(Closing):
     """The Broker for Binance USD-M futures (the testnet, the live API with LIVE_TRADING, or the replay server).
 
     Fills come from the RESULT reply (avgPrice, executedQty, updateTime). USD-M order replies carry
@@ -239,31 +242,28 @@ class BinanceFuturesBroker:
             raise TradingConfigError(MISSING_KEYS)
         self._base_url = order_endpoint(base_url, live_trading=live_trading, allow_test_endpoint=allow_test_endpoint)
         self._live_trading = live_trading
-        self._api_key = key
-        self._api_secret = secret
+        self._credentials = Credentials(key, secret)
         self.commission_rate = commission_rate
         self.recv_window_ms = recv_window_ms
-        self.timeout_s = timeout_s
         self.max_sends = max_sends
         self.max_queries = max_queries
-        self.max_rate_limit_waits = max_rate_limit_waits
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
-        self._session = session or requests.Session()
         self._sleep = sleep
-        self._rng = rng or random.Random()
-        # Public endpoints (exchangeInfo, time) and the weight limiter come from the market-data client.
-        self._market = BinanceFuturesClient(
+        # One HTTP layer for the public calls (exchangeInfo, time) and the signed order calls: one session,
+        # weight limiter, clock and retry policy. The policy's retries are the public calls'; an order query
+        # is tried max_queries times, and the order POST is never resent by the layer (see submit).
+        self._http = BinanceHttp(
             self._base_url,
             limiter=limiter,
-            session=self._session,
+            session=session,
             timeout_s=timeout_s,
-            max_retries=max_queries,
-            backoff_base_s=backoff_base_s,
-            backoff_cap_s=backoff_cap_s,
+            policy=RetryPolicy(max_queries, 10, backoff_base_s, backoff_cap_s),
             sleep=sleep,
-            rng=self._rng,
+            rng=rng,
         )
+        self._order_policy = self._http.policy.but(
+            max_retries=max_queries - 1, max_rate_limit_waits=max_rate_limit_waits
+        )
+        self._market = BinanceFuturesClient(self._base_url, http=self._http)
         self._lot_sizes: dict[str, LotSize] | None = None
 
     @property
@@ -274,13 +274,7 @@ class BinanceFuturesBroker:
         return f"BinanceFuturesBroker(base_url={self._base_url!r}, live_trading={self._live_trading})"
 
     def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> BinanceFuturesBroker:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self._http.close()
 
     # -- Broker -------------------------------------------------------------
 
@@ -314,7 +308,7 @@ class BinanceFuturesBroker:
                     raise self._rejected(order, exc) from None
                 duplicate = True
                 log.warning("order %s: refused as a duplicate id; querying it", order.client_order_id)
-            self._sleep(self._backoff(send))  # give the exchange a moment to show what it did
+            self._sleep(self._http.backoff_s(send))  # give the exchange a moment to show what it did
             found = self._find(order, may_exist=uncertain or duplicate)
             if found is not None:
                 # Found after a duplicate refusal with no uncertain send of ours: it predates this call.
@@ -352,87 +346,50 @@ class BinanceFuturesBroker:
         instead of meaning "nothing was placed".
         """
         params = {"symbol": order.symbol, "origClientOrderId": order.client_order_id}
-        problem: _Ambiguous | None = None
-        for query in range(1, self.max_queries + 1):
-            try:
-                return self._call("GET", params, order)
-            except _Refused as exc:
-                if exc.code == NO_SUCH_ORDER:
-                    return None
-                if not may_exist:
-                    raise self._rejected(order, exc) from None
-                raise OrderOutcomeUnknown(
-                    f"order {order.client_order_id}: it may have been placed, and querying it failed: {exc}"
-                ) from None
-            except _Ambiguous as exc:
-                problem = exc
-                if query < self.max_queries:
-                    self._sleep(self._backoff(query))
-        raise OrderOutcomeUnknown(
-            f"order {order.client_order_id} on {order.symbol}: {self.max_queries} queries failed (last: {problem}); "
-            "it may or may not exist, reconcile before sending again"
-        )
+        try:
+            return self._call("GET", params, order)  # the layer retries a query (idempotent) with jitter
+        except _Refused as exc:
+            if exc.code == NO_SUCH_ORDER:
+                return None
+            if not may_exist:
+                raise self._rejected(order, exc) from None
+            raise OrderOutcomeUnknown(
+                f"order {order.client_order_id}: it may have been placed, and querying it failed: {exc}"
+            ) from None
+        except _Ambiguous as exc:
+            raise OrderOutcomeUnknown(
+                f"order {order.client_order_id} on {order.symbol}: {self.max_queries} queries failed (last: {exc}); "
+                "it may or may not exist, reconcile before sending again"
+            ) from None
 
-    def _call(self, method: str, params: dict[str, str], order: OrderRequest) -> _ExchangeOrder:
-        """One SIGNED request to /fapi/v1/order, re-signed after a 429 wait or a clock re-sync.
+    def _call(self, method: Literal["GET", "POST"], params: dict[str, str], order: OrderRequest) -> _ExchangeOrder:
+        """One SIGNED request to /fapi/v1/order through the shared layer (429 waits and the -1021 re-sync
+        included; a GET's transient failures retried, a POST's never).
 
         Returns a readable order; raises _Refused (a 3xx, never followed; 4xx, incl. 418 and 429 beyond the
-        waits) or _Ambiguous.
+        waits) or _Ambiguous (the request may or may not have been processed).
         """
-        limiter = self._market.limiter
-        rate_limit_waits = 0
-        resynced = False
-        while True:
-            window = limiter.acquire(0 if method == "POST" else 1)  # placing costs ORDERS, not IP weight
-            query = urlencode({**params, "recvWindow": self.recv_window_ms, "timestamp": limiter.now_ms()})
-            signed = f"{query}&signature={sign(self._api_secret.get_secret_value(), query)}"
-            headers = {API_KEY_HEADER: self._api_key.get_secret_value()}
-            try:
-                if method == "POST":
-                    headers["Content-Type"] = "application/x-www-form-urlencoded"
-                    response = self._session.post(
-                        f"{self._base_url}{ORDER_PATH}",
-                        data=signed,
-                        headers=headers,
-                        timeout=self.timeout_s,
-                        allow_redirects=False,
-                    )
-                else:
-                    response = self._session.get(
-                        f"{self._base_url}{ORDER_PATH}?{signed}",
-                        headers=headers,
-                        timeout=self.timeout_s,
-                        allow_redirects=False,
-                    )
-                body = response.content
-            except _TRANSPORT_ERRORS as exc:
-                # The type only: requests' own text repeats the signed URL.
-                raise _Ambiguous(f"{type(exc).__name__} after up to {self.timeout_s:g} s") from None
-            limiter.observe(response.headers.get(USED_WEIGHT_HEADER), window)
-            status = response.status_code
-            if 300 <= status < 400:
-                # Following it would hand the signed query and the key to whichever host it names.
-                raise _Refused(method, status, None, "a redirect, not followed: signed calls stay on the endpoint")
-            if status >= 500:
-                raise _Ambiguous(f"HTTP {status}: {BinanceFuturesClient._message(body)}")
-            if status >= 400:
-                code, message = BinanceFuturesClient._error_fields(body)
-                if status == 429 and rate_limit_waits < self.max_rate_limit_waits:
-                    rate_limit_waits += 1  # not processed: the same request is safe after the wait
-                    self._sleep(limiter.back_off(_retry_after(response.headers)))
-                    continue
-                if code == INVALID_TIMESTAMP and not resynced:
-                    resynced = True  # refused for our clock: measure the exchange's and sign again
-                    try:
-                        self._market.sync_clock()
-                    except BinanceError:
-                        raise _Refused(method, status, code, message) from None
-                    continue
-                raise _Refused(method, status, code, message)
-            try:
-                return self._read(order, response.json())
-            except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
-                raise _Ambiguous(f"unreadable reply to {method}: {type(exc).__name__}") from None
+        try:
+            return self._http.signed_request(
+                method,
+                ORDER_PATH,
+                params,
+                self._credentials,
+                weight=0 if method == "POST" else 1,  # placing costs ORDERS, not IP weight
+                decode=lambda payload: self._decode(order, payload),
+                recv_window_ms=self.recv_window_ms,
+                policy=self._order_policy,
+            )
+        except (BinanceAPIError, IPBannedError, RateLimitedError) as exc:
+            raise _Refused(method, exc.status, exc.code, exc.message) from None
+        except BinanceUnavailableError as exc:
+            raise _Ambiguous(exc.problem) from None
+
+    def _decode(self, order: OrderRequest, payload: Any) -> _ExchangeOrder:
+        try:
+            return self._read(order, payload)
+        except (KeyError, TypeError, InvalidOperation) as exc:
+            raise MalformedResponse(type(exc).__name__) from None
 
     def _read(self, order: OrderRequest, payload: dict[str, Any]) -> _ExchangeOrder:
         """The order in a RESULT reply or a query answer; one aggregate fill, as the reply has no trades."""
@@ -467,6 +424,3 @@ class BinanceFuturesBroker:
             f"{f' ({hint})' if hint else ''}{ban}; nothing was placed",
             code=exc.code,
         )
-
-    def _backoff(self, attempt: int) -> float:
-        return self._rng.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1)))

@@ -1,4 +1,8 @@
-"""The Binance client against the replay server: pagination, closed candles, errors, faults, weight."""
+"""The klines client against the replay server: pagination, closed candles, symbols, refusals.
+
+The retry policy, 418/429 and weight windows it shares with the broker are tested in
+coin_platform_tests/binance/.
+"""
 
 import datetime as dt
 
@@ -6,17 +10,8 @@ import polars as pl
 import pytest
 
 from coin_platform.core.intervals import UnknownIntervalError
-from coin_platform.local.replay import ReplayServer
-from coin_platform.market.client import (
-    BinanceAPIError,
-    BinanceFuturesClient,
-    BinanceUnavailableError,
-    InvalidSymbolError,
-    IPBannedError,
-)
+from coin_platform.market.client import BinanceAPIError, BinanceFuturesClient, InvalidSymbolError
 from coin_platform.market.klines import kline_request_weight
-from coin_platform.market.rate_limit import WeightLimiter
-from coin_platform_tests.clock import ControlledClock
 
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 
@@ -105,66 +100,6 @@ def test_other_client_errors_stop_at_once(start_replay):
             client.fetch_klines("BTCUSDT", "7m", START, START + dt.timedelta(hours=1))
     assert raised.value.code == -1130
     assert server.stats()["klines_requests"] == 1
-
-
-def test_server_errors_are_retried_a_bounded_number_of_times(start_replay):
-    server = start_replay(faults="503:first=100")
-    with _client(server.url, max_retries=3) as client:
-        with pytest.raises(BinanceUnavailableError, match="failed 4 times; last problem: HTTP 503"):
-            client.fetch_klines("BTCUSDT", "1h", START, START + dt.timedelta(days=1))
-        assert client.stats["retries"] == 3
-    assert server.stats()["klines_requests"] == 4
-
-
-@pytest.mark.parametrize(
-    "faults", ["truncate:at=1", "malformed:at=1+2", "500:at=1,502:at=2,504:at=3", "429:first=2"]
-)
-def test_transient_faults_recover_with_the_same_candles(replay_server, start_replay, faults):
-    server = start_replay(faults=faults)
-    with _client(server.url) as client:
-        frame = client.fetch_klines("ADAUSDT", "1m", START, START + dt.timedelta(days=2))
-        recovered = client.stats
-    with _client(replay_server.url) as client:
-        expected = client.fetch_klines("ADAUSDT", "1m", START, START + dt.timedelta(days=2))
-    assert frame.equals(expected)
-    assert recovered["retries"] + recovered["rate_limited"] >= 1
-
-
-def test_a_418_ban_stops_at_once_with_a_clear_error(start_replay):
-    server = start_replay(faults="418:first=100", ban_seconds=90)
-    with _client(server.url) as client:
-        with pytest.raises(IPBannedError, match=r"banned this IP for 90 s \(HTTP 418"):
-            client.fetch_klines("BTCUSDT", "1m", START, START + dt.timedelta(days=1))
-        assert client.stats["requests"] == 1
-    assert server.stats()["klines_requests"] == 1
-
-
-def test_the_limiter_waits_for_the_next_window_instead_of_provoking_a_429():
-    clock = ControlledClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC).timestamp())
-    with ReplayServer(port=0, weight_limit=50, clock=clock) as server:
-        limiter = WeightLimiter(fraction=1.0, clock=clock, sleep=clock.sleep)
-        with BinanceFuturesClient(server.url, limiter=limiter, sleep=clock.sleep) as client:
-            client.exchange_info()  # adopts the limit of 50 (weight 1)
-            frame = client.fetch_klines("BTCUSDT", "1m", START, START + dt.timedelta(days=10))
-        stats = server.stats()
-    assert frame.height == 10 * 1440  # 10 pages: needs three windows
-    assert sum(w["rejected_429"] for w in stats["windows"]) == 0
-    assert [w["weight"] for w in stats["windows"]] == [41, 50, 5]  # the last page holds 900
-    assert len(clock.sleeps) == 2 and client.stats["rate_limited"] == 0
-
-
-def test_without_the_limiter_a_429_is_waited_out_and_nothing_is_lost():
-    clock = ControlledClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC).timestamp())
-    with ReplayServer(port=0, weight_limit=50, clock=clock) as server:
-        limiter = WeightLimiter(limit=50, enabled=False, clock=clock, sleep=clock.sleep)
-        with BinanceFuturesClient(server.url, limiter=limiter, sleep=clock.sleep) as client:
-            frame = client.fetch_klines("BTCUSDT", "1m", START, START + dt.timedelta(days=8))
-        stats = server.stats()
-    assert frame.height == 8 * 1440 and frame["open_time"].is_unique().all()
-    assert client.stats["rate_limited"] == 1
-    assert sum(w["rejected_429"] for w in stats["windows"]) == 1
-    assert sum(w["rejected_418"] for w in stats["windows"]) == 0
-    assert clock.sleeps == [30.0]  # Retry-After: the rest of the window
 
 
 def test_the_last_price_is_the_close_of_the_forming_minute(replay_server):

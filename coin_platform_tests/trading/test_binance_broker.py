@@ -15,9 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from coin_platform.binance.http import sign
+from coin_platform.binance.weights import WeightLimiter
 from coin_platform.defs.resources import build_resources
 from coin_platform.local.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
-from coin_platform.market.rate_limit import WeightLimiter
 from coin_platform.settings import PROJECT_ROOT, load_settings
 from coin_platform.trading.binance import (
     API_KEY_HEADER,
@@ -25,10 +26,8 @@ from coin_platform.trading.binance import (
     BinanceFuturesBroker,
     TradingConfigError,
     order_endpoint,
-    sign,
 )
 from coin_platform.trading.orders import BrokerRejected, OrderOutcomeUnknown, OrderRequest
-from coin_platform_tests.shared_data import load_json
 
 MINUTE = 60_000
 WRONG_SECRET = "0" * 64
@@ -60,11 +59,6 @@ def stored_order(url: str, symbol: str, client_order_id: str) -> dict:
     )
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def test_signing_reproduces_the_published_example():
-    vector = load_json("binance/api_samples/binance_docs/hmac_signing_vector_fapi_order.json")
-    assert sign(vector["secretKey"], vector["totalParams"]) == vector["signature"]
 
 
 def test_market_orders_fill_at_the_last_closed_close_with_the_quantity_rounded_down(start_replay):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from coin_platform.market.rate_limit import WINDOW_MS, WeightLimiter
+from coin_platform.binance.weights import WINDOW_MS, WeightLimiter
 from coin_platform_tests.clock import ControlledClock
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 WINDOW_MS = 60_000
+USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
 class WeightLimiter:
@@ -44,6 +46,16 @@ class WeightLimiter:
     @property
     def budget(self) -> int:
         return max(1, int(self.limit * self.fraction))
+
+    def adopt_rate_limits(self, rate_limits: Iterable[dict[str, Any]]) -> None:
+        """Take the per-minute REQUEST_WEIGHT limit exchangeInfo publishes (its `rateLimits`)."""
+        for limit in rate_limits:
+            if (
+                limit.get("rateLimitType") == "REQUEST_WEIGHT"
+                and limit.get("interval") == "MINUTE"
+                and int(limit.get("intervalNum", 1)) == 1
+            ):
+                self.limit = int(limit["limit"])
 
     def local_ms(self) -> int:
         return int(self._clock() * 1000)
