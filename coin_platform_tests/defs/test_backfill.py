@@ -1,15 +1,16 @@
 """What a user clicks: Assets → ohlcv_1m → Materialize… → a date range, all symbols.
 
-The backfill goes through the same machinery as in the UI: the GraphQL mutation
-`launchPartitionBackfill` with the asset selection [ohlcv_1m], then the backfill
-daemon's iterations launch its runs (in process) until the backfill is done.
+The backfill goes through the same machinery as in the UI: the UI first asks
+GraphQL `assetNodeAdditionalRequiredKeys` for the selection and, when that names
+assets (a multi-asset that cannot be subset), shows a dialog whose Confirm adds
+them; then it sends `launchPartitionBackfill`. The backfill daemon's iterations
+launch the runs (in process) until the backfill is done.
 """
 
 import datetime as dt
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import create_test_daemon_workspace_context, instance_for_test
@@ -27,6 +28,11 @@ from coin_platform_tests.defs.harness import market_settings, object_store
 DAYS = [dt.date(2024, 3, 10), dt.date(2024, 3, 11)]
 SYMBOLS = ("BTCUSDT", "SOLUSDT")
 LOCATION = Path(__file__).with_name("backfill_location.py")
+ADDITIONAL_REQUIRED_KEYS_QUERY = """
+query AdditionalRequired($assetKeys: [AssetKeyInput!]!) {
+  assetNodeAdditionalRequiredKeys(assetKeys: $assetKeys) { path }
+}
+"""
 
 
 def _environment(tmp_path, replay_url, s3, bucket) -> dict[str, str]:
@@ -45,7 +51,6 @@ def _environment(tmp_path, replay_url, s3, bucket) -> dict[str, str]:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 10: ohlcv_1m alone finds no raw klines (MissingUpstreamError)")
 def test_a_backfill_of_ohlcv_alone_fetches_and_cleans(tmp_path, monkeypatch, replay_server, seaweedfs, s3_bucket):
     for name, value in _environment(tmp_path, replay_server.url, seaweedfs, s3_bucket).items():
         monkeypatch.setenv(name, value)
@@ -64,10 +69,17 @@ def test_a_backfill_of_ohlcv_alone_fetches_and_cleans(tmp_path, monkeypatch, rep
         create_test_daemon_workspace_context(target, instance) as workspace,
     ):
         partitions = [f"{day.isoformat()}|{symbol}" for day in DAYS for symbol in SYMBOLS]
+        selection = [{"path": ["ohlcv_1m"]}]
+        required = execute_dagster_graphql(
+            workspace.create_request_context(), ADDITIONAL_REQUIRED_KEYS_QUERY, {"assetKeys": selection}
+        ).data["assetNodeAdditionalRequiredKeys"]
+        # Fetching and cleaning are one step: the dialog names the raw klines, Confirm adds them.
+        assert required == [{"path": ["raw_klines_1m"]}]
+        selection += required
         result = execute_dagster_graphql(
             workspace.create_request_context(),
             LAUNCH_PARTITION_BACKFILL_MUTATION,
-            {"backfillParams": {"partitionNames": partitions, "assetSelection": [{"path": ["ohlcv_1m"]}]}},
+            {"backfillParams": {"partitionNames": partitions, "assetSelection": selection}},
         )
         launched = result.data["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
@@ -87,6 +99,8 @@ def test_a_backfill_of_ohlcv_alone_fetches_and_cleans(tmp_path, monkeypatch, rep
         assert failures == []
         assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
         assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+        for asset in ("raw_klines_1m", "ohlcv_1m"):
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(partitions)
 
     store = object_store(settings)
     for day in DAYS:
