@@ -32,6 +32,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     years_def = history_partitions(settings)
     history_assets: list[dg.AssetsDefinition] = []
     derived_assets: list[dg.AssetsDefinition] = []
+    candidate_assets: list[dg.AssetsDefinition] = []
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
     jobs = []
@@ -44,6 +45,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         candidates = build_candidate_assets(interval, features, partitions_def, settings)
         assets += [market.step, hot, features, candidates]
         derived_assets += [hot, features, candidates]
+        candidate_assets.append(candidates)
         checks.append(hot_check)
         compare_with_1m = interval != "1m" and "1m" in settings.config.intervals
         checks.append(build_ohlcv_checks(interval, ohlcv, partitions_def, compare_with_1m))
@@ -68,7 +70,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     jobs.append(history_job)
     schedules.append(build_history_schedule(history_job, settings.config.symbols))
     assets += history_assets
-    inference_job, decisions = build_inference_job(settings)
+    inference_job, decisions = build_inference_job(settings, candidate_assets)
     order_job, trading_specs = build_order_job(settings)
     reconcile_job, reconcile_schedule = build_reconcile_job()
     jobs += [inference_job, order_job, reconcile_job]
