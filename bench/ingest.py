@@ -24,8 +24,8 @@ holds more than `max_partitions_per_run` days), and runs them in process.
    the whole job (fetching, raw parquet writes, cleaning, hourly parquet writes,
    the checks, and loading the days within the hot-store retention into chDB)
    in seconds per million candles, with each step timed separately. The
-   raw_klines step (fetching and raw writes) includes the time the replay
-   server takes to generate the candles.
+   fetch_and_clean step (fetching, raw writes and cleaning) includes the time
+   the replay server takes to generate the candles.
 
 Only the JSON result goes to stdout. Dagster logs warnings and errors to stderr.
 
@@ -59,6 +59,7 @@ from coin_platform.settings import Settings, load_settings
 INTERVAL = "1m"
 JOB = f"ingest_{INTERVAL}"
 RAW_ASSET = f"raw_klines_{INTERVAL}"
+MARKET_STEP = f"fetch_and_clean_{INTERVAL}"  # the one step that fetches raw klines and cleans them
 BINANCE_WEIGHT_LIMIT = 2400
 UNLIMITED_WEIGHT = 10**9
 GOAL_WEIGHT_FRACTION = 0.9
@@ -163,7 +164,8 @@ def run_backfill(defs: dg.Definitions, runs: list[dict[str, str]],
         for tags in runs:
             result = job.execute_in_process(run_config=QUIET_RUN_CONFIG, tags=tags,
                                             instance=instance, resources=resources)
-            raw = result.asset_materializations_for_node(RAW_ASSET)[0].metadata
+            raw = next(m.metadata for m in result.asset_materializations_for_node(MARKET_STEP)
+                       if m.asset_key == dg.AssetKey(RAW_ASSET))
             candles += raw["dagster/row_count"].value
             limiter_wait += raw["weight_limiter_wait_s"].value
             for event in result.get_step_success_events():

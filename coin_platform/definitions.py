@@ -32,30 +32,32 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     years_def = history_partitions(settings)
     history_assets: list[dg.AssetsDefinition] = []
     derived_assets: list[dg.AssetsDefinition] = []
+    candidate_assets: list[dg.AssetsDefinition] = []
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
     jobs = []
     schedules: list[dg.ScheduleDefinition] = []
     for interval in settings.config.intervals:
-        raw, ohlcv = build_market_assets(interval, partitions_def, settings)
+        market = build_market_assets(interval, partitions_def, settings)
+        ohlcv = market.ohlcv
         hot, hot_check = build_hot_assets(interval, ohlcv, partitions_def, settings)
         features = build_feature_assets(interval, ohlcv, partitions_def, settings)
         candidates = build_candidate_assets(interval, features, partitions_def, settings)
-        assets += [raw, ohlcv, hot, features, candidates]
+        assets += [market.step, hot, features, candidates]
         derived_assets += [hot, features, candidates]
+        candidate_assets.append(candidates)
         checks.append(hot_check)
         compare_with_1m = interval != "1m" and "1m" in settings.config.intervals
         checks.append(build_ohlcv_checks(interval, ohlcv, partitions_def, compare_with_1m))
         job = dg.define_asset_job(
             name=f"ingest_{interval}",
-            selection=dg.AssetSelection.assets(raw, ohlcv, hot, features, candidates),
+            selection=dg.AssetSelection.assets(market.step, hot, features, candidates),
             executor_def=dg.in_process_executor,
             description=f"Fetch, clean, load into the hot store, compute features of {interval} candles "
             "and detect candidates for a day × symbol range.",
         )
         jobs.append(job)
-        names = [raw.key.to_user_string(), ohlcv.key.to_user_string()]
-        schedules.append(build_live_schedule(interval, job, names, settings.config.symbols))
+        schedules.append(build_live_schedule(interval, job, [market.op_name], settings.config.symbols))
         history, history_check = build_history_asset(interval, ohlcv, years_def)
         history_assets.append(history)
         checks.append(history_check)
@@ -68,7 +70,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     jobs.append(history_job)
     schedules.append(build_history_schedule(history_job, settings.config.symbols))
     assets += history_assets
-    inference_job, decisions = build_inference_job(settings)
+    inference_job, decisions = build_inference_job(settings, candidate_assets)
     order_job, trading_specs = build_order_job(settings)
     reconcile_job, reconcile_schedule = build_reconcile_job()
     jobs += [inference_job, order_job, reconcile_job]

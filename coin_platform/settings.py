@@ -212,10 +212,15 @@ class PlatformConfig(_Strict):
         return value
 
 
+# COIN_PLATFORM_ENV: which deployment's resources the code location gets (defs/resources.RESOURCES).
+Deployment = Literal["local", "prod"]
+DEPLOYMENTS: tuple[str, ...] = get_args(Deployment)
+
+
 class Settings(_Strict):
     """Everything the platform reads from config.yaml and the environment."""
 
-    env: Literal["local", "prod"]
+    env: Deployment
     market_source: Literal["binance", "replay"]
     config: PlatformConfig
     coin_home: Path

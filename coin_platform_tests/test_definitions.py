@@ -31,3 +31,14 @@ def test_the_code_location_loads_and_validates(tmp_path):
     market = defs.get_assets_def("ohlcv_1m").partitions_def
     assert [d.name for d in market.partitions_defs] == ["date", "symbol"]
     assert market.partitions_defs[1].partitions_def.get_partition_keys() == list(settings.config.symbols)
+
+
+def test_the_lineage_runs_from_raw_klines_to_positions(tmp_path):
+    """The global lineage is one graph: the trading group hangs off the candidates it comes from."""
+    settings = load_settings({"COIN_CONFIG": str(PROJECT_ROOT / "config.yaml"), "COIN_HOME": str(tmp_path)})
+    graph = build_definitions(settings).resolve_asset_graph()
+    path = ["raw_klines_1m", "ohlcv_1m", "features_1m", "candidates_1m", "decisions", "orders", "positions"]
+    for upstream, downstream in zip(path, path[1:], strict=False):
+        assert dg.AssetKey(upstream) in graph.get(dg.AssetKey(downstream)).parent_keys, (upstream, downstream)
+    decisions = graph.get(dg.AssetKey("decisions")).parent_keys
+    assert decisions == {dg.AssetKey(f"candidates_{i}") for i in settings.config.intervals}

@@ -8,6 +8,7 @@ and publishes it at most once.
 """
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -30,7 +31,10 @@ class MessageConfig(dg.Config):
     message: str
 
 
-def build_inference_job(settings: Settings) -> tuple[dg.JobDefinition, dg.AssetSpec]:
+def build_inference_job(
+    settings: Settings, candidates: Sequence[dg.AssetsDefinition]
+) -> tuple[dg.JobDefinition, dg.AssetSpec]:
+    """inference_job and the `decisions` asset, downstream of the candidates_{interval} it scores."""
     events = settings.config.events
     scorer = RuleScorer(
         min_confidence=settings.config.inference.min_confidence,
@@ -39,6 +43,8 @@ def build_inference_job(settings: Settings) -> tuple[dg.JobDefinition, dg.AssetS
     decisions = dg.AssetSpec(
         DECISIONS_ASSET,
         group_name="trading",
+        # The candidates it scores reach it through Kafka, one run per message; the lineage is real.
+        deps=[c.key for c in candidates],
         kinds={"clickhouse", "kafka"},
         description=(
             "Decisions (buy / sell / hold, confidence, model version, inputs) of inference_job runs, in "

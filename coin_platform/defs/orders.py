@@ -13,7 +13,7 @@ import datetime as dt
 
 import dagster as dg
 
-from coin_platform.defs.inference import MessageConfig
+from coin_platform.defs.inference import DECISIONS_ASSET, MessageConfig
 from coin_platform.defs.resources import BinanceResource, TradingDesk
 from coin_platform.events.schemas import Decision
 from coin_platform.settings import Settings
@@ -90,6 +90,7 @@ def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.Asset
         dg.AssetSpec(
             ORDERS_ASSET,
             group_name="trading",
+            deps=[DECISIONS_ASSET],
             kinds={"duckdb"},
             description=f"Orders of order_job runs ({trading.broker} broker): one materialization per decision "
             "handled, with its status, reason, fills, fees and the risk verdict.",
@@ -97,6 +98,7 @@ def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.Asset
         dg.AssetSpec(
             POSITIONS_ASSET,
             group_name="trading",
+            deps=[ORDERS_ASSET],
             kinds={"duckdb"},
             description="The book after each order: positions, realized and unrealized PnL, fees.",
         ),

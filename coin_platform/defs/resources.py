@@ -1,14 +1,15 @@
 """Resources: configuration holders that hand domain objects (clients, stores) to assets.
 
-Assets never know which deployment they run in; `build_resources` picks the
-endpoints from the settings (local stack or prod services).
+Assets never know which deployment they run in. `RESOURCES` maps each deployment
+(COIN_PLATFORM_ENV: local, prod) to its resources, the dbt target included, and
+`build_resources` makes the one lookup.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,7 +20,7 @@ from pydantic import SecretStr
 from coin_platform.binance.weights import WeightLimiter
 from coin_platform.events.kafka import Message, ensure_topics, make_producer, read_from
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.settings import Settings
+from coin_platform.settings import PROJECT_ROOT, Deployment, Settings
 from coin_platform.storage.clickhouse import ClickHouseConfig, open_clickhouse
 from coin_platform.storage.object_store import ObjectStore
 from coin_platform.trading.binance import BinanceFuturesBroker
@@ -170,21 +171,6 @@ class TradingDesk:
         )
 
 
-def build_clickhouse_resource(settings: Settings) -> ClickHouseResource:
-    """Local: chDB under coin_home. Prod: a server from CLICKHOUSE_* environment variables."""
-    if settings.env == "local":
-        return ClickHouseResource(mode="chdb", path=str(settings.coin_home / "clickhouse" / "hot"))
-    return ClickHouseResource(
-        mode="server",
-        host=dg.EnvVar("CLICKHOUSE_HOST"),
-        port=int(os.environ.get("CLICKHOUSE_PORT", "8443")),
-        user=dg.EnvVar("CLICKHOUSE_USER"),
-        password=dg.EnvVar("CLICKHOUSE_PASSWORD"),
-        secure=os.environ.get("CLICKHOUSE_SECURE", "true").lower() in ("1", "true", "yes"),
-        database=os.environ.get("CLICKHOUSE_DB", "coin_platform"),
-    )
-
-
 def _secret(value: SecretStr | None, variable: str) -> str | dg.EnvVar | None:
     """Pass secrets as EnvVar so the UI shows the variable's name, never its value.
 
@@ -197,7 +183,28 @@ def _secret(value: SecretStr | None, variable: str) -> str | dg.EnvVar | None:
     return dg.EnvVar(variable) if os.environ.get(variable) == secret else secret
 
 
-def build_resources(settings: Settings) -> dict[str, object]:
+@dataclass(frozen=True)
+class DbtProject:
+    """The dbt project and the profile target of this deployment (dbt_snowflake/profiles.yml).
+
+    A plain object, like TradingDesk: the target is fixed by the deployment, never by run config.
+    The profile's own default target follows COIN_PLATFORM_ENV too, so `dbt` run by hand agrees.
+    """
+
+    project_dir: Path
+    target: str
+
+    def cli_args(self) -> list[str]:
+        """Arguments that point dbt at the project, its profile and this deployment's target."""
+        return ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
+                "--target", self.target]
+
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_snowflake"
+
+
+def _shared_resources(settings: Settings) -> dict[str, object]:
+    """What is the same in every deployment: the endpoints themselves come from the settings."""
     return {
         "binance": BinanceResource(
             base_url=settings.market_base_url,
@@ -211,8 +218,49 @@ def build_resources(settings: Settings) -> dict[str, object]:
             access_key_id=settings.aws_access_key_id,
             secret_access_key=_secret(settings.aws_secret_access_key, "AWS_SECRET_ACCESS_KEY"),
         ),
-        "clickhouse": build_clickhouse_resource(settings),
         "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers),
         # A plain object, which Dagster serves as is: no run config reaches it.
         "trading_store": TradingDesk.from_settings(settings),
     }
+
+
+def local_resources(settings: Settings) -> dict[str, object]:
+    """The local stack: chDB on disk under COIN_HOME, the dbt target `local` (DuckDB)."""
+    return _shared_resources(settings) | {
+        "clickhouse": ClickHouseResource(mode="chdb", path=str(settings.coin_home / "clickhouse" / "hot")),
+        "dbt": DbtProject(project_dir=DBT_PROJECT_DIR, target="local"),
+    }
+
+
+def prod_resources(settings: Settings) -> dict[str, object]:
+    """Prod: a ClickHouse server from CLICKHOUSE_* variables, the dbt target `prod` (Snowflake)."""
+    return _shared_resources(settings) | {
+        "clickhouse": ClickHouseResource(
+            mode="server",
+            host=dg.EnvVar("CLICKHOUSE_HOST"),
+            port=int(os.environ.get("CLICKHOUSE_PORT", "8443")),
+            user=dg.EnvVar("CLICKHOUSE_USER"),
+            password=dg.EnvVar("CLICKHOUSE_PASSWORD"),
+            secure=os.environ.get("CLICKHOUSE_SECURE", "true").lower() in ("1", "true", "yes"),
+            database=os.environ.get("CLICKHOUSE_DB", "coin_platform"),
+        ),
+        "dbt": DbtProject(project_dir=DBT_PROJECT_DIR, target="prod"),
+    }
+
+
+# The one place the deployment is decided (COIN_PLATFORM_ENV -> settings.env), as in
+# dagster's project_fully_featured: one map from deployment name to its resources.
+RESOURCES: dict[Deployment, Callable[[Settings], dict[str, object]]] = {
+    "local": local_resources,
+    "prod": prod_resources,
+}
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """The resources of the active deployment."""
+    return RESOURCES[settings.env](settings)
+
+
+def build_clickhouse_resource(settings: Settings) -> ClickHouseResource:
+    """The active deployment's hot store (for tools outside the code location, e.g. bench/)."""
+    return build_resources(settings)["clickhouse"]  # type: ignore[return-value]

@@ -15,19 +15,22 @@ CRON_BY_INTERVAL = {"1m": "* * * * *", "15m": "*/15 * * * *", "1h": "0 * * * *"}
 
 
 def live_run_request(
-    job_name: str, asset_names: list[str], symbols: tuple[str, ...], tick: dt.datetime
+    job_name: str, op_names: list[str], symbols: tuple[str, ...], tick: dt.datetime
 ) -> dg.RunRequest:
-    """The run for a tick: the day of the candle that just closed, all symbols, only missing."""
+    """The run for a tick: the day of the candle that just closed, all symbols, only missing.
+
+    `op_names` are the ops that take FetchConfig (the interval's fetch-and-clean step).
+    """
     day = (tick.astimezone(dt.UTC) - dt.timedelta(milliseconds=1)).date()
     return dg.RunRequest(
         run_key=f"{job_name}:{tick.isoformat()}",
-        run_config={"ops": {name: {"config": {"only_missing": True}} for name in asset_names}},
+        run_config={"ops": {name: {"config": {"only_missing": True}} for name in op_names}},
         tags=partition_range_tags(day, day, symbols[0], symbols[-1]),
     )
 
 
 def build_live_schedule(
-    interval: str, job: Any, asset_names: list[str], symbols: tuple[str, ...]
+    interval: str, job: Any, op_names: list[str], symbols: tuple[str, ...]
 ) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"live_{interval}_schedule",
@@ -38,7 +41,7 @@ def build_live_schedule(
         description=f"Fetches the {interval} candles that closed since the last stored one.",
     )
     def live_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        return live_run_request(job.name, asset_names, symbols, context.scheduled_execution_time)
+        return live_run_request(job.name, op_names, symbols, context.scheduled_execution_time)
 
     return live_schedule
 

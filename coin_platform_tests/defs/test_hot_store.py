@@ -192,7 +192,8 @@ def test_impossible_candles_from_the_exchange_reach_neither_ohlcv_nor_hot_store_
     spoiled = raw.join(clean, on=raw.columns, how="anti")["open_time"]
     assert spoiled.len() == 6 and raw.height == clean.height == 1440  # the raw layer keeps what was sent
 
-    metadata = _metadata(result, "ohlcv_1m")
+    ohlcv = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("ohlcv_1m")]
+    metadata = ohlcv[0].materialization.metadata
     assert metadata["quarantined_candles"].value == 6
     quarantined = metadata["quarantined"].value
     assert [q["open_time"] for q in quarantined] == [t.isoformat() for t in spoiled]

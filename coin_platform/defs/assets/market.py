@@ -1,11 +1,14 @@
 """Raw klines and cleaned OHLCV assets, one pair per interval, partitioned by day × symbol.
 
-A run may hold one partition or a range (backfills run `max_partitions_per_run`
-partitions per run); the domain functions fetch each symbol's contiguous days
-in one paginated pass.
+The pair is one multi-asset that cannot be subset: fetching and cleaning are one
+step, so materializing or backfilling either asset makes both. A run may hold one
+partition or a range (backfills run `max_partitions_per_run` partitions per run);
+the domain functions fetch each symbol's contiguous days in one paginated pass.
 """
 
 import datetime as dt
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import dagster as dg
 import polars as pl
@@ -71,34 +74,76 @@ def _ohlcv_metadata(days: list[OhlcvDay], source: str) -> dict[str, object]:
     }
 
 
+class MarketAssets(NamedTuple):
+    """One interval's fetch-and-clean step: the multi-asset and the specs of the two assets it makes."""
+
+    step: dg.AssetsDefinition
+    raw: dg.AssetSpec
+    ohlcv: dg.AssetSpec
+
+    @property
+    def op_name(self) -> str:
+        """The op whose run config (FetchConfig) the live schedules set."""
+        return self.step.op.name
+
+
+def market_op_name(interval: str) -> str:
+    return f"fetch_and_clean_{interval}"
+
+
 def build_market_assets(
     interval: str, partitions_def: dg.MultiPartitionsDefinition, settings: Settings
-) -> list[dg.AssetsDefinition]:
-    """raw_klines_{interval} and ohlcv_{interval} for one interval."""
+) -> MarketAssets:
+    """raw_klines_{interval} and ohlcv_{interval}, materialized together by one step.
+
+    One step, not two assets: cleaning reads the raw objects the same run has just
+    written, so a user who materializes (or backfills) either asset gets both, and
+    no selection can ask for the cleaned days without their raw days.
+    """
     backfill_policy = dg.BackfillPolicy.multi_run(
         max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
     )
     drop_zero_volume = settings.config.cleaning.drop_zero_volume
     candles_per_day = DAY_MS // interval_ms(interval)
-
-    @dg.asset(
-        name=f"raw_klines_{interval}",
+    raw_spec = dg.AssetSpec(
+        key=f"raw_klines_{interval}",
         group_name=MARKET_GROUP,
-        partitions_def=partitions_def,
-        backfill_policy=backfill_policy,
         kinds={"binance", "parquet", "s3"},
         description=(
             f"Binance USD-M {interval} klines as returned by GET /fapi/v1/klines, all 12 fields "
             f"typed, closed candles only; one object per UTC day at "
-            f"raw/klines/{interval}/{{symbol}}/{{yyyy-MM-dd}}.parquet."
+            f"raw/klines/{interval}/{{symbol}}/{{yyyy-MM-dd}}.parquet. Materialized together "
+            f"with ohlcv_{interval} by one step."
         ),
     )
-    def raw_klines(
+    ohlcv_spec = dg.AssetSpec(
+        key=f"ohlcv_{interval}",
+        group_name=MARKET_GROUP,
+        deps=[raw_spec],
+        kinds={"polars", "parquet", "s3"},
+        description=(
+            f"Cleaned {interval} OHLCV: sorted, deduplicated, closed candles, one schema for every "
+            f"interval; impossible candles (NaN, inf, prices ≤ 0, high < low, ...) quarantined as gaps; "
+            f"gaps and quarantined candles listed in metadata. One object per UTC hour at "
+            f"ohlcv/{interval}/{{symbol}}/{{yyyy-MM-dd_HH}}.parquet ({candles_per_day} candles a day). "
+            f"Cleaned in the step that fetches raw_klines_{interval}."
+        ),
+    )
+
+    @dg.multi_asset(
+        name=market_op_name(interval),
+        specs=[raw_spec, ohlcv_spec],
+        can_subset=False,
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy,
+        description=f"Fetch the partitions' {interval} klines from the exchange, store them raw, clean them.",
+    )
+    def fetch_and_clean(
         context: dg.AssetExecutionContext,
         config: FetchConfig,
         binance: BinanceResource,
         object_store: ObjectStoreResource,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
         store = object_store.get_store()
         with binance.get_client() as client:
@@ -111,7 +156,9 @@ def build_market_assets(
                 context.log.info(f"{symbol} {interval}: {len(days)} day(s) stored")
             stats = dict(client.stats)
             waited = client.limiter.waited_seconds
-        return dg.MaterializeResult(
+        # Reported before cleaning starts: if cleaning fails, the raw days stay recorded as stored.
+        yield dg.MaterializeResult(
+            asset_key=raw_spec.key,
             metadata={
                 "source": binance.source,
                 "partitions": len(results),
@@ -125,31 +172,8 @@ def build_market_assets(
                 "weight_limiter_wait_s": round(waited, 3),
                 "only_missing": config.only_missing,
                 "objects": dg.MetadataValue.json([r.key for r in results[:50]]),
-            }
+            },
         )
-
-    @dg.asset(
-        name=f"ohlcv_{interval}",
-        group_name=MARKET_GROUP,
-        partitions_def=partitions_def,
-        backfill_policy=backfill_policy,
-        deps=[raw_klines],
-        kinds={"polars", "parquet", "s3"},
-        description=(
-            f"Cleaned {interval} OHLCV: sorted, deduplicated, closed candles, one schema for every "
-            f"interval; impossible candles (NaN, inf, prices ≤ 0, high < low, ...) quarantined as gaps; "
-            f"gaps and quarantined candles listed in metadata. One object per UTC hour at "
-            f"ohlcv/{interval}/{{symbol}}/{{yyyy-MM-dd_HH}}.parquet ({candles_per_day} candles a day)."
-        ),
-    )
-    def ohlcv(
-        context: dg.AssetExecutionContext,
-        config: FetchConfig,
-        binance: BinanceResource,
-        object_store: ObjectStoreResource,
-    ) -> dg.MaterializeResult:
-        days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
-        store = object_store.get_store()
         now = dt.datetime.now(dt.UTC)
         built = [
             build_ohlcv_day(
@@ -180,6 +204,8 @@ def build_market_assets(
             metadata["preview"] = _preview(
                 read_ohlcv_day(store, interval, built[0].symbol, built[0].day)
             )
-        return dg.MaterializeResult(metadata=metadata)
+        yield dg.MaterializeResult(asset_key=ohlcv_spec.key, metadata=metadata)
 
-    return [raw_klines, ohlcv]
+    # The specs as the step holds them (with its partitions), for the downstream assets' deps.
+    specs = {spec.key: spec for spec in fetch_and_clean.specs}
+    return MarketAssets(fetch_and_clean, specs[raw_spec.key], specs[ohlcv_spec.key])
