@@ -19,9 +19,9 @@ import yaml
 from dotenv import load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from coin_platform.alerts import parse_smtp_url
 from coin_platform.core.intervals import SUPPORTED_INTERVALS, normalize_interval
 from coin_platform.core.symbols import is_binance_symbol
+from coin_platform.ops.alerts import parse_smtp_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BINANCE_FAPI_URL = "https://fapi.binance.com"

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from coin_platform.alerts import AlertChannels, AlertError, send_alert
 from coin_platform.defs.resources import KafkaResource
 from coin_platform.events.kafka import Message, dead_letter, position_from_cursor, position_to_cursor, publish
 from coin_platform.events.schemas import Allowlist, Candidate, Decision, MessageError
+from coin_platform.ops.alerts import AlertChannels, AlertError, send_alert
 from coin_platform.settings import Settings
 
 

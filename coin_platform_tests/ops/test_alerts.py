@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 from pydantic import SecretStr
 
-from coin_platform.alerts import AlertChannels, AlertError, send_alert
 from coin_platform.definitions import build_definitions
 from coin_platform.local.stack import free_port
+from coin_platform.ops.alerts import AlertChannels, AlertError, send_alert
 from coin_platform.settings import PROJECT_ROOT, load_settings
 from coin_platform_tests.leaks import assert_secret_absent
 

@@ -1,0 +1,1 @@
+"""Operations: alerts to Slack and e-mail; no Dagster imports."""
