@@ -17,7 +17,8 @@ import polars as pl
 
 from coin_platform.core.intervals import interval_ms
 from coin_platform.events.schemas import Candidate
-from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, compute_features, history_start_for, load_history
+from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, compute_features
+from coin_platform.pipeline.features import history_start_for, load_history
 from coin_platform.strategies import Strategy, signal_rows
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import ClassVar, NamedTuple
 import polars as pl
 
 from coin_platform.core.signals import SIGNALS
-from coin_platform.features import FEATURE_COLUMNS
+from coin_platform.features.schema import FEATURE_COLUMNS
 from coin_platform.settings import ConfigError
 
 # Prefix of the indicator columns a strategy adds while it evaluates and drops again.

@@ -13,17 +13,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from coin_platform.features import (
-    LOOKBACK_CANDLES,
-    build_feature_days,
-    compute_features,
-    history_start_for,
-    load_history,
-)
+from coin_platform.features import LOOKBACK_CANDLES, compute_features
 from coin_platform.loader import LoaderError, load_ohlcv
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines, read_ohlcv_day
 from coin_platform.market.replay import ReplayServer
+from coin_platform.pipeline.features import build_feature_days, history_start_for, load_history
 from coin_platform.storage.history import (
     compact_year,
     compare_with_hourly,
