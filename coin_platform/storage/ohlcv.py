@@ -1,16 +1,19 @@
-"""The cleaned OHLCV dataset: the one reader (and, with `write_ohlcv_day`, the one writer).
+"""The cleaned OHLCV dataset's one writer (`write_ohlcv_day`) and readers, hourly objects
+`ohlcv/{interval}/{symbol}/{yyyy-MM-dd_HH}.parquet`.
 
-`read_candles` is the range reader every consumer of candles uses (the user-facing
-loader, the features look-back, backtests): the yearly archives (or a plain coin_hts
-tree) by year, read with a timestamp filter so only the row groups of the range are
-decoded, then the hourly objects of the days an archive does not hold. An archive's
-`compacted_through` marker says which UTC day it covers up to; the hourly objects of
-the later days are the uncompacted tail. A day inside that range written again since
-the compaction (a backfill, a repair) is read from its hourly objects: the archive
-records a fingerprint of each day's rows, the OHLCV writer one per day it writes, and
-one listing of the year's writer records tells which days differ (storage/history.py).
-A year without an archive is read from hourly objects alone; an archive without the
-marker (a coin_hts file) is taken to cover its whole year.
+`read_ohlcv_days` reads the hourly objects of a day range as stored, all OHLCV columns
+(the checks, the hot store, compaction). `read_candles` is the range reader every
+consumer of candles uses (the user-facing loader, the features look-back, backtests):
+the yearly archives (or a plain coin_hts tree) by year, read with a timestamp filter so
+only the row groups of the range are decoded (storage.archive), then the hourly objects
+of the days an archive does not hold. An archive's `compacted_through` marker says which
+UTC day it covers up to; the hourly objects of the later days are the uncompacted tail.
+A day inside that range written again since the compaction (a backfill, a repair) is
+read from its hourly objects: the archive records a fingerprint of each day's rows, the
+OHLCV writer one per day it writes, and one listing of the year's writer records tells
+which days differ (storage/archive.py). A year without an archive is read from hourly
+objects alone; an archive without the marker (a coin_hts file) is taken to cover its
+whole year.
 
 Hourly objects are found from keys built from the date range (layout.py), never by
 globbing; past a year of hours the stored ones are listed instead, which costs one
@@ -30,19 +33,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from zoneinfo import ZoneInfo
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS
 from coin_platform.core.symbols import is_binance_symbol
 from coin_platform.core.time import UTC_MS
-from coin_platform.market.klines import OHLCV_SCHEMA, SchemaMismatchError, require_schema
-from coin_platform.storage.history import archive_coverage, days_not_held
+from coin_platform.market.klines import OHLCV_SCHEMA, require_schema
+from coin_platform.storage.archive import VALUE_COLUMNS, days_not_held, read_archive_range, write_day_version
 from coin_platform.storage.layout import (
     HOURS_PER_DAY,
     coin_hts_key,
@@ -50,14 +49,11 @@ from coin_platform.storage.layout import (
     history_key,
     ohlcv_day_keys,
     ohlcv_key_hour,
+    ohlcv_keys_between,
     ohlcv_prefix,
 )
 from coin_platform.storage.object_store import IO_THREADS, ObjectStore
 
-# coin_hts writes naive timestamps (its daily bars at naive KST midnight): they are KST wall-clock times.
-COIN_HTS_ZONE = ZoneInfo("Asia/Seoul")
-VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
-CANDLE_COLUMNS = ("timestamp", *VALUE_COLUMNS)
 CANDLE_SCHEMA: dict[str, pl.DataType] = {"timestamp": UTC_MS, **{c: pl.Float64() for c in VALUE_COLUMNS}}
 # The part of an hourly object `read_candles` returns, with the types the pipeline writes.
 HOURLY_SCHEMA = {name: OHLCV_SCHEMA[name] for name in ("open_time", *VALUE_COLUMNS)}
@@ -102,7 +98,7 @@ def read_candles(
         tail_last = min(last_day, dt.date(year, 12, 31))
         key = next((k for k in layouts[year] if present[k]), None)
         if key is not None:
-            archive, through, held = _read_archive(store, key, first_ms, end_ms)
+            archive, through, held = read_archive_range(store, key, _utc(first_ms), _utc(end_ms))
             if through is None:
                 frames.append(archive)
                 continue
@@ -116,7 +112,8 @@ def read_candles(
         if hourly and tail_first <= tail_last:
             tail += _days(tail_first, tail_last)
     keys = _hour_keys(store, interval, symbol, tail, first_ms, end_ms)
-    frames += [frame.rename({"open_time": "timestamp"}) for frame in read_hours(store, keys, HOURLY_SCHEMA)]
+    hours = read_hours(store, keys, HOURLY_SCHEMA, qualified=True)
+    frames += [frame.rename({"open_time": "timestamp"}) for frame in hours]
     if not frames:
         return no_candles()
     window = (pl.col("timestamp") >= _utc(first_ms)) & (pl.col("timestamp") < _utc(end_ms))
@@ -153,77 +150,81 @@ def _hour_keys(
     ]
 
 
-def _read_archive(
-    store: ObjectStore, key: str, first_ms: int, end_ms: int
-) -> tuple[pl.DataFrame, dt.date | None, dict[dt.date, str]]:
-    """The archive's rows in [first, end), read by row group, its compacted_through day and day versions."""
-    path = store.path(key)
-    schema = pq.read_schema(path, filesystem=store.filesystem)
-    timestamp = _check_archive_schema(schema, f"{store.uri}/{key}")
-    # pyarrow compares a timestamp column only with a value of the same zone-awareness;
-    # naive file timestamps are KST wall-clock times, as coin_hts writes them.
-    bounds = [
-        pa.scalar(
-            moment if timestamp.tz else moment.astimezone(COIN_HTS_ZONE).replace(tzinfo=None), type=timestamp
-        )
-        for moment in (_utc(first_ms), _utc(end_ms))
-    ]
-    table = pq.read_table(
-        path,
-        filesystem=store.filesystem,
-        columns=list(CANDLE_COLUMNS),
-        filters=(ds.field("timestamp") >= bounds[0]) & (ds.field("timestamp") < bounds[1]),
-    )
-    frame: pl.DataFrame = pl.from_arrow(table)  # type: ignore[assignment]
-    through, held = archive_coverage(schema.metadata)
-    return frame.select(_as_utc_ms(frame.schema["timestamp"]), *_as_float(VALUE_COLUMNS)), through, held
-
-
-def _check_archive_schema(schema: pa.Schema, name: str) -> pa.TimestampType:
-    """The type of the archive's timestamp column, or SchemaMismatchError naming file and columns."""
-    missing = [column for column in CANDLE_COLUMNS if column not in schema.names]
-    if missing:
-        raise SchemaMismatchError(f"{name} lacks columns {missing}")
-    timestamp = schema.field("timestamp").type
-    wrong = [] if pa.types.is_timestamp(timestamp) else ["timestamp"]
-    wrong += [
-        column for column in VALUE_COLUMNS
-        if not (pa.types.is_floating(t := schema.field(column).type) or pa.types.is_integer(t))
-    ]
-    if wrong:
-        raise SchemaMismatchError(
-            f"{name} has unexpected types for {wrong}: "
-            f"{', '.join(f'{c} {schema.field(c).type}' for c in wrong)}"
-        )
-    return timestamp
-
-
-def _as_utc_ms(dtype: pl.DataType) -> pl.Expr:
-    """Any datetime column as ms UTC; a naive one holds KST wall-clock times (coin_hts)."""
-    column = pl.col("timestamp")
-    if getattr(dtype, "time_zone", None) is None:
-        column = column.dt.replace_time_zone(str(COIN_HTS_ZONE))
-    return column.dt.convert_time_zone("UTC").dt.cast_time_unit("ms")
-
-
-def _as_float(columns: Sequence[str]) -> list[pl.Expr]:
-    return [pl.col(column).cast(pl.Float64) for column in columns]
-
-
 def read_hours(
-    store: ObjectStore, keys: Sequence[str], schema: dict[str, pl.DataType] = OHLCV_SCHEMA
+    store: ObjectStore, keys: Sequence[str], schema: dict[str, pl.DataType] = OHLCV_SCHEMA, *, qualified: bool = False
 ) -> list[pl.DataFrame]:
     """The stored ones among the hourly objects `keys`, in key order, each checked against
-    (and selected to) `schema`; an object missing is a gap, not an error."""
+    (and selected to) `schema`; an object missing is a gap, not an error.
+
+    A wrong schema raises SchemaMismatchError naming the key (with the store's URI if `qualified`).
+    """
 
     def read(key: str) -> pl.DataFrame | None:
         try:
             frame = store.read_parquet(key)
         except FileNotFoundError:
             return None
-        return require_schema(frame, schema, f"{store.uri}/{key}")
+        return require_schema(frame, schema, f"{store.uri}/{key}" if qualified else key)
 
     if isinstance(store.filesystem, pafs.LocalFileSystem):
         keys = [key for key, found in zip(keys, store.exists_many(keys), strict=True) if found]
     with ThreadPoolExecutor(IO_THREADS) as pool:
         return [frame for frame in pool.map(read, keys) if frame is not None]
+
+
+def read_ohlcv_days(
+    store: ObjectStore, interval: str, symbol: str, first: dt.date, last: dt.date
+) -> tuple[pl.DataFrame, int]:
+    """The stored hourly OHLCV rows of days first..last, and how many objects held them.
+
+    Raises SchemaMismatchError naming the first object whose columns differ.
+    """
+    frames = read_hours(store, ohlcv_keys_between(interval, symbol, first, last))
+    return (pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)), len(frames)
+
+
+def read_ohlcv_day(store: ObjectStore, interval: str, symbol: str, day: dt.date) -> pl.DataFrame:
+    """The stored hourly OHLCV objects of one day, concatenated (empty when none).
+
+    Raises SchemaMismatchError naming the first object whose columns differ.
+    """
+    return read_ohlcv_days(store, interval, symbol, day, day)[0]
+
+
+def write_ohlcv_day(
+    store: ObjectStore,
+    interval: str,
+    symbol: str,
+    day: dt.date,
+    frame: pl.DataFrame,
+    *,
+    hours_closed: int,
+    only_missing: bool,
+) -> tuple[int, int]:
+    """Store one day's cleaned rows as hourly objects and record the day's version (storage.archive).
+
+    Closed hours (the first `hours_closed`) left without rows lose any stale object, so a
+    rerun leaves exactly the objects a first run would. With `only_missing`, hours before
+    the newest stored hour are left alone (the live edge only touches its tail).
+    Returns (objects written, objects deleted).
+    """
+    keys = ohlcv_day_keys(interval, symbol, day)
+    first_hour = 0
+    if only_missing:
+        stored = [hour for hour, found in enumerate(store.exists_many(keys)) if found]
+        first_hour = max(stored, default=0)
+    by_hour = frame.with_columns(hour=pl.col("open_time").dt.hour())
+    hourly = {
+        keys[hour]: rows.drop("hour")
+        for (hour,), rows in by_hour.partition_by("hour", as_dict=True).items()
+        if hour >= first_hour
+    }
+    store.write_parquet_many(hourly)
+    deleted = 0
+    stale = [keys[h] for h in range(first_hour, hours_closed) if keys[h] not in hourly]
+    if stale:
+        present = [k for k, found in zip(stale, store.exists_many(stale), strict=True) if found]
+        store.delete_many(present)
+        deleted = len(present)
+    write_day_version(store, interval, symbol, day, frame)
+    return len(hourly), deleted

@@ -18,9 +18,9 @@ from coin_platform.market.ingest import (
     OhlcvDay,
     build_ohlcv_day,
     ingest_raw_klines,
-    read_ohlcv_day,
 )
 from coin_platform.settings import Settings
+from coin_platform.storage.ohlcv import read_ohlcv_day
 
 MARKET_GROUP = "market"
 
