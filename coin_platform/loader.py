@@ -320,15 +320,7 @@ def _open_store(
     bucket, _, prefix = (text or f"s3://{settings.s3_bucket}").removeprefix("s3://").partition("/")
     if not bucket:
         raise InvalidParameterError(f"data_root: {text!r} names no bucket; use s3://bucket[/prefix]")
-    secret = settings.aws_secret_access_key
-    return ObjectStore.s3(
-        bucket,
-        endpoint_url=settings.s3_endpoint_url,
-        access_key=settings.aws_access_key_id,
-        secret_key=secret.get_secret_value() if secret else None,
-        region=settings.s3_region,
-        prefix=prefix,
-    )
+    return ObjectStore.from_settings(settings, bucket=bucket, prefix=prefix)
 
 
 # --- reading -----------------------------------------------------------------

@@ -7,6 +7,7 @@ schema for every interval, so everything downstream reads one shape.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -283,4 +284,21 @@ def resample_ohlcv(frame: pl.DataFrame, to_interval: str, time_column: str = "op
             *(aggregate(pl.col(name)) for name, aggregate in _AGGREGATIONS.items() if name in frame.columns),
             pl.len().alias("candles"),
         )
+    )
+
+
+# Summed volumes of an aggregate agree to this relative error: decimal sums done in float, in another order.
+SUM_TOLERANCE = 1e-9
+
+
+def aggregate_mismatch(exact: Sequence[str], summed: Sequence[str], *, suffix: str) -> pl.Expr:
+    """True where a candle differs from its aggregate (columns `{name}{suffix}`): the `exact`
+    columns (prices, trades) at all, the `summed` ones (volumes) by more than SUM_TOLERANCE relative."""
+    return pl.any_horizontal(
+        [pl.col(c) != pl.col(f"{c}{suffix}") for c in exact]
+        + [
+            (pl.col(c) - pl.col(f"{c}{suffix}")).abs()
+            > SUM_TOLERANCE * pl.max_horizontal(pl.col(c).abs(), pl.lit(1e-12))
+            for c in summed
+        ]
     )
