@@ -39,9 +39,9 @@ import polars as pl
 from coin_platform import stack
 from coin_platform.loader import load_ohlcv
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.market.replay import ReplayServer
 from coin_platform.pipeline.compaction import compact_year
+from coin_platform.pipeline.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.settings import load_settings
 from coin_platform.storage.layout import history_key, ohlcv_keys_between
 from coin_platform.storage.object_store import IO_THREADS, ObjectStore

@@ -29,10 +29,10 @@ from coin_platform.loader import (
     load_ohlcv_data,
 )
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.market.klines import OHLCV_SCHEMA
 from coin_platform.market.replay import ReplayServer
 from coin_platform.pipeline.compaction import compact_year
+from coin_platform.pipeline.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.settings import load_settings
 from coin_platform.storage.archive import read_compacted_through, write_day_version
 from coin_platform.storage.layout import history_key, ohlcv_day_keys, ohlcv_key, ohlcv_keys_between

@@ -16,10 +16,10 @@ from polars.testing import assert_frame_equal
 from coin_platform.features import LOOKBACK_CANDLES, compute_features
 from coin_platform.loader import LoaderError, load_ohlcv
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.market.replay import ReplayServer
 from coin_platform.pipeline.compaction import compact_year, compare_with_hourly
 from coin_platform.pipeline.features import build_feature_days, history_start_for, load_history
+from coin_platform.pipeline.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.storage.archive import day_version, day_versions, read_day_versions
 from coin_platform.storage.layout import day_start, ohlcv_day_keys
 from coin_platform.storage.object_store import ObjectStore

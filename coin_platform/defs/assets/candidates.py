@@ -10,12 +10,12 @@ import datetime as dt
 
 import dagster as dg
 
-from coin_platform.candidates import detect_candidates, plan_publication
 from coin_platform.defs.assets.hot import POOL
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import ClickHouseResource, KafkaResource, ObjectStoreResource
 from coin_platform.events.kafka import publish
+from coin_platform.pipeline.candidates import detect_candidates, plan_publication
 from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import migrate
 from coin_platform.storage.signals import published_candidates, write_candidates
