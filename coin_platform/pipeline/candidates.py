@@ -1,8 +1,14 @@
 """Trade candidates: strategy signals on closed candles, ready for Kafka.
 
-A run evaluates the strategies over the same history a feature build reads
-(`LOOKBACK_CANDLES` before the first day), so a candidate found by a live tick,
-a rerun or a backfill is the same candidate with the same id.
+A run reads what `features_{interval}` stored: the feature objects of its days plus
+the rows before them that the strategies' rules look back at (`feature_days_before`;
+one row for a crossing, `volume_window` for the volume zone breakout), and computes
+only the series that are not stored. A strategy whose indicator is recursive and not
+stored (an EMA of other periods, say) needs the candles' whole history instead: then
+the run evaluates every strategy over features computed from the same history a
+feature build reads (`LOOKBACK_CANDLES` before the first day), and the asset declares
+that OHLCV look-back too (`needs_candles`). Either way a candidate found by a live
+tick, a rerun or a backfill is the same candidate with the same id.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from coin_platform.core.intervals import interval_ms
+from coin_platform.core.intervals import DAY_MS, interval_ms
 from coin_platform.events.schemas import Candidate
 from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, compute_features
 from coin_platform.pipeline.features import history_start_for, load_history
+from coin_platform.storage.features import read_feature_days
 from coin_platform.strategies import Strategy, signal_rows
 
 if TYPE_CHECKING:
@@ -26,6 +33,43 @@ if TYPE_CHECKING:
 
 # Feature values a candidate carries, so a consumer sees what the strategy saw.
 CARRIED_FEATURES = tuple(c for c in FEATURE_COLUMNS if c not in ("open_time", "close"))
+
+
+def stored_rows_before(strategies: Sequence[Strategy]) -> int | None:
+    """Feature rows before a day that `strategies` read when evaluated over the stored features;
+    None when one of them needs the candles' whole history (see the module docstring)."""
+    needs = [strategy.rows_before(FEATURE_COLUMNS) for strategy in strategies]
+    return None if None in needs else max(needs, default=0)  # type: ignore[type-var]
+
+
+def needs_candles(strategies: Sequence[Strategy]) -> bool:
+    """Whether detection reads the OHLCV look-back rather than the stored features alone."""
+    return stored_rows_before(strategies) is None
+
+
+def feature_days_before(strategies: Sequence[Strategy], interval: str) -> int:
+    """Whole UTC days before a day whose stored features the strategies read (0 with no look-back)."""
+    rows = stored_rows_before(strategies) or 0
+    return -(-rows // (DAY_MS // interval_ms(interval)))
+
+
+def _features(
+    store: ObjectStore,
+    strategies: Sequence[Strategy],
+    interval: str,
+    symbol: str,
+    days: list[dt.date],
+    history_start: dt.date,
+    lookback_candles: int,
+) -> pl.DataFrame:
+    """The feature rows the strategies are evaluated over: stored ones when that suffices, else computed."""
+    if needs_candles(strategies):
+        start = history_start_for(days[0], interval, history_start, lookback_candles)
+        history = load_history(store, interval, symbol, start, days[-1])
+        return pl.DataFrame() if history.is_empty() else compute_features(history, interval).drop("symbol")
+    first = max(days[0] - dt.timedelta(days=feature_days_before(strategies, interval)), history_start)
+    span = [first + dt.timedelta(days=n) for n in range((days[-1] - first).days + 1)]
+    return read_feature_days(store, interval, symbol, span)
 
 
 def detect_candidates(
@@ -43,11 +87,9 @@ def detect_candidates(
     if not strategies or not days:
         return []
     days = sorted(set(days))
-    start = history_start_for(days[0], interval, history_start, lookback_candles)
-    history = load_history(store, interval, symbol, start, days[-1])
-    if history.is_empty():
+    features = _features(store, strategies, interval, symbol, days, history_start, lookback_candles)
+    if features.is_empty():
         return []
-    features = compute_features(history, interval).drop("symbol")
     fired = signal_rows(strategies, features).filter(pl.col("open_time").dt.date().is_in(days))
     if fired.is_empty():
         return []

@@ -55,6 +55,11 @@ def feature_or(columns: Collection[str], feature: str, computed: pl.Expr) -> pl.
     return pl.col(feature) if feature in FEATURE_COLUMNS and feature in columns else computed
 
 
+def is_stored(columns: Collection[str], *features: str) -> bool:
+    """Whether every one of `features` is a FEATURE_SCHEMA column the frame has (see `feature_or`)."""
+    return all(feature in FEATURE_COLUMNS and feature in columns for feature in features)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Strategy(ABC):
     """A named, parameterised set of signal rules over a features frame.
@@ -93,6 +98,16 @@ class Strategy(ABC):
         `columns` are the frame's: return a stored feature column when it holds the
         needed indicator (see `feature_or`), else an expression from coin_platform.indicators.
         """
+
+    def rows_before(self, columns: Collection[str]) -> int | None:
+        """How many rows before a row its signals read, when evaluated over a frame with `columns`;
+        None when an indicator needs the whole candle history (a recursive one that is not a column).
+
+        Candidate detection evaluates a strategy with a number over the stored feature rows
+        (plus that many before), and one with None over features computed from the candles.
+        The default, None, is always correct.
+        """
+        return None
 
     @abstractmethod
     def rules(self, line: Mapping[str, pl.Expr]) -> SignalRules:
