@@ -40,9 +40,9 @@ from coin_platform.loader import load_ohlcv
 from coin_platform.local import stack
 from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines
+from coin_platform.pipeline.compaction import compact_year
+from coin_platform.pipeline.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.settings import load_settings
-from coin_platform.storage.history import compact_year
 from coin_platform.storage.layout import history_key, ohlcv_keys_between
 from coin_platform.storage.object_store import IO_THREADS, ObjectStore
 

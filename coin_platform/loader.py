@@ -53,19 +53,10 @@ Each symbol has one source: where 1m covers only part of the range, the rest
 is not filled in from 1h. A bar built from a partly stored window (a gap, the live edge) aggregates the
 candles that are there, as Binance's still-open kline does.
 
-An archive is read with a timestamp filter, so only the row groups of the
-range are decoded. Its `compacted_through` marker says which UTC day it
-covers up to; the hourly objects of the later days are the uncompacted tail.
-A day inside that range written again since the compaction (a backfill, a
-repair) is read from its hourly objects: the archive records a fingerprint of
-each day's rows, the OHLCV writer one per day it writes, and one listing of
-the year's writer records tells which days differ (storage/history.py).
-A year without an archive is read from hourly objects alone; an archive
-without the marker (a coin_hts file) is taken to cover its whole year. On S3
-each tail object is simply read and a missing one skipped: one request per
-hour, in parallel, where pyarrow's existence checks are sequential HEADs (5x
-slower when hours are missing, 1.5x when present). On a local disk the missing
-ones are skipped by a stat first, which costs far less than a failed open.
+Reading the stored candles is storage's (`coin_platform.storage.ohlcv.read_candles`:
+archives read by row group, days rewritten since a compaction and the uncompacted
+tail from the hourly objects); this module adds the user contract over it:
+parameters, KST dates, HTTP-style errors and resampling.
 
 Where
 -----
@@ -86,17 +77,14 @@ import datetime as dt
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from coin_platform.core.intervals import (
     SUPPORTED_INTERVALS,
@@ -105,36 +93,17 @@ from coin_platform.core.intervals import (
     normalize_interval,
 )
 from coin_platform.core.symbols import is_binance_symbol
-from coin_platform.market.klines import (
-    OHLCV_SCHEMA,
-    UTC_MS,
-    SchemaMismatchError,
-    require_schema,
-    resample_ohlcv,
-)
+from coin_platform.market.klines import SchemaMismatchError, resample_ohlcv
 from coin_platform.settings import Settings, get_settings
-from coin_platform.storage.history import archive_coverage, days_not_held
-from coin_platform.storage.layout import (
-    HOURS_PER_DAY,
-    coin_hts_key,
-    day_start,
-    history_key,
-    ohlcv_day_keys,
-    ohlcv_key_hour,
-    ohlcv_prefix,
-    timeframe_label,
-)
+from coin_platform.storage.layout import day_start, timeframe_label
 from coin_platform.storage.object_store import IO_THREADS, ObjectStore
+from coin_platform.storage.ohlcv import VALUE_COLUMNS, no_candles, read_candles
 
 if TYPE_CHECKING:
     import pandas as pd
 
 KST = ZoneInfo("Asia/Seoul")
 COLUMNS = ("timestamp", "symbol", "timeframe", "open", "high", "low", "close", "volume")
-VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
-ARCHIVE_COLUMNS = ("timestamp", *VALUE_COLUMNS)
-# The part of an hourly object the loader returns, with the types the pipeline writes.
-HOURLY_SCHEMA = {name: OHLCV_SCHEMA[name] for name in ("open_time", *VALUE_COLUMNS)}
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -144,9 +113,6 @@ _MS = dt.timedelta(milliseconds=1)
 FIRST_CANDLE = dt.date(2009, 1, 3)
 # coin_hts names its symbols BASE_QUOTE (`BTC_KRW`, `ETH_USDT`); Binance's have no underscore.
 COIN_HTS_SYMBOL = re.compile(r"[A-Z0-9]{1,20}_[A-Z0-9]{1,20}")
-# More hourly objects than a year's hours are found by one listing of the symbol's objects
-# instead of one request each: a LIST page answers for 1,000 objects.
-LIST_ABOVE_HOURS = 366 * HOURS_PER_DAY
 
 DateLike = str | dt.date | dt.datetime
 
@@ -354,15 +320,7 @@ def _open_store(
     bucket, _, prefix = (text or f"s3://{settings.s3_bucket}").removeprefix("s3://").partition("/")
     if not bucket:
         raise InvalidParameterError(f"data_root: {text!r} names no bucket; use s3://bucket[/prefix]")
-    secret = settings.aws_secret_access_key
-    return ObjectStore.s3(
-        bucket,
-        endpoint_url=settings.s3_endpoint_url,
-        access_key=settings.aws_access_key_id,
-        secret_key=secret.get_secret_value() if secret else None,
-        region=settings.s3_region,
-        prefix=prefix,
-    )
+    return ObjectStore.from_settings(settings, bucket=bucket, prefix=prefix)
 
 
 # --- reading -----------------------------------------------------------------
@@ -377,16 +335,24 @@ def _load_symbol(store: ObjectStore, symbol: str, interval: str, start_ms: int, 
     first, end = _ceil(start_ms, step), _ceil(end_ms, step)
     for source in _source_intervals(interval):
         if source == interval:
-            candles = _read_candles(store, symbol, source, start_ms, end_ms)
+            candles = _read_stored(store, symbol, source, start_ms, end_ms)
         else:
-            candles = _read_candles(store, symbol, source, first, end)
+            candles = _read_stored(store, symbol, source, first, end)
         if not candles.is_empty():
             return candles if source == interval else _resample(candles, interval)
     return _no_candles()
 
 
 def _no_candles() -> pl.DataFrame:
-    return pl.DataFrame(schema={"timestamp": UTC_MS, **{c: pl.Float64() for c in VALUE_COLUMNS}})
+    return no_candles()
+
+
+def _read_stored(store: ObjectStore, symbol: str, interval: str, first_ms: int, end_ms: int) -> pl.DataFrame:
+    """Stored candles opening in [first, end) (storage.ohlcv.read_candles); a bad stored file is a 400."""
+    try:
+        return read_candles(store, symbol, interval, _utc(first_ms), _utc(end_ms))
+    except SchemaMismatchError as exc:
+        raise BadSchemaError(str(exc)) from None
 
 
 def _source_intervals(interval: str) -> list[str]:
@@ -394,148 +360,6 @@ def _source_intervals(interval: str) -> list[str]:
     step = interval_ms(interval)
     finer = [s for s in SUPPORTED_INTERVALS if s != interval and step % interval_ms(s) == 0]
     return [interval, *finer]
-
-
-def _read_candles(store: ObjectStore, symbol: str, interval: str, first_ms: int, end_ms: int) -> pl.DataFrame:
-    """Candles with open time in [first, end): archives by year, then the hourly tail."""
-    first_day, last_day = _utc(first_ms).date(), _utc(end_ms - 1).date()
-    years = range(first_day.year, last_day.year + 1)
-    layouts = {year: [history_key(symbol, interval, year), coin_hts_key(symbol, interval, year)]
-               for year in years}
-    candidates = [key for keys in layouts.values() for key in keys]
-    present = dict(zip(candidates, store.exists_many(candidates), strict=True))
-    # Only the platform writes hourly objects, and only for Binance symbols.
-    hourly = interval in SUPPORTED_INTERVALS and is_binance_symbol(symbol)
-    frames: list[pl.DataFrame] = []
-    tail: list[dt.date] = []
-    for year in years:
-        tail_first = max(first_day, dt.date(year, 1, 1))
-        tail_last = min(last_day, dt.date(year, 12, 31))
-        key = next((k for k in layouts[year] if present[k]), None)
-        if key is not None:
-            archive, through, held = _read_archive(store, key, first_ms, end_ms)
-            if through is None:
-                frames.append(archive)
-                continue
-            if hourly and tail_first <= (held_last := min(tail_last, through)):
-                # Days written again since the compaction come from their hourly objects.
-                if rewritten := days_not_held(store, interval, symbol, year, held, tail_first, held_last):
-                    archive = archive.filter(~pl.col("timestamp").dt.date().is_in(rewritten))
-                    tail += rewritten
-            frames.append(archive)
-            tail_first = max(tail_first, through + dt.timedelta(days=1))
-        if hourly and tail_first <= tail_last:
-            tail += _days(tail_first, tail_last)
-    frames += _read_hourly(store, _hour_keys(store, interval, symbol, tail, first_ms, end_ms))
-    if not frames:
-        return _no_candles()
-    window = (pl.col("timestamp") >= _utc(first_ms)) & (pl.col("timestamp") < _utc(end_ms))
-    return pl.concat(frames).filter(window)
-
-
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-
-
-def _hour_keys(
-    store: ObjectStore, interval: str, symbol: str, days: Sequence[dt.date], first_ms: int, end_ms: int
-) -> list[str]:
-    """The hourly objects of `days` whose hour overlaps [first_ms, end_ms).
-
-    Built from the dates; past a year of hours, the stored ones are listed instead,
-    which costs one request per 1,000 stored objects rather than one per hour asked.
-    """
-    def overlaps(hour_ms: int) -> bool:
-        return hour_ms + HOUR_MS > first_ms and hour_ms < end_ms
-
-    if len(days) * HOURS_PER_DAY <= LIST_ABOVE_HOURS:
-        return [
-            key
-            for day in days
-            for hour, key in enumerate(ohlcv_day_keys(interval, symbol, day))
-            if overlaps(_epoch_ms(day_start(day)) + hour * HOUR_MS)
-        ]
-    wanted = set(days)
-    listed = ((key, ohlcv_key_hour(key)) for key in store.list_keys(ohlcv_prefix(interval, symbol)))
-    return [
-        key for key, hour in listed
-        if hour is not None and hour.date() in wanted and overlaps(_epoch_ms(hour))
-    ]
-
-
-def _read_archive(
-    store: ObjectStore, key: str, first_ms: int, end_ms: int
-) -> tuple[pl.DataFrame, dt.date | None, dict[dt.date, str]]:
-    """The archive's rows in [first, end), read by row group, its compacted_through day and day versions."""
-    path = store.path(key)
-    schema = pq.read_schema(path, filesystem=store.filesystem)
-    timestamp = _check_archive_schema(schema, f"{store.uri}/{key}")
-    # pyarrow compares a timestamp column only with a value of the same zone-awareness;
-    # naive file timestamps are KST wall-clock times, as coin_hts writes them.
-    bounds = [
-        pa.scalar(moment if timestamp.tz else moment.astimezone(KST).replace(tzinfo=None), type=timestamp)
-        for moment in (_utc(first_ms), _utc(end_ms))
-    ]
-    table = pq.read_table(
-        path,
-        filesystem=store.filesystem,
-        columns=list(ARCHIVE_COLUMNS),
-        filters=(ds.field("timestamp") >= bounds[0]) & (ds.field("timestamp") < bounds[1]),
-    )
-    frame: pl.DataFrame = pl.from_arrow(table)  # type: ignore[assignment]
-    through, held = archive_coverage(schema.metadata)
-    return frame.select(_as_utc_ms(frame.schema["timestamp"]), *_as_float(VALUE_COLUMNS)), through, held
-
-
-def _check_archive_schema(schema: pa.Schema, name: str) -> pa.TimestampType:
-    """The type of the archive's timestamp column, or BadSchemaError naming file and columns."""
-    missing = [column for column in ARCHIVE_COLUMNS if column not in schema.names]
-    if missing:
-        raise BadSchemaError(f"{name} lacks columns {missing}")
-    timestamp = schema.field("timestamp").type
-    wrong = [] if pa.types.is_timestamp(timestamp) else ["timestamp"]
-    wrong += [
-        column for column in VALUE_COLUMNS
-        if not (pa.types.is_floating(t := schema.field(column).type) or pa.types.is_integer(t))
-    ]
-    if wrong:
-        raise BadSchemaError(
-            f"{name} has unexpected types for {wrong}: "
-            f"{', '.join(f'{c} {schema.field(c).type}' for c in wrong)}"
-        )
-    return timestamp
-
-
-def _as_utc_ms(dtype: pl.DataType) -> pl.Expr:
-    """Any datetime column as ms UTC; a naive one holds KST wall-clock times (coin_hts)."""
-    column = pl.col("timestamp")
-    if getattr(dtype, "time_zone", None) is None:
-        column = column.dt.replace_time_zone(str(KST))
-    return column.dt.convert_time_zone("UTC").dt.cast_time_unit("ms")
-
-
-def _as_float(columns: Sequence[str]) -> list[pl.Expr]:
-    return [pl.col(column).cast(pl.Float64) for column in columns]
-
-
-def _read_hourly(store: ObjectStore, keys: Sequence[str]) -> list[pl.DataFrame]:
-    """The stored ones among `keys`, as loader rows; an object missing is a gap, not an error."""
-
-    def read(key: str) -> pl.DataFrame | None:
-        try:
-            frame = store.read_parquet(key)
-        except FileNotFoundError:
-            return None
-        try:
-            hourly = require_schema(frame, HOURLY_SCHEMA, f"{store.uri}/{key}")
-        except SchemaMismatchError as exc:
-            raise BadSchemaError(str(exc)) from None
-        return hourly.rename({"open_time": "timestamp"})
-
-    if isinstance(store.filesystem, pafs.LocalFileSystem):
-        keys = [key for key, found in zip(keys, store.exists_many(keys), strict=True) if found]
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        return [frame for frame in pool.map(read, keys) if frame is not None]
 
 
 def _resample(candles: pl.DataFrame, interval: str) -> pl.DataFrame:

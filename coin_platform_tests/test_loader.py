@@ -30,12 +30,14 @@ from coin_platform.loader import (
 )
 from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines, read_ohlcv_day
 from coin_platform.market.klines import OHLCV_SCHEMA
+from coin_platform.pipeline.compaction import compact_year
+from coin_platform.pipeline.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.settings import load_settings
-from coin_platform.storage.history import compact_year, read_compacted_through, write_day_version
+from coin_platform.storage.archive import read_compacted_through, write_day_version
 from coin_platform.storage.layout import history_key, ohlcv_day_keys, ohlcv_key, ohlcv_keys_between
 from coin_platform.storage.object_store import ObjectStore
+from coin_platform.storage.ohlcv import read_ohlcv_day
 
 FIRST_DAY, LAST_DAY = dt.date(2023, 12, 30), dt.date(2024, 1, 3)
 COMPACTED = {2023: dt.date(2023, 12, 31), 2024: dt.date(2024, 1, 1)}

@@ -13,7 +13,6 @@ import dagster as dg
 from coin_platform.core.intervals import interval_ms
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import ObjectStoreResource
-from coin_platform.market.ingest import covered_until, read_ohlcv_day
 from coin_platform.market.klines import SchemaMismatchError
 from coin_platform.market.quality import (
     Finding,
@@ -23,7 +22,9 @@ from coin_platform.market.quality import (
     check_open_time_order,
     check_schema,
 )
+from coin_platform.pipeline.ingest import covered_until
 from coin_platform.storage.layout import day_start
+from coin_platform.storage.ohlcv import read_ohlcv_day
 
 SCHEMA = "schema"
 ORDER = "unique_increasing_open_time"

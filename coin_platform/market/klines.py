@@ -7,13 +7,13 @@ schema for every interval, so everything downstream reads one shape.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from coin_platform.core.intervals import interval_ms, normalize_interval
-
-UTC_MS = pl.Datetime("ms", "UTC")
+from coin_platform.core.time import UTC_MS as UTC_MS  # re-exported: the schemas below are typed with it
 
 RAW_KLINE_SCHEMA: dict[str, pl.DataType] = {
     "open_time": UTC_MS,
@@ -284,4 +284,21 @@ def resample_ohlcv(frame: pl.DataFrame, to_interval: str, time_column: str = "op
             *(aggregate(pl.col(name)) for name, aggregate in _AGGREGATIONS.items() if name in frame.columns),
             pl.len().alias("candles"),
         )
+    )
+
+
+# Summed volumes of an aggregate agree to this relative error: decimal sums done in float, in another order.
+SUM_TOLERANCE = 1e-9
+
+
+def aggregate_mismatch(exact: Sequence[str], summed: Sequence[str], *, suffix: str) -> pl.Expr:
+    """True where a candle differs from its aggregate (columns `{name}{suffix}`): the `exact`
+    columns (prices, trades) at all, the `summed` ones (volumes) by more than SUM_TOLERANCE relative."""
+    return pl.any_horizontal(
+        [pl.col(c) != pl.col(f"{c}{suffix}") for c in exact]
+        + [
+            (pl.col(c) - pl.col(f"{c}{suffix}")).abs()
+            > SUM_TOLERANCE * pl.max_horizontal(pl.col(c).abs(), pl.lit(1e-12))
+            for c in summed
+        ]
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from coin_platform.market.klines import OHLCV_SCHEMA, find_gaps, ohlc_problems, resample_ohlcv
+from coin_platform.market.klines import OHLCV_SCHEMA, aggregate_mismatch, find_gaps, ohlc_problems, resample_ohlcv
 
 MAX_LISTED = 20
 
@@ -106,15 +106,7 @@ def check_matches_aggregate(
     joined = coarse.join(aggregated, on="open_time", suffix="_agg", how="inner")
     price_cols = ["open", "high", "low", "close"]
     sum_cols = ["volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume"]
-    mismatch = pl.any_horizontal(
-        [pl.col(c) != pl.col(f"{c}_agg") for c in price_cols]
-        + [pl.col("trades") != pl.col("trades_agg")]
-        + [
-            (pl.col(c) - pl.col(f"{c}_agg")).abs()
-            > 1e-9 * pl.max_horizontal(pl.col(c).abs(), pl.lit(1e-12))
-            for c in sum_cols
-        ]
-    )
+    mismatch = aggregate_mismatch(exact=(*price_cols, "trades"), summed=sum_cols, suffix="_agg")
     bad = joined.filter(mismatch)
     passed = bad.is_empty()
     description = (

@@ -59,7 +59,9 @@ import filelock
 import polars as pl
 
 from coin_platform.core.intervals import interval_ms
-from coin_platform.market.klines import OHLCV_COLUMNS, OHLCV_SCHEMA
+from coin_platform.core.time import UTC_MS
+from coin_platform.features.schema import FEATURE_SCHEMA, INDICATOR_COLUMNS
+from coin_platform.market.klines import OHLCV_COLUMNS, OHLCV_SCHEMA, aggregate_mismatch
 from coin_platform.storage.signals import candidates_table, decisions_table
 
 HOT_INTERVALS = ("1m", "15m", "1h")
@@ -234,19 +236,29 @@ GROUP BY symbol, open_time{", version" if versioned else ""}
 """
 
 
+# ClickHouse types of the polars types FEATURE_SCHEMA uses.
+_CLICKHOUSE_TYPES: dict[pl.DataType, str] = {UTC_MS: "DateTime64(3, 'UTC')", pl.Float64(): "Float64"}
+# The feature columns migration 3 created, frozen: an applied migration's SQL never changes.
+# A column added to FEATURE_SCHEMA needs a new migration (`ALTER TABLE ... ADD COLUMN` with
+# `feature_column_ddl(name)`); test_clickhouse checks the migrated tables equal FEATURE_SCHEMA.
+FEATURE_COLUMNS_V3 = (
+    "open_time close volume ema_20 ema_50 rsi_14 macd macd_signal macd_hist bb_upper bb_middle bb_lower atr_14 "
+    "zone_low zone_high zone_volume_share"
+).split()
+
+
+def feature_column_ddl(name: str) -> str:
+    """`name type` of one FEATURE_SCHEMA column in ClickHouse; indicators are Nullable (warm-up)."""
+    sql_type = _CLICKHOUSE_TYPES[FEATURE_SCHEMA[name]]
+    return f"{name} {f'Nullable({sql_type})' if name in INDICATOR_COLUMNS else sql_type}"
+
+
 def _features_table(db: str, interval: str, retention_days: int) -> str:
     """Indicator features per candle (coin_platform.features.FEATURE_SCHEMA); warm-up rows are NULL."""
-    indicators = (
-        "ema_20 ema_50 rsi_14 macd macd_signal macd_hist bb_upper bb_middle bb_lower atr_14 "
-        "zone_low zone_high zone_volume_share"
-    ).split()
-    columns = ",\n    ".join(f"{name} Nullable(Float64)" for name in indicators)
+    columns = ",\n    ".join(feature_column_ddl(name) for name in FEATURE_COLUMNS_V3)
     return f"""
 CREATE TABLE IF NOT EXISTS {db}.features_{interval} (
     symbol LowCardinality(String),
-    open_time DateTime64(3, 'UTC'),
-    close Float64,
-    volume Float64,
     {columns},
     version UInt64
 )
@@ -788,14 +800,7 @@ def compare_rollup(coarse: pl.DataFrame, rollup: pl.DataFrame, interval: str) ->
     """
     complete = rollup.filter(pl.col("candles") == interval_ms(interval) // interval_ms("1m"))
     joined = coarse.join(complete, on="open_time", suffix="_agg", how="inner")
-    mismatch = pl.any_horizontal(
-        [pl.col(c) != pl.col(f"{c}_agg") for c in (*PRICE_COLUMNS, "trades")]
-        + [
-            (pl.col(c) - pl.col(f"{c}_agg")).abs()
-            > 1e-9 * pl.max_horizontal(pl.col(c).abs(), pl.lit(1e-12))
-            for c in SUM_COLUMNS
-        ]
-    )
+    mismatch = aggregate_mismatch(exact=(*PRICE_COLUMNS, "trades"), summed=SUM_COLUMNS, suffix="_agg")
     bad = joined.filter(mismatch)
     return RollupComparison(
         compared=joined.height,

@@ -14,11 +14,15 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from coin_platform.settings import Settings
 
 IO_THREADS = 8
 
@@ -57,6 +61,20 @@ class ObjectStore:
             options.update(endpoint_override=host, scheme=scheme)
         root = f"{bucket}/{prefix.strip('/')}".rstrip("/")
         return cls(pafs.S3FileSystem(**options), root, uri=f"s3://{root}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, bucket: str | None = None, prefix: str = "") -> ObjectStore:
+        """The settings' bucket (or `bucket`, under `prefix`) with the settings' endpoint, credentials
+        and region: the one place an object store is built from settings."""
+        secret = settings.aws_secret_access_key
+        return cls.s3(
+            bucket or settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key=settings.aws_access_key_id,
+            secret_key=secret.get_secret_value() if secret else None,
+            region=settings.s3_region,
+            prefix=prefix,
+        )
 
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"

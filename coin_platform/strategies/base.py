@@ -18,7 +18,7 @@ from typing import ClassVar, NamedTuple
 import polars as pl
 
 from coin_platform.core.signals import SIGNALS
-from coin_platform.features import FEATURE_COLUMNS
+from coin_platform.features.schema import FEATURE_COLUMNS
 from coin_platform.settings import ConfigError
 
 # Prefix of the indicator columns a strategy adds while it evaluates and drops again.
@@ -53,6 +53,11 @@ def feature_or(columns: Collection[str], feature: str, computed: pl.Expr) -> pl.
     is TA-Lib RSI 14 of close), so reusing one gives the values `computed` would.
     """
     return pl.col(feature) if feature in FEATURE_COLUMNS and feature in columns else computed
+
+
+def is_stored(columns: Collection[str], *features: str) -> bool:
+    """Whether every one of `features` is a FEATURE_SCHEMA column the frame has (see `feature_or`)."""
+    return all(feature in FEATURE_COLUMNS and feature in columns for feature in features)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +98,16 @@ class Strategy(ABC):
         `columns` are the frame's: return a stored feature column when it holds the
         needed indicator (see `feature_or`), else an expression from coin_platform.indicators.
         """
+
+    def rows_before(self, columns: Collection[str]) -> int | None:
+        """How many rows before a row its signals read, when evaluated over a frame with `columns`;
+        None when an indicator needs the whole candle history (a recursive one that is not a column).
+
+        Candidate detection evaluates a strategy with a number over the stored feature rows
+        (plus that many before), and one with None over features computed from the candles.
+        The default, None, is always correct.
+        """
+        return None
 
     @abstractmethod
     def rules(self, line: Mapping[str, pl.Expr]) -> SignalRules:

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import polars as pl
 
 from coin_platform.indicators import ema, macd, rsi, sma
-from coin_platform.strategies.base import SignalRules, Strategy, crosses_above, crosses_below, feature_or
+from coin_platform.strategies.base import (
+    SignalRules,
+    Strategy,
+    crosses_above,
+    crosses_below,
+    feature_or,
+    is_stored,
+)
 
 # The MACD periods of the stored macd/macd_signal/macd_hist features.
 STORED_MACD_PERIODS = (12, 26, 9)
@@ -36,6 +43,9 @@ class RsiReversal(Strategy):
 
     def indicators(self, columns: Collection[str]) -> dict[str, pl.Expr]:
         return {"rsi": feature_or(columns, f"rsi_{self.period}", rsi("close", self.period))}
+
+    def rows_before(self, columns: Collection[str]) -> int | None:
+        return 1 if is_stored(columns, f"rsi_{self.period}") else None  # the crossing's previous row
 
     def rules(self, line: Mapping[str, pl.Expr]) -> SignalRules:
         recovers = crosses_above(line["rsi"], self.oversold)
@@ -65,6 +75,9 @@ class EmaCrossover(Strategy):
             "fast": feature_or(columns, f"ema_{self.fast}", ema("close", self.fast)),
             "slow": feature_or(columns, f"ema_{self.slow}", ema("close", self.slow)),
         }
+
+    def rows_before(self, columns: Collection[str]) -> int | None:
+        return 1 if is_stored(columns, f"ema_{self.fast}", f"ema_{self.slow}") else None
 
     def rules(self, line: Mapping[str, pl.Expr]) -> SignalRules:
         up = crosses_above(line["fast"], line["slow"])
@@ -97,6 +110,10 @@ class MacdCrossover(Strategy):
         computed = macd("close", self.fast, self.slow, self.signal).struct.field("hist")
         stored = (self.fast, self.slow, self.signal) == STORED_MACD_PERIODS
         return {"hist": feature_or(columns, "macd_hist", computed) if stored else computed}
+
+    def rows_before(self, columns: Collection[str]) -> int | None:
+        stored = (self.fast, self.slow, self.signal) == STORED_MACD_PERIODS and is_stored(columns, "macd_hist")
+        return 1 if stored else None
 
     def rules(self, line: Mapping[str, pl.Expr]) -> SignalRules:
         up = crosses_above(line["hist"], 0.0)
@@ -134,6 +151,10 @@ class VolumeZoneBreakout(Strategy):
 
     def indicators(self, columns: Collection[str]) -> dict[str, pl.Expr]:
         return {"volume_average": sma("volume", self.volume_window)}
+
+    def rows_before(self, columns: Collection[str]) -> int | None:
+        # The previous row's SMA reads `volume_window` rows back; the zone tests two.
+        return max(self.volume_window, 2) if is_stored(columns, "zone_low", "zone_high") else None
 
     def rules(self, line: Mapping[str, pl.Expr]) -> SignalRules:
         close, volume = pl.col("close"), pl.col("volume")

@@ -46,13 +46,7 @@ def market_settings(
 
 
 def object_store(settings: Settings) -> ObjectStore:
-    return ObjectStore.s3(
-        settings.s3_bucket,
-        endpoint_url=settings.s3_endpoint_url,
-        access_key=settings.aws_access_key_id,
-        secret_key=settings.aws_secret_access_key.get_secret_value(),
-        region=settings.s3_region,
-    )
+    return ObjectStore.from_settings(settings)
 
 
 def run_job(

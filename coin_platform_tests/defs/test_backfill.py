@@ -21,8 +21,8 @@ from dagster._utils.log import get_dagster_logger
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 from dagster_graphql.test.utils import execute_dagster_graphql
 
-from coin_platform.market.ingest import read_ohlcv_day
 from coin_platform.storage.layout import raw_klines_key
+from coin_platform.storage.ohlcv import read_ohlcv_day
 from coin_platform_tests.defs.harness import market_settings, object_store
 
 DAYS = [dt.date(2024, 3, 10), dt.date(2024, 3, 11)]

@@ -9,8 +9,9 @@ from polars.testing import assert_frame_equal
 
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags as range_tags
-from coin_platform.features import FEATURE_SCHEMA, compute_features, read_feature_days
+from coin_platform.features import FEATURE_SCHEMA, compute_features
 from coin_platform.loader import load_ohlcv
+from coin_platform.storage.features import read_feature_days
 from coin_platform.storage.layout import day_start, features_day_keys
 from coin_platform_tests.defs.harness import market_settings, object_store, run_job
 

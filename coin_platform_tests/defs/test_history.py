@@ -9,7 +9,7 @@ import pytest
 
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags, year_range_tags, year_symbol_key
-from coin_platform.storage.history import encode_history, read_compacted_through
+from coin_platform.storage.archive import encode_history, read_compacted_through
 from coin_platform.storage.layout import history_key
 from coin_platform_tests.defs.harness import (
     market_settings,

@@ -8,9 +8,7 @@ import pytest
 
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags as range_tags
-from coin_platform.features import read_feature_days
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.ingest import read_ohlcv_day
 from coin_platform.market.quality import check_ohlc_sanity
 from coin_platform.storage.clickhouse import (
     features_at,
@@ -20,7 +18,9 @@ from coin_platform.storage.clickhouse import (
     open_clickhouse,
     read_hot_ohlcv,
 )
+from coin_platform.storage.features import read_feature_days
 from coin_platform.storage.layout import raw_klines_key
+from coin_platform.storage.ohlcv import read_ohlcv_day
 from coin_platform_tests.defs.harness import (
     check_results,
     market_settings,

@@ -9,8 +9,9 @@ import pytest
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags as range_tags
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.ingest import build_ohlcv_day, read_ohlcv_day
+from coin_platform.pipeline.ingest import build_ohlcv_day
 from coin_platform.storage.layout import ohlcv_day_keys, raw_klines_key
+from coin_platform.storage.ohlcv import read_ohlcv_day
 from coin_platform_tests.defs.harness import (
     check_results,
     market_settings,

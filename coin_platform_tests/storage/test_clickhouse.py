@@ -20,6 +20,7 @@ from coin_platform.storage.clickhouse import (
     ClickHouseConfig,
     ClickHouseLockTimeout,
     compare_rollup,
+    feature_column_ddl,
     hot_counts,
     insert_ohlcv,
     latest_closed,
@@ -95,6 +96,53 @@ def test_migrations_are_idempotent_and_schema_is_visible(config):
         assert rows[f"ohlcv_{interval}_from_1m_mv"]["engine"] == "MaterializedView"
     for interval in ("1m", "15m", "1h"):
         assert "ReplacingMergeTree(version)" in rows[f"features_{interval}"]["engine_full"]
+
+
+# Migration 3's statement for features_1m as it was applied: it must never change.
+MIGRATION_3_FEATURES_1M = """
+CREATE TABLE IF NOT EXISTS coin.features_1m (
+    symbol LowCardinality(String),
+    open_time DateTime64(3, 'UTC'),
+    close Float64,
+    volume Float64,
+    ema_20 Nullable(Float64),
+    ema_50 Nullable(Float64),
+    rsi_14 Nullable(Float64),
+    macd Nullable(Float64),
+    macd_signal Nullable(Float64),
+    macd_hist Nullable(Float64),
+    bb_upper Nullable(Float64),
+    bb_middle Nullable(Float64),
+    bb_lower Nullable(Float64),
+    atr_14 Nullable(Float64),
+    zone_low Nullable(Float64),
+    zone_high Nullable(Float64),
+    zone_volume_share Nullable(Float64),
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toDate(open_time)
+ORDER BY (symbol, open_time)
+TTL toDateTime(open_time) + INTERVAL 3 DAY
+"""
+
+
+def test_the_feature_tables_hold_feature_schema_and_migration_3_is_unchanged(config):
+    migration = next(statements for version, _, statements in MIGRATIONS if version == 3)
+    assert migration("coin", 3)[0] == MIGRATION_3_FEATURES_1M
+    with open_clickhouse(config) as client:
+        migrate(client, retention_days=3)
+        columns = pl.from_arrow(
+            client.query_arrow(
+                "SELECT table, name, type FROM system.columns WHERE database = 'coin' "
+                "AND table LIKE 'features_%' ORDER BY table, position"
+            )
+        )
+    for interval in ("1m", "15m", "1h"):
+        table = columns.filter(pl.col("table") == f"features_{interval}")
+        stored = [f"{name} {type_}" for name, type_ in table.select("name", "type").iter_rows()]
+        assert stored[1:-1] == [feature_column_ddl(name) for name in FEATURE_COLUMNS]
+        assert [r.split()[0] for r in stored[1:-1]] == list(FEATURE_SCHEMA)
 
 
 def _features(day: dt.date, seed: int, rows: int = 1440) -> pl.DataFrame:

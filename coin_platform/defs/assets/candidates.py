@@ -1,6 +1,11 @@
 """`candidates_{interval}`: strategy signals on closed candles, recorded in ClickHouse and
 published to Kafka (`events.candidates_topic`), partition-aligned with the features.
 
+A partition reads the stored features of its day and of the days before it that the
+strategies look back at; only when a configured strategy needs a series that is not
+stored (and recursive) does it read the OHLCV look-back, and then it declares that too,
+with the features' look-back mapping (coin_platform.pipeline.candidates).
+
 A rerun finds the same candidates (deterministic ids) and republishes none that
 went out before; candidates of candles older than `events.publish_max_age_seconds`
 are recorded but not published, so a backfill never trades.
@@ -10,12 +15,13 @@ import datetime as dt
 
 import dagster as dg
 
-from coin_platform.candidates import detect_candidates, plan_publication
 from coin_platform.defs.assets.hot import POOL
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
-from coin_platform.defs.partitions import split_partition_keys
+from coin_platform.defs.partitions import split_partition_keys, trailing_days
 from coin_platform.defs.resources import ClickHouseResource, KafkaResource, ObjectStoreResource
 from coin_platform.events.kafka import publish
+from coin_platform.features import lookback_days
+from coin_platform.pipeline.candidates import detect_candidates, feature_days_before, needs_candles, plan_publication
 from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import migrate
 from coin_platform.storage.signals import published_candidates, write_candidates
@@ -42,6 +48,14 @@ def build_candidate_assets(
     events = settings.config.events
     max_age = dt.timedelta(seconds=events.publish_max_age_seconds)
     names = ", ".join(s.name for s in strategies) or "none"
+    # What detection reads: the stored features of the day and the days its rules look back at,
+    # and (only if a strategy needs an unstored recursive series) the OHLCV look-back the features read.
+    deps = [dg.AssetDep(features_asset, partition_mapping=trailing_days(feature_days_before(strategies, interval)))]
+    if needs_candles(strategies):
+        deps += [
+            dg.AssetDep(key, partition_mapping=trailing_days(lookback_days(interval)))
+            for key in features_asset.dependency_keys
+        ]
 
     @dg.asset(
         name=f"candidates_{interval}",
@@ -50,7 +64,7 @@ def build_candidate_assets(
         backfill_policy=dg.BackfillPolicy.multi_run(
             max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
         ),
-        deps=[features_asset],
+        deps=deps,
         automation_condition=REBUILD_AFTER_INPUT_REPAIR,
         pool=POOL,
         kinds={"polars", "clickhouse", "kafka"},

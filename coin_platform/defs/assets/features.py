@@ -21,13 +21,8 @@ from coin_platform.defs.assets.hot import POOL, past_retention
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
 from coin_platform.defs.partitions import split_partition_keys, trailing_days
 from coin_platform.defs.resources import ClickHouseResource, ObjectStoreResource
-from coin_platform.features import (
-    FEATURE_COLUMNS,
-    LOOKBACK_CANDLES,
-    build_feature_days,
-    lookback_days,
-    zone_window,
-)
+from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, lookback_days, zone_window
+from coin_platform.pipeline.features import build_feature_days
 from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import migrate, replace_features_day
 

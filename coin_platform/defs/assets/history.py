@@ -11,8 +11,8 @@ import dagster as dg
 
 from coin_platform.defs.partitions import DATE, SYMBOL, YEAR
 from coin_platform.defs.resources import ObjectStoreResource
+from coin_platform.pipeline.compaction import Compaction, compact_year, compare_with_hourly
 from coin_platform.settings import Settings
-from coin_platform.storage.history import Compaction, compact_year, compare_with_hourly
 
 HISTORY_GROUP = "history"
 # A past year's archive follows repairs of its days; the current year follows the schedule.

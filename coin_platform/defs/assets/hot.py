@@ -16,7 +16,6 @@ import polars as pl
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import ClickHouseResource, ObjectStoreResource
-from coin_platform.market.ingest import read_ohlcv_day
 from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import (
     ROLLUP_INTERVALS,
@@ -29,6 +28,7 @@ from coin_platform.storage.clickhouse import (
     replace_ohlcv_day,
 )
 from coin_platform.storage.layout import day_start
+from coin_platform.storage.ohlcv import read_ohlcv_day
 
 HOT_GROUP = "hot_store"
 POOL = "clickhouse"

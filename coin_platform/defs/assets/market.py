@@ -17,13 +17,13 @@ from pydantic import Field
 from coin_platform.core.intervals import DAY_MS, interval_ms
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import BinanceResource, ObjectStoreResource
-from coin_platform.market.ingest import (
+from coin_platform.pipeline.ingest import (
     OhlcvDay,
     build_ohlcv_day,
     ingest_raw_klines,
-    read_ohlcv_day,
 )
 from coin_platform.settings import Settings
+from coin_platform.storage.ohlcv import read_ohlcv_day
 
 MARKET_GROUP = "market"
 

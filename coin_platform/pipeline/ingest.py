@@ -15,17 +15,11 @@ import polars as pl
 
 from coin_platform.core.intervals import DAY_MS, interval_ms
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.klines import (
-    OHLCV_SCHEMA,
-    RAW_KLINE_SCHEMA,
-    Gap,
-    clean_klines,
-    find_gaps,
-    require_schema,
-)
-from coin_platform.storage.history import write_day_version
-from coin_platform.storage.layout import day_start, ohlcv_day_keys, raw_klines_key
+from coin_platform.market.klines import RAW_KLINE_SCHEMA, Gap, clean_klines, find_gaps
+from coin_platform.storage.layout import day_start, raw_klines_key
 from coin_platform.storage.object_store import ObjectStore
+from coin_platform.storage.ohlcv import write_ohlcv_day
+from coin_platform.storage.raw_klines import read_raw_day, write_raw_day
 
 
 class MissingUpstreamError(RuntimeError):
@@ -89,12 +83,9 @@ def ingest_raw_klines(
         fetch_from = day_start(run[0])
         if only_missing:
             for day in run:
-                key = raw_klines_key(interval, symbol, day)
-                frame = (
-                    require_schema(store.read_parquet(key), RAW_KLINE_SCHEMA, key)
-                    if store.exists(key)
-                    else pl.DataFrame(schema=RAW_KLINE_SCHEMA)
-                )
+                frame = read_raw_day(store, interval, symbol, day)
+                if frame is None:
+                    frame = pl.DataFrame(schema=RAW_KLINE_SCHEMA)
                 stored[day] = frame
                 if _is_complete(frame, day, step):
                     fetch_from = day_start(day) + dt.timedelta(days=1)
@@ -119,8 +110,7 @@ def ingest_raw_klines(
                 if previous is not None
                 else new_rows
             )
-            key = raw_klines_key(interval, symbol, day)
-            store.write_parquet(key, frame)
+            key = write_raw_day(store, interval, symbol, day, frame)
             results.append(
                 RawDay(symbol=symbol, day=day, rows=frame.height, fetched=new_rows.height, key=key)
             )
@@ -188,37 +178,20 @@ def build_ohlcv_day(
     the objects a first run would. With `only_missing`, hours before the
     newest stored hour are left alone (the live edge only touches its tail).
     """
-    raw_key = raw_klines_key(interval, symbol, day)
-    if not store.exists(raw_key):
+    raw = read_raw_day(store, interval, symbol, day)
+    if raw is None:
         raise MissingUpstreamError(
-            f"raw klines for {symbol} {interval} {day} are not stored ({raw_key}); "
+            f"raw klines for {symbol} {interval} {day} are not stored ({raw_klines_key(interval, symbol, day)}); "
             f"materialize raw_klines_{interval} for this partition first"
         )
-    raw = require_schema(store.read_parquet(raw_key), RAW_KLINE_SCHEMA, raw_key)
     cleaned = clean_klines(raw, interval, now=now, drop_zero_volume=drop_zero_volume)
     frame = _day_of(cleaned.frame, day)
     end = covered_until(day, interval, now)
     report = find_gaps(frame["open_time"], interval, day_start(day), end)
-    keys = ohlcv_day_keys(interval, symbol, day)
     hours_closed = -(-int((end - day_start(day)).total_seconds()) // 3600)
-    first_hour = 0
-    if only_missing:
-        stored = [hour for hour, found in enumerate(store.exists_many(keys)) if found]
-        first_hour = max(stored, default=0)
-    by_hour = frame.with_columns(hour=pl.col("open_time").dt.hour())
-    hourly = {
-        keys[hour]: rows.drop("hour")
-        for (hour,), rows in by_hour.partition_by("hour", as_dict=True).items()
-        if hour >= first_hour
-    }
-    store.write_parquet_many(hourly)
-    written, deleted = len(hourly), 0
-    stale = [keys[h] for h in range(first_hour, hours_closed) if keys[h] not in hourly]
-    if stale:
-        present = [k for k, found in zip(stale, store.exists_many(stale), strict=True) if found]
-        store.delete_many(present)
-        deleted = len(present)
-    write_day_version(store, interval, symbol, day, frame)
+    written, deleted = write_ohlcv_day(
+        store, interval, symbol, day, frame, hours_closed=hours_closed, only_missing=only_missing
+    )
     return OhlcvDay(
         symbol=symbol,
         day=day,
@@ -235,17 +208,3 @@ def build_ohlcv_day(
         zero_volume_dropped=cleaned.zero_volume_dropped,
         quarantined=tuple(Quarantined(*row) for row in _day_of(cleaned.quarantined, day).iter_rows()),
     )
-
-
-def read_ohlcv_day(store: ObjectStore, interval: str, symbol: str, day: dt.date) -> pl.DataFrame:
-    """The stored hourly OHLCV objects of one day, concatenated (empty when none).
-
-    Raises SchemaMismatchError naming the first object whose columns differ.
-    """
-    keys = ohlcv_day_keys(interval, symbol, day)
-    present = [key for key, found in zip(keys, store.exists_many(keys), strict=True) if found]
-    frames = [
-        require_schema(frame, OHLCV_SCHEMA, key)
-        for key, frame in zip(present, store.read_parquet_many(present), strict=True)
-    ]
-    return pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)

@@ -1,4 +1,4 @@
-"""The compacted history archive: one parquet object per symbol, interval and year.
+"""The compacted history archive, its one reader and writer: one parquet object per symbol, interval and year.
 
 Hourly objects suit the live edge; a year of them (8,760 for 1m) costs far more
 to list and open than to read. The archive holds the same rows in one object in
@@ -23,6 +23,11 @@ clock or timestamp resolution to trust, and a compaction that races a write
 records what it actually read, so the worst a race does is send readers to
 the hourly objects. A day the writer never recorded (written before versions
 existed) is taken as the archive holds it.
+
+`read_archive_range` is how candles are read from an archive (or a plain coin_hts
+file, whose naive timestamps are KST wall-clock times): by row group, only the
+groups of the range decoded. `write_archive` stores one in a single PUT;
+`read_archive` reads one whole, checked against HISTORY_SCHEMA.
 """
 
 from __future__ import annotations
@@ -30,17 +35,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from coin_platform.market.klines import OHLCV_SCHEMA, UTC_MS, require_schema
+from coin_platform.market.klines import OHLCV_SCHEMA, UTC_MS, SchemaMismatchError, require_schema
 from coin_platform.storage.layout import (
     history_key,
-    ohlcv_keys_between,
-    ohlcv_prefix,
     ohlcv_version_key,
     ohlcv_version_of,
     ohlcv_versions_prefix,
@@ -58,17 +63,10 @@ COMPACTED_THROUGH = b"coin_platform.compacted_through"
 DAY_VERSIONS = b"coin_platform.day_versions"
 # A week of 1m candles; 15m and 1h years fit in one or two groups.
 ROW_GROUP_ROWS = 10_080
-
-
-@dataclass(frozen=True)
-class Compaction:
-    key: str
-    rows: int
-    objects_read: int
-    compacted_through: dt.date
-    first_timestamp: dt.datetime | None
-    last_timestamp: dt.datetime | None
-    bytes_written: int
+# coin_hts writes naive timestamps (its daily bars at naive KST midnight): they are KST wall-clock times.
+COIN_HTS_ZONE = ZoneInfo("Asia/Seoul")
+VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
+CANDLE_COLUMNS = ("timestamp", *VALUE_COLUMNS)
 
 
 def to_history(ohlcv: pl.DataFrame, symbol: str, interval: str) -> pl.DataFrame:
@@ -168,81 +166,81 @@ def year_bounds(year: int, through: dt.date) -> tuple[dt.date, dt.date]:
     return first, last
 
 
-def read_hourly_range(
-    store: ObjectStore, interval: str, symbol: str, first: dt.date, last: dt.date
-) -> tuple[pl.DataFrame, int]:
-    """The stored hourly OHLCV rows of days first..last, and how many objects held them.
-
-    One listing of the symbol's prefix finds the objects (8,760 existence checks
-    would cost more); each is validated against the OHLCV schema.
-    """
-    wanted = set(ohlcv_keys_between(interval, symbol, first, last))
-    keys = [key for key in store.list_keys(ohlcv_prefix(interval, symbol)) if key in wanted]
-    frames = [
-        require_schema(frame, OHLCV_SCHEMA, key)
-        for key, frame in zip(keys, store.read_parquet_many(keys), strict=True)
-    ]
-    hourly = pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA)
-    return hourly, len(keys)
-
-
-def compact_year(
-    store: ObjectStore, interval: str, symbol: str, year: int, *, through: dt.date
-) -> Compaction:
-    """Rebuild the archive of one year from its hourly objects, up to `through`, in one PUT."""
-    first, last = year_bounds(year, through)
-    hourly, objects = read_hourly_range(store, interval, symbol, first, last)
-    archive = to_history(hourly, symbol, interval)
-    data = encode_history(archive, last, day_versions(hourly, first, last))
-    key = history_key(symbol, interval, year)
-    store.write_bytes(key, data)
-    return Compaction(
-        key=key,
-        rows=archive.height,
-        objects_read=objects,
-        compacted_through=last,
-        first_timestamp=archive["timestamp"].min() if archive.height else None,  # type: ignore[arg-type]
-        last_timestamp=archive["timestamp"].max() if archive.height else None,  # type: ignore[arg-type]
-        bytes_written=len(data),
-    )
-
-
 def read_compacted_through(store: ObjectStore, key: str) -> dt.date | None:
     """The last day an archive covers, from its footer alone; None for foreign files."""
     return archive_coverage(pq.read_metadata(store.path(key), filesystem=store.filesystem).metadata)[0]
 
 
-@dataclass(frozen=True)
-class ArchiveComparison:
-    archived: int
-    expected: int
-    only_in_archive: int
-    only_in_hourly: int
-    compacted_through: dt.date | None
-
-    @property
-    def identical(self) -> bool:
-        return (
-            self.archived == self.expected and self.only_in_archive == 0 and self.only_in_hourly == 0
-        )
-
-
-def compare_with_hourly(
-    store: ObjectStore, interval: str, symbol: str, year: int
-) -> ArchiveComparison:
-    """Row-for-row comparison of an archive with the hourly objects of the days it covers."""
+def write_archive(
+    store: ObjectStore, interval: str, symbol: str, year: int, archive: pl.DataFrame,
+    compacted_through: dt.date, versions: dict[dt.date, str],
+) -> tuple[str, int]:
+    """Store one year's archive rows (HISTORY_SCHEMA, sorted) in one PUT; returns (key, bytes written)."""
     key = history_key(symbol, interval, year)
-    through = read_compacted_through(store, key)
-    archived = require_schema(store.read_parquet(key), HISTORY_SCHEMA, key)
-    if through is None:
-        raise ValueError(f"{key} has no {COMPACTED_THROUGH.decode()} marker")
-    first, last = year_bounds(year, through)
-    hourly, _ = read_hourly_range(store, interval, symbol, first, last)
-    expected = to_history(hourly, symbol, interval)
-    return ArchiveComparison(
-        archived=archived.height,
-        expected=expected.height,
-        only_in_archive=archived.join(expected, on=list(HISTORY_SCHEMA), how="anti", nulls_equal=True).height,
-        only_in_hourly=expected.join(archived, on=list(HISTORY_SCHEMA), how="anti", nulls_equal=True).height,
-        compacted_through=through,
+    data = encode_history(archive, compacted_through, versions)
+    store.write_bytes(key, data)
+    return key, len(data)
+
+
+def read_archive(store: ObjectStore, interval: str, symbol: str, year: int) -> tuple[pl.DataFrame, dt.date | None]:
+    """One archive whole, checked against HISTORY_SCHEMA, and its `compacted_through` day."""
+    key = history_key(symbol, interval, year)
+    return require_schema(store.read_parquet(key), HISTORY_SCHEMA, key), read_compacted_through(store, key)
+
+
+def read_archive_range(
+    store: ObjectStore, key: str, start: dt.datetime, end: dt.datetime
+) -> tuple[pl.DataFrame, dt.date | None, dict[dt.date, str]]:
+    """The rows of the archive (or coin_hts file) `key` opening in [start, end), read by row group:
+    `timestamp` (UTC ms) and OHLCV as Float64; with its compacted_through day and day versions."""
+    path = store.path(key)
+    schema = pq.read_schema(path, filesystem=store.filesystem)
+    timestamp = _check_archive_schema(schema, f"{store.uri}/{key}")
+    # pyarrow compares a timestamp column only with a value of the same zone-awareness;
+    # naive file timestamps are KST wall-clock times, as coin_hts writes them.
+    bounds = [
+        pa.scalar(
+            moment if timestamp.tz else moment.astimezone(COIN_HTS_ZONE).replace(tzinfo=None), type=timestamp
+        )
+        for moment in (start, end)
+    ]
+    table = pq.read_table(
+        path,
+        filesystem=store.filesystem,
+        columns=list(CANDLE_COLUMNS),
+        filters=(ds.field("timestamp") >= bounds[0]) & (ds.field("timestamp") < bounds[1]),
     )
+    frame: pl.DataFrame = pl.from_arrow(table)  # type: ignore[assignment]
+    through, held = archive_coverage(schema.metadata)
+    return frame.select(_as_utc_ms(frame.schema["timestamp"]), *_as_float(VALUE_COLUMNS)), through, held
+
+
+def _check_archive_schema(schema: pa.Schema, name: str) -> pa.TimestampType:
+    """The type of the archive's timestamp column, or SchemaMismatchError naming file and columns."""
+    missing = [column for column in CANDLE_COLUMNS if column not in schema.names]
+    if missing:
+        raise SchemaMismatchError(f"{name} lacks columns {missing}")
+    timestamp = schema.field("timestamp").type
+    wrong = [] if pa.types.is_timestamp(timestamp) else ["timestamp"]
+    wrong += [
+        column for column in VALUE_COLUMNS
+        if not (pa.types.is_floating(t := schema.field(column).type) or pa.types.is_integer(t))
+    ]
+    if wrong:
+        raise SchemaMismatchError(
+            f"{name} has unexpected types for {wrong}: "
+            f"{', '.join(f'{c} {schema.field(c).type}' for c in wrong)}"
+        )
+    return timestamp
+
+
+def _as_utc_ms(dtype: pl.DataType) -> pl.Expr:
+    """Any datetime column as ms UTC; a naive one holds KST wall-clock times (coin_hts)."""
+    column = pl.col("timestamp")
+    if getattr(dtype, "time_zone", None) is None:
+        column = column.dt.replace_time_zone(str(COIN_HTS_ZONE))
+    return column.dt.convert_time_zone("UTC").dt.cast_time_unit("ms")
+
+
+def _as_float(columns: Sequence[str]) -> list[pl.Expr]:
+    return [pl.col(column).cast(pl.Float64) for column in columns]

@@ -1,50 +1,19 @@
-"""Features: exact against a single full-history computation, causal, null warm-up."""
+"""The feature partition step: exact against a single full-history computation, causal, null warm-up."""
 
 import datetime as dt
 
-import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from coin_platform.core.intervals import interval_ms
-from coin_platform.features import (
-    FEATURE_COLUMNS,
-    FEATURE_SCHEMA,
-    LOOKBACK_CANDLES,
-    build_feature_days,
-    compute_features,
-    load_history,
-    lookback_days,
-    read_feature_days,
-    zone_window,
-)
-from coin_platform.market.klines import OHLCV_SCHEMA
+from coin_platform.features import FEATURE_COLUMNS, FEATURE_SCHEMA, compute_features, zone_window
+from coin_platform.pipeline.features import build_feature_days, load_history
+from coin_platform.storage.features import read_feature_days
 from coin_platform.storage.layout import day_start, features_day_keys, ohlcv_key
 from coin_platform.storage.object_store import ObjectStore
+from coin_platform_tests.features.support import START, candles
 
-START = dt.date(2024, 3, 1)
 DAYS = [START + dt.timedelta(days=i) for i in range(4)]  # D0 (history start), D1, D2, D3
-
-
-def _candles(day: dt.date, seed: int, minutes: int = 1440) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 + np.cumsum(rng.normal(0, 0.5, minutes))
-    start = day_start(day)
-    return pl.DataFrame(
-        {
-            "open_time": [start + dt.timedelta(minutes=i) for i in range(minutes)],
-            "open": close + rng.normal(0, 0.1, minutes),
-            "high": close + rng.uniform(0.1, 1, minutes),
-            "low": close - rng.uniform(0.1, 1, minutes),
-            "close": close,
-            "volume": rng.uniform(1, 50, minutes),
-            "quote_volume": rng.uniform(100, 5000, minutes),
-            "trades": rng.integers(1, 100, minutes),
-            "taker_buy_volume": rng.uniform(0, 1, minutes),
-            "taker_buy_quote_volume": rng.uniform(0, 100, minutes),
-        }
-    ).cast(OHLCV_SCHEMA)  # type: ignore[arg-type]
 
 
 def _write_ohlcv_day(store: ObjectStore, symbol: str, frame: pl.DataFrame) -> None:
@@ -61,7 +30,7 @@ def _write_ohlcv_day(store: ObjectStore, symbol: str, frame: pl.DataFrame) -> No
 def store(tmp_path):
     store = ObjectStore.local(tmp_path / "bucket")
     for i, day in enumerate(DAYS):
-        frame = _candles(day, seed=i)
+        frame = candles(day, seed=i)
         if i == 2:  # a gap on D2: 10:00-11:59 missing
             frame = frame.filter(~pl.col("open_time").dt.hour().is_in([10, 11]))
         _write_ohlcv_day(store, "BTCUSDT", frame)
@@ -104,11 +73,11 @@ def test_a_bounded_look_back_gives_the_full_history_values(store):
 def test_a_day_is_unchanged_when_later_days_arrive(tmp_path):
     store = ObjectStore.local(tmp_path / "bucket")
     for i, day in enumerate(DAYS[:2]):
-        _write_ohlcv_day(store, "BTCUSDT", _candles(day, seed=i))
+        _write_ohlcv_day(store, "BTCUSDT", candles(day, seed=i))
     build_feature_days(store, "1m", "BTCUSDT", [DAYS[1]], START)
     before = read_feature_days(store, "1m", "BTCUSDT", [DAYS[1]])
     for i, day in enumerate(DAYS[2:], start=2):
-        _write_ohlcv_day(store, "BTCUSDT", _candles(day, seed=i))
+        _write_ohlcv_day(store, "BTCUSDT", candles(day, seed=i))
     build_feature_days(store, "1m", "BTCUSDT", [DAYS[1]], START)
     assert_frame_equal(read_feature_days(store, "1m", "BTCUSDT", [DAYS[1]]), before, check_exact=True)
     full = _full(store, DAYS[-1]).filter(pl.col("open_time").dt.date() == DAYS[1])
@@ -144,36 +113,12 @@ def test_null_warm_up_at_the_beginning_of_history(store):
     assert not any(frame[c].is_nan().any() for c in FEATURE_COLUMNS[1:])
 
 
-def test_since_and_several_symbols_match_the_full_computation():
-    a = _candles(START, seed=1).with_columns(symbol=pl.lit("AAAUSDT"))
-    b = _candles(START, seed=2, minutes=1000).with_columns(symbol=pl.lit("BBBUSDT"))
-    candles = pl.concat([a, b]).sort("open_time", "symbol")  # interleaved, as the loader returns
-    full = compute_features(candles, "1m")
-    for symbol, single in (("AAAUSDT", a), ("BBBUSDT", b)):
-        alone = compute_features(single.drop("symbol"), "1m")
-        assert_frame_equal(full.filter(pl.col("symbol") == symbol).drop("symbol"), alone, check_exact=True)
-    since = day_start(START) + dt.timedelta(hours=9, minutes=7)
-    assert_frame_equal(
-        compute_features(candles, "1m", since=since),
-        full.filter(pl.col("open_time") >= since),
-        check_exact=True,
-    )
-
-
-def test_zone_window_is_a_day_of_candles_within_bounds():
-    assert [zone_window(i) for i in ("1m", "15m", "1h")] == [240, 96, 24]
+def test_feature_objects_are_hourly_keys_of_the_day():
     assert features_day_keys("1h", "BTCUSDT", START)[0] == "features/1h/BTCUSDT/2024-03-01_00.parquet"
     assert features_day_keys("1h", "BTCUSDT", START)[-1] == "features/1h/BTCUSDT/2024-03-01_23.parquet"
 
 
-@pytest.mark.parametrize("interval", ["1m", "15m", "1h", "4h", "1d"])
-def test_lookback_days_reach_the_day_of_the_first_look_back_candle(interval):
-    first_candle = day_start(START) - dt.timedelta(milliseconds=LOOKBACK_CANDLES * interval_ms(interval))
-    assert first_candle.date() == START - dt.timedelta(days=lookback_days(interval))
-    assert [lookback_days(i) for i in ("1m", "15m", "1h")] == [4, 53, 209]
-
-
-def test_a_rebuild_removes_hours_that_lost_their_candles(store):
+def test_a_rebuild_removes_hours_that_lost_theircandles(store):
     build_feature_days(store, "1m", "BTCUSDT", [DAYS[3]], START)
     key = features_day_keys("1m", "BTCUSDT", DAYS[3])[5]
     assert store.exists(key)

@@ -13,26 +13,17 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from coin_platform.features import (
-    LOOKBACK_CANDLES,
-    build_feature_days,
-    compute_features,
-    history_start_for,
-    load_history,
-)
+from coin_platform.features import LOOKBACK_CANDLES, compute_features
 from coin_platform.loader import LoaderError, load_ohlcv
 from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import BinanceFuturesClient
-from coin_platform.market.ingest import build_ohlcv_day, ingest_raw_klines, read_ohlcv_day
-from coin_platform.storage.history import (
-    compact_year,
-    compare_with_hourly,
-    day_version,
-    day_versions,
-    read_day_versions,
-)
+from coin_platform.pipeline.compaction import compact_year, compare_with_hourly
+from coin_platform.pipeline.features import build_feature_days, history_start_for, load_history
+from coin_platform.pipeline.ingest import build_ohlcv_day, ingest_raw_klines
+from coin_platform.storage.archive import day_version, day_versions, read_day_versions
 from coin_platform.storage.layout import day_start, ohlcv_day_keys
 from coin_platform.storage.object_store import ObjectStore
+from coin_platform.storage.ohlcv import read_ohlcv_day
 
 SYMBOL, INTERVAL = "BTCUSDT", "1m"
 FIRST, LAST = dt.date(2024, 3, 1), dt.date(2024, 3, 5)

@@ -1,6 +1,6 @@
-"""Indicator features per candle: `compute_features` and the stored `features/...` objects.
+"""Indicator features per candle: `compute_features`, pure (polars, coin_platform.indicators).
 
-The feature set is fixed here (`FEATURE_SCHEMA`, one named column each):
+The feature set is `features.schema.FEATURE_SCHEMA`:
 
     open_time, close, volume                  the candle
     ema_20, ema_50                            TA-Lib EMA (seeded with the SMA of the first N closes)
@@ -35,49 +35,19 @@ bb: 19, zones: window - 1). Nulls are nulls, never NaN.
 from __future__ import annotations
 
 import datetime as dt
-import warnings
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import polars as pl
 
 from coin_platform.core.intervals import DAY_MS, interval_ms, normalize_interval
+from coin_platform.core.time import UTC_MS
+from coin_platform.features.schema import (
+    FEATURE_SCHEMA,
+    LOOKBACK_CANDLES,
+    ZONE_BINS,
+    ZONE_WINDOW_MAX,
+    ZONE_WINDOW_MIN,
+)
 from coin_platform.indicators import atr, bollinger, ema, macd, rsi, volume_zones
-from coin_platform.loader import NoDataError, load_ohlcv
-from coin_platform.market.klines import UTC_MS
-from coin_platform.storage.layout import day_start, features_day_keys, features_key
-
-if TYPE_CHECKING:
-    from coin_platform.storage.object_store import ObjectStore
-
-FEATURE_SCHEMA: dict[str, pl.DataType] = {
-    "open_time": UTC_MS,
-    **{
-        name: pl.Float64()
-        for name in (
-            "close",
-            "volume",
-            "ema_20",
-            "ema_50",
-            "rsi_14",
-            "macd",
-            "macd_signal",
-            "macd_hist",
-            "bb_upper",
-            "bb_middle",
-            "bb_lower",
-            "atr_14",
-            "zone_low",
-            "zone_high",
-            "zone_volume_share",
-        )
-    },
-}
-FEATURE_COLUMNS = tuple(FEATURE_SCHEMA)
-ZONE_BINS = 24
-ZONE_WINDOW_MIN = 20
-ZONE_WINDOW_MAX = 240
-LOOKBACK_CANDLES = 5_000
 
 
 def lookback_days(interval: str, lookback_candles: int = LOOKBACK_CANDLES) -> int:
@@ -163,98 +133,3 @@ def compute_features(
         pl.col("_zones").struct.field("zone_volume_share").alias("zone_volume_share"),
     ).cast(FEATURE_SCHEMA)  # type: ignore[arg-type]
     return out if has_symbol else out.drop("symbol")
-
-
-@dataclass(frozen=True)
-class FeatureBuild:
-    """What `build_feature_days` did for one symbol."""
-
-    symbol: str
-    days: tuple[dt.date, ...]
-    rows: int
-    warmup_rows: int
-    history_rows: int
-    first_open: dt.datetime | None
-    last_open: dt.datetime | None
-    files_written: int
-    files_deleted: int
-    frame: pl.DataFrame  # the features written (FEATURE_COLUMNS), for previews
-
-
-def load_history(store: ObjectStore, interval: str, symbol: str, start: dt.datetime, last_day: dt.date) -> pl.DataFrame:
-    """The symbol's candles from `start` through the end of `last_day` (empty if none)."""
-    end = day_start(last_day) + dt.timedelta(days=1) - dt.timedelta(milliseconds=1)  # inclusive end
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return load_ohlcv([symbol], start, end, timeframe=interval, data_root=store)
-    except NoDataError:
-        return pl.DataFrame()
-
-
-def history_start_for(first_day: dt.date, interval: str, history_start: dt.date, lookback_candles: int) -> dt.datetime:
-    """Where a build of `first_day` starts reading: `lookback_candles` back, not before the history start.
-
-    EMA, RSI, ATR and MACD forget their seed geometrically: after 5,000 candles the
-    slowest (EMA 50) keeps (49/51)**5000 ≈ 1e-87 of it, far below float precision, so
-    the values equal a computation over the whole history while a build reads a
-    bounded range (2,000-odd GETs of hourly objects at most, for 1m).
-    """
-    back = day_start(first_day) - dt.timedelta(milliseconds=lookback_candles * interval_ms(interval))
-    return max(day_start(history_start), back)
-
-
-def build_feature_days(
-    store: ObjectStore,
-    interval: str,
-    symbol: str,
-    days: list[dt.date],
-    history_start: dt.date,
-    lookback_candles: int = LOOKBACK_CANDLES,
-) -> FeatureBuild:
-    """Compute the features of `days` (with `lookback_candles` of history before them) and
-    write them as hourly objects.
-
-    Hours of those days that now have no candles lose any feature object stored before.
-    """
-    days = sorted(set(days))
-    start = history_start_for(days[0], interval, history_start, lookback_candles)
-    history = load_history(store, interval, symbol, start, days[-1])
-    first = day_start(days[0])
-    if history.is_empty():
-        features = pl.DataFrame(schema=FEATURE_SCHEMA)
-        warmup = 0
-    else:
-        warmup = history.filter(pl.col("timestamp") < first).height
-        features = compute_features(history, interval, since=first).drop("symbol")
-    wanted = features.with_columns(_day=pl.col("open_time").dt.date()).filter(pl.col("_day").is_in(days))
-    objects: dict[str, pl.DataFrame] = {}
-    for (day, hour), rows in (
-        wanted.with_columns(_hour=pl.col("open_time").dt.hour()).partition_by("_day", "_hour", as_dict=True).items()
-    ):
-        objects[features_key(interval, symbol, day_start(day) + dt.timedelta(hours=hour))] = rows.drop("_day", "_hour")
-    store.write_parquet_many(objects)
-    stale = [k for day in days for k in features_day_keys(interval, symbol, day) if k not in objects]
-    present = [k for k, found in zip(stale, store.exists_many(stale), strict=True) if found] if stale else []
-    store.delete_many(present)
-    written = wanted.drop("_day")
-    return FeatureBuild(
-        symbol=symbol,
-        days=tuple(days),
-        rows=written.height,
-        warmup_rows=warmup,
-        history_rows=history.height,
-        first_open=written["open_time"].min() if written.height else None,  # type: ignore[arg-type]
-        last_open=written["open_time"].max() if written.height else None,  # type: ignore[arg-type]
-        files_written=len(objects),
-        files_deleted=len(present),
-        frame=written,
-    )
-
-
-def read_feature_days(store: ObjectStore, interval: str, symbol: str, days: list[dt.date]) -> pl.DataFrame:
-    """The stored feature objects of `days`, concatenated in time order (empty when none)."""
-    keys = [k for day in sorted(days) for k in features_day_keys(interval, symbol, day)]
-    present = [k for k, found in zip(keys, store.exists_many(keys), strict=True) if found]
-    frames = store.read_parquet_many(present)
-    return pl.concat(frames) if frames else pl.DataFrame(schema=FEATURE_SCHEMA)

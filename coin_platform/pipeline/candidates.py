@@ -1,0 +1,139 @@
+"""Trade candidates: strategy signals on closed candles, ready for Kafka.
+
+A run reads what `features_{interval}` stored: the feature objects of its days plus
+the rows before them that the strategies' rules look back at (`feature_days_before`;
+one row for a crossing, `volume_window` for the volume zone breakout), and computes
+only the series that are not stored. A strategy whose indicator is recursive and not
+stored (an EMA of other periods, say) needs the candles' whole history instead: then
+the run evaluates every strategy over features computed from the same history a
+feature build reads (`LOOKBACK_CANDLES` before the first day), and the asset declares
+that OHLCV look-back too (`needs_candles`). Either way a candidate found by a live
+tick, a rerun or a backfill is the same candidate with the same id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from coin_platform.core.intervals import DAY_MS, interval_ms
+from coin_platform.events.schemas import Candidate
+from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, compute_features
+from coin_platform.pipeline.features import history_start_for, load_history
+from coin_platform.storage.features import read_feature_days
+from coin_platform.strategies import Strategy, signal_rows
+
+if TYPE_CHECKING:
+    from coin_platform.storage.object_store import ObjectStore
+
+# Feature values a candidate carries, so a consumer sees what the strategy saw.
+CARRIED_FEATURES = tuple(c for c in FEATURE_COLUMNS if c not in ("open_time", "close"))
+
+
+def stored_rows_before(strategies: Sequence[Strategy]) -> int | None:
+    """Feature rows before a day that `strategies` read when evaluated over the stored features;
+    None when one of them needs the candles' whole history (see the module docstring)."""
+    needs = [strategy.rows_before(FEATURE_COLUMNS) for strategy in strategies]
+    return None if None in needs else max(needs, default=0)  # type: ignore[type-var]
+
+
+def needs_candles(strategies: Sequence[Strategy]) -> bool:
+    """Whether detection reads the OHLCV look-back rather than the stored features alone."""
+    return stored_rows_before(strategies) is None
+
+
+def feature_days_before(strategies: Sequence[Strategy], interval: str) -> int:
+    """Whole UTC days before a day whose stored features the strategies read (0 with no look-back)."""
+    rows = stored_rows_before(strategies) or 0
+    return -(-rows // (DAY_MS // interval_ms(interval)))
+
+
+def _features(
+    store: ObjectStore,
+    strategies: Sequence[Strategy],
+    interval: str,
+    symbol: str,
+    days: list[dt.date],
+    history_start: dt.date,
+    lookback_candles: int,
+) -> pl.DataFrame:
+    """The feature rows the strategies are evaluated over: stored ones when that suffices, else computed."""
+    if needs_candles(strategies):
+        start = history_start_for(days[0], interval, history_start, lookback_candles)
+        history = load_history(store, interval, symbol, start, days[-1])
+        return pl.DataFrame() if history.is_empty() else compute_features(history, interval).drop("symbol")
+    first = max(days[0] - dt.timedelta(days=feature_days_before(strategies, interval)), history_start)
+    span = [first + dt.timedelta(days=n) for n in range((days[-1] - first).days + 1)]
+    return read_feature_days(store, interval, symbol, span)
+
+
+def detect_candidates(
+    store: ObjectStore,
+    strategies: Sequence[Strategy],
+    interval: str,
+    symbol: str,
+    days: Sequence[dt.date],
+    history_start: dt.date,
+    *,
+    detected_at: dt.datetime,
+    lookback_candles: int = LOOKBACK_CANDLES,
+) -> list[Candidate]:
+    """Every signal of `strategies` on the symbol's candles of `days`, oldest first."""
+    if not strategies or not days:
+        return []
+    days = sorted(set(days))
+    features = _features(store, strategies, interval, symbol, days, history_start, lookback_candles)
+    if features.is_empty():
+        return []
+    fired = signal_rows(strategies, features).filter(pl.col("open_time").dt.date().is_in(days))
+    if fired.is_empty():
+        return []
+    rows = fired.join(features, on="open_time", how="left").sort("open_time", "strategy", "signal")
+    duration = dt.timedelta(milliseconds=interval_ms(interval) - 1)
+    return [
+        Candidate(
+            strategy=row["strategy"],
+            symbol=symbol,
+            interval=interval,
+            open_time=row["open_time"],
+            close_time=row["open_time"] + duration,
+            signal=row["signal"],
+            price=row["close"],
+            features={k: _finite(row[k]) for k in CARRIED_FEATURES},
+            detected_at=detected_at,
+        )
+        for row in rows.iter_rows(named=True)
+    ]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """Which candidates of a run go to Kafka now, and why the others do not."""
+
+    publish: tuple[Candidate, ...]
+    already_published: tuple[Candidate, ...]
+    too_old: tuple[Candidate, ...]
+
+
+def plan_publication(
+    candidates: Sequence[Candidate], published: dict[str, dt.datetime], now: dt.datetime, max_age: dt.timedelta
+) -> PublishPlan:
+    """Publish what is new and fresh: a rerun republishes nothing, a backfill of old days trades nothing."""
+    publish, already, old = [], [], []
+    for candidate in candidates:
+        if candidate.id in published:
+            already.append(candidate)
+        elif now - candidate.close_time > max_age:
+            old.append(candidate)
+        else:
+            publish.append(candidate)
+    return PublishPlan(tuple(publish), tuple(already), tuple(old))
