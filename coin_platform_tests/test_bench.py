@@ -47,8 +47,7 @@ def test_bench_prints_one_json_object_with_both_phases(tmp_path):
     # One 1440-row page (weight 10), exchangeInfo and time.
     assert sum(w["weight"] for w in limited["per_window"]) >= 12
     assert set(limited["step_seconds"]) == {
-        "raw_klines_1m",
-        "ohlcv_1m",
+        "fetch_and_clean_1m",
         "ohlcv_1m_checks",
         "hot_ohlcv_1m",
         "hot_ohlcv_1m_checks",
