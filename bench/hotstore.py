@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
-import sys
 import tempfile
 import time
 
 import numpy as np
 import polars as pl
+from report import emit  # bench/report.py, beside this script
 
 from coin_platform.features import FEATURE_SCHEMA
 from coin_platform.market.klines import OHLCV_SCHEMA
@@ -185,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "insert_met": rates["ohlcv_1h (ReplacingMergeTree)"] >= 1_000_000,
         "latest_features_met": result["latest_features"]["median_ms"] <= 50 and latest.height == args.symbols,
     }
-    json.dump(result, sys.stdout, indent=2)
-    print()
-    return 0
+    return emit(result)
 
 
 if __name__ == "__main__":

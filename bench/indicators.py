@@ -16,7 +16,6 @@ Prints one JSON object on stdout and nothing else.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 import talib
+from report import emit  # bench/report.py, beside this script
 
 from coin_platform.indicators import atr, bollinger, ema, macd, rsi
 
@@ -239,7 +239,7 @@ def main() -> None:
         "multi_symbol": long,
         "goals_met": bool(all(s["goal_met"] for s in single) and long["goal_met"]),
     }
-    print(json.dumps(result, indent=2))
+    emit(result)
 
 
 if __name__ == "__main__":

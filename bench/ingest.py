@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import tempfile
 import time
@@ -47,6 +46,7 @@ from pathlib import Path
 import dagster as dg
 import requests
 import yaml
+from report import emit  # bench/report.py, beside this script
 
 from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags
@@ -317,11 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                     and windows["rejected_429"] == 0),
         },
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    return 0
+    return emit(result, args.json_out)
 
 
 if __name__ == "__main__":

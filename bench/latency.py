@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import os
 import platform
 import signal
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import requests
 import yaml
+from report import emit  # bench/report.py, beside this script
 
 GOAL_P95_S = 30.0
 INTERVAL = "1m"
@@ -1015,11 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"latency bench failed: {exc}", file=sys.stderr)
         return 1
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    return 0
+    return emit(result, args.json_out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
+from report import emit  # bench/report.py, beside this script
 
 from coin_platform.loader import load_ohlcv
 from coin_platform.local import stack
@@ -208,11 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                     and local_result["week"]["loader_ms"] <= GOAL_WEEK_MS),
         },
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    return 0
+    return emit(result, args.json_out)
 
 
 if __name__ == "__main__":

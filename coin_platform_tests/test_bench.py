@@ -64,9 +64,11 @@ def test_bench_prints_one_json_object_with_both_phases(tmp_path):
     assert result["goals"] == {"weight_fraction_min": 0.9, "zero_429": True, "valid_run": False, "met": False}
 
 
-def test_latency_bench_stage_breakdown_on_synthetic_traces():
+def test_latency_bench_stage_breakdown_on_synthetic_traces(monkeypatch):
     """bench/latency.py's statistics on hand-made traces (no Dagster, no stack)."""
     import importlib.util
+
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT / "bench"))  # as when run as a script: its helpers beside it
 
     spec = importlib.util.spec_from_file_location("bench_latency", PROJECT_ROOT / "bench" / "latency.py")
     latency = importlib.util.module_from_spec(spec)

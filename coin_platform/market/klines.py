@@ -31,17 +31,9 @@ RAW_KLINE_SCHEMA: dict[str, pl.DataType] = {
 }
 RAW_KLINE_COLUMNS = tuple(RAW_KLINE_SCHEMA)
 
+# The cleaned candle: the raw fields without close_time (open_time + interval - 1 ms) and Binance's unused field.
 OHLCV_SCHEMA: dict[str, pl.DataType] = {
-    "open_time": UTC_MS,
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "quote_volume": pl.Float64(),
-    "trades": pl.Int64(),
-    "taker_buy_volume": pl.Float64(),
-    "taker_buy_quote_volume": pl.Float64(),
+    name: dtype for name, dtype in RAW_KLINE_SCHEMA.items() if name not in ("close_time", "ignore")
 }
 OHLCV_COLUMNS = tuple(OHLCV_SCHEMA)
 
