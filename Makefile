@@ -26,7 +26,9 @@ dev: install .env
 demo: install .env
 	$(BIN)/coin dev --demo
 
+# The browser test (coin_platform_tests/e2e) drives Debian's Chromium; install it when missing.
 test: install
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/pytest
 
 # Each benchmark prints one JSON object; results also land in bench/results/ (git-ignored).
