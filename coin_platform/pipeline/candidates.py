@@ -24,7 +24,7 @@ import polars as pl
 from coin_platform.core.intervals import DAY_MS, interval_ms
 from coin_platform.events.schemas import Candidate
 from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, compute_features
-from coin_platform.pipeline.features import history_start_for, load_history
+from coin_platform.pipeline.features import lookback_start, read_lookback
 from coin_platform.storage.features import read_feature_days
 from coin_platform.strategies import Strategy, signal_rows
 
@@ -64,9 +64,9 @@ def _features(
 ) -> pl.DataFrame:
     """The feature rows the strategies are evaluated over: stored ones when that suffices, else computed."""
     if needs_candles(strategies):
-        start = history_start_for(days[0], interval, history_start, lookback_candles)
-        history = load_history(store, interval, symbol, start, days[-1])
-        return pl.DataFrame() if history.is_empty() else compute_features(history, interval).drop("symbol")
+        start = lookback_start(days[0], interval, history_start, lookback_candles)
+        lookback = read_lookback(store, interval, symbol, start, days[-1])
+        return pl.DataFrame() if lookback.is_empty() else compute_features(lookback, interval).drop("symbol")
     first = max(days[0] - dt.timedelta(days=feature_days_before(strategies, interval)), history_start)
     span = [first + dt.timedelta(days=n) for n in range((days[-1] - first).days + 1)]
     return read_feature_days(store, interval, symbol, span)

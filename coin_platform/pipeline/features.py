@@ -35,7 +35,9 @@ class FeatureBuild:
     frame: pl.DataFrame  # the features written (FEATURE_COLUMNS), for previews
 
 
-def load_history(store: ObjectStore, interval: str, symbol: str, start: dt.datetime, last_day: dt.date) -> pl.DataFrame:
+def read_lookback(
+    store: ObjectStore, interval: str, symbol: str, start: dt.datetime, last_day: dt.date
+) -> pl.DataFrame:
     """The symbol's stored `interval` candles from `start` through the end of `last_day` (empty if none),
     in the loader's columns (timestamp, symbol, timeframe, OHLCV), read by storage's range reader."""
     candles = read_candles(store, symbol, interval, start, day_start(last_day) + dt.timedelta(days=1))
@@ -45,7 +47,7 @@ def load_history(store: ObjectStore, interval: str, symbol: str, start: dt.datet
     return labels.select("timestamp", "symbol", "timeframe", "open", "high", "low", "close", "volume")
 
 
-def history_start_for(first_day: dt.date, interval: str, history_start: dt.date, lookback_candles: int) -> dt.datetime:
+def lookback_start(first_day: dt.date, interval: str, history_start: dt.date, lookback_candles: int) -> dt.datetime:
     """Where a build of `first_day` starts reading: `lookback_candles` back, not before the history start.
 
     EMA, RSI, ATR and MACD forget their seed geometrically: after 5,000 candles the
@@ -71,15 +73,15 @@ def build_feature_days(
     Hours of those days that now have no candles lose any feature object stored before.
     """
     days = sorted(set(days))
-    start = history_start_for(days[0], interval, history_start, lookback_candles)
-    history = load_history(store, interval, symbol, start, days[-1])
+    start = lookback_start(days[0], interval, history_start, lookback_candles)
+    lookback = read_lookback(store, interval, symbol, start, days[-1])
     first = day_start(days[0])
-    if history.is_empty():
+    if lookback.is_empty():
         features = pl.DataFrame(schema=FEATURE_SCHEMA)
         warmup = 0
     else:
-        warmup = history.filter(pl.col("timestamp") < first).height
-        features = compute_features(history, interval, since=first).drop("symbol")
+        warmup = lookback.filter(pl.col("timestamp") < first).height
+        features = compute_features(lookback, interval, since=first).drop("symbol")
     written = features.filter(pl.col("open_time").dt.date().is_in(days))
     files_written, files_deleted = write_feature_days(store, interval, symbol, days, written)
     return FeatureBuild(
@@ -87,7 +89,7 @@ def build_feature_days(
         days=tuple(days),
         rows=written.height,
         warmup_rows=warmup,
-        history_rows=history.height,
+        history_rows=lookback.height,
         first_open=written["open_time"].min() if written.height else None,  # type: ignore[arg-type]
         last_open=written["open_time"].max() if written.height else None,  # type: ignore[arg-type]
         files_written=files_written,

@@ -7,7 +7,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from coin_platform.features import FEATURE_COLUMNS, FEATURE_SCHEMA, compute_features, zone_window
-from coin_platform.pipeline.features import build_feature_days, load_history
+from coin_platform.pipeline.features import build_feature_days, read_lookback
 from coin_platform.storage.features import read_feature_days
 from coin_platform.storage.layout import day_start, features_day_keys, ohlcv_key
 from coin_platform.storage.object_store import ObjectStore
@@ -39,7 +39,7 @@ def store(tmp_path):
 
 def _full(store: ObjectStore, last: dt.date) -> pl.DataFrame:
     """The reference: one computation over the whole history through `last`."""
-    return compute_features(load_history(store, "1m", "BTCUSDT", day_start(START), last)).drop("symbol")
+    return compute_features(read_lookback(store, "1m", "BTCUSDT", day_start(START), last)).drop("symbol")
 
 
 def test_partition_by_partition_equals_one_full_history_computation(store):

@@ -18,7 +18,7 @@ from coin_platform.loader import LoaderError, load_ohlcv
 from coin_platform.local.replay import ReplayServer
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.pipeline.compaction import compact_year, compare_with_hourly
-from coin_platform.pipeline.features import build_feature_days, history_start_for, load_history
+from coin_platform.pipeline.features import build_feature_days, lookback_start, read_lookback
 from coin_platform.pipeline.ingest import build_ohlcv_day, ingest_raw_klines
 from coin_platform.storage.archive import day_version, day_versions, read_day_versions
 from coin_platform.storage.layout import day_start, ohlcv_day_keys
@@ -104,12 +104,12 @@ def test_the_features_look_back_sees_the_backfilled_and_repaired_candles(client,
     write_day(client, store, REPAIRED, now)
     history = pl.concat(read_ohlcv_day(store, INTERVAL, SYMBOL, day) for day in DAYS)
     assert history.height == 5 * 1440
-    looked_back = load_history(store, INTERVAL, SYMBOL, day_start(FIRST), LAST)
+    looked_back = read_lookback(store, INTERVAL, SYMBOL, day_start(FIRST), LAST)
     assert_frame_equal(looked_back, as_loaded(history), check_exact=True)
     build = build_feature_days(store, INTERVAL, SYMBOL, [LAST], history_start=FIRST)
     # 5,000 candles before 03-05 reach back into 03-01: both rewritten days are in the look-back.
     assert build.warmup_rows == 5000
-    start = history_start_for(LAST, INTERVAL, FIRST, LOOKBACK_CANDLES)
+    start = lookback_start(LAST, INTERVAL, FIRST, LOOKBACK_CANDLES)
     expected = compute_features(history.filter(pl.col("open_time") >= start), INTERVAL, since=day_start(LAST))
     assert_frame_equal(build.frame, expected, check_exact=True)
 
