@@ -17,16 +17,7 @@ from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import ClickHouseResource, ObjectStoreResource
 from coin_platform.settings import Settings
-from coin_platform.storage.clickhouse import (
-    ROLLUP_INTERVALS,
-    compare_rollup,
-    compare_with_source,
-    hot_counts,
-    migrate,
-    read_hot_ohlcv,
-    read_rollup,
-    replace_ohlcv_day,
-)
+from coin_platform.storage.clickhouse import ROLLUP_INTERVALS, compare_rollup, compare_with_source
 from coin_platform.storage.layout import day_start
 from coin_platform.storage.ohlcv import read_ohlcv_day
 
@@ -110,19 +101,12 @@ def build_hot_assets(
         if not frames:
             return dg.MaterializeResult(metadata={**metadata, "dagster/row_count": 0})
 
-        with clickhouse.open() as client:
-            applied = migrate(client, retention_days, clickhouse.database)
+        with clickhouse.open() as hot_store:
+            applied = hot_store.migrations_applied
             inserted = {
-                key: replace_ohlcv_day(client, interval, key[0], key[1], frame, database=clickhouse.database)
-                for key, frame in frames.items()
+                key: hot_store.replace_ohlcv_day(interval, key[0], key[1], frame) for key, frame in frames.items()
             }
-            counts = hot_counts(
-                client,
-                interval,
-                sorted({s for s, _ in frames}),
-                sorted({d for _, d in frames}),
-                database=clickhouse.database,
-            )
+            counts = hot_store.hot_counts(interval, sorted({s for s, _ in frames}), sorted({d for _, d in frames}))
         mismatched = {
             _label(day, symbol): {"inserted": n, "final_count": counts[(symbol, day)]}
             for (symbol, day), n in inserted.items()
@@ -192,19 +176,17 @@ def build_hot_assets(
         }
         source_compared, source_failed = 0, {}
         rollup_compared, rollup_failed = 0, {}
-        with clickhouse.open() if inside else contextlib.nullcontext() as client:
-            if inside:
-                migrate(client, retention_days, clickhouse.database)
+        with clickhouse.open() if inside else contextlib.nullcontext() as hot_store:
             for symbol, day in inside:
                 start = day_start(day)
                 end = start + dt.timedelta(days=1)
-                hot = read_hot_ohlcv(client, interval, symbol, start, end, database=clickhouse.database)
+                hot = hot_store.read_hot_ohlcv(interval, symbol, start, end)
                 source = compare_with_source(hot.filter(pl.col("open_time") > cutoff), sources[(symbol, day)])
                 source_compared += source.compared
                 if not source.passed:
                     source_failed[_label(day, symbol)] = source.summary()
                 if interval in ROLLUP_INTERVALS:
-                    rollup = read_rollup(client, interval, symbol, start, end, database=clickhouse.database)
+                    rollup = hot_store.read_rollup(interval, symbol, start, end)
                     result = compare_rollup(hot, rollup, interval)
                     rollup_compared += result.compared
                     if not result.passed:
