@@ -17,10 +17,9 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from coin_platform.defs.assets.hot import POOL, past_retention
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
-from coin_platform.defs.partitions import split_partition_keys, trailing_days
-from coin_platform.defs.resources import ClickHouseResource, ObjectStoreResource
+from coin_platform.defs.partitions import past_retention, split_partition_keys, trailing_days
+from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, ObjectStoreResource
 from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, lookback_days, zone_window
 from coin_platform.pipeline.features import build_feature_days
 from coin_platform.settings import Settings
@@ -48,7 +47,7 @@ def build_feature_assets(
         ),
         deps=[dg.AssetDep(ohlcv_asset, partition_mapping=trailing_days(lookback_days(interval)))],
         automation_condition=REBUILD_AFTER_INPUT_REPAIR,
-        pool=POOL,
+        pool=CLICKHOUSE_POOL,
         kinds={"polars", "parquet", "s3", "clickhouse"},
         description=(
             f"Indicator features of every closed {interval} candle ({', '.join(FEATURE_COLUMNS[1:])}; "

@@ -15,10 +15,9 @@ import datetime as dt
 
 import dagster as dg
 
-from coin_platform.defs.assets.hot import POOL
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
 from coin_platform.defs.partitions import split_partition_keys, trailing_days
-from coin_platform.defs.resources import ClickHouseResource, KafkaResource, ObjectStoreResource
+from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, KafkaResource, ObjectStoreResource
 from coin_platform.events.kafka import publish
 from coin_platform.features import lookback_days
 from coin_platform.pipeline.candidates import detect_candidates, feature_days_before, needs_candles, plan_publication
@@ -64,7 +63,7 @@ def build_candidate_assets(
         ),
         deps=deps,
         automation_condition=REBUILD_AFTER_INPUT_REPAIR,
-        pool=POOL,
+        pool=CLICKHOUSE_POOL,
         kinds={"polars", "clickhouse", "kafka"},
         description=(
             f"Signals of the enabled strategies ({names}) on closed {interval} candles: recorded in ClickHouse "

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from coin_platform.defs.assets.hot import POOL
-from coin_platform.defs.resources import ClickHouseResource, KafkaResource
+from coin_platform.defs.events import MessageConfig
+from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, KafkaResource
 from coin_platform.events.kafka import publish
 from coin_platform.events.schemas import Candidate, decision_id
 from coin_platform.ml.scorers import RuleScorer
@@ -21,12 +21,6 @@ from coin_platform.settings import Settings
 
 DECISIONS_ASSET = dg.AssetKey("decisions")
 SCORE_OP = "score_candidate"
-
-
-class MessageConfig(dg.Config):
-    """The Kafka message (JSON) the run was launched for."""
-
-    message: str
 
 
 def build_inference_job(
@@ -50,7 +44,7 @@ def build_inference_job(
         ),
     )
 
-    @dg.op(name=SCORE_OP, pool=POOL)
+    @dg.op(name=SCORE_OP, pool=CLICKHOUSE_POOL)
     def score_candidate(
         context: dg.OpExecutionContext,
         config: MessageConfig,
