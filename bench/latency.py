@@ -698,7 +698,8 @@ def signal_records(settings, candidate_ids: list[str]) -> tuple[dict[str, dict],
     if not candidate_ids:
         return {}, {}
     resource = build_clickhouse_resource(settings)
-    with resource.open() as client:
+    with resource.open() as hot_store:
+        client = hot_store.client
         params = {"ids": candidate_ids}
         candidates = pl.from_arrow(client.query_arrow(
             f"SELECT id, close_time, detected_at, published_at FROM {resource.database}.candidates FINAL "

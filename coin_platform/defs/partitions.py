@@ -1,4 +1,6 @@
-"""Market partitions: UTC day × symbol, with symbols from config.yaml."""
+"""The partitions every domain shares: UTC day × symbol (market data and everything derived
+from it) and UTC year × symbol (the history archive), their mappings, and the run tags that
+make a rectangle of them one run. Symbols come from config.yaml."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import datetime as dt
 import dagster as dg
 
 from coin_platform.settings import Settings
+from coin_platform.storage.layout import day_start
 
 DATE = "date"
 SYMBOL = "symbol"
@@ -19,6 +22,22 @@ def market_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
         {
             DATE: dg.DailyPartitionsDefinition(
                 start_date=settings.config.history_start.isoformat(), end_offset=1
+            ),
+            SYMBOL: dg.StaticPartitionsDefinition(list(settings.config.symbols)),
+        }
+    )
+
+
+def history_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
+    """UTC years from the history start up to the current one × configured symbols."""
+    return dg.MultiPartitionsDefinition(
+        {
+            YEAR: dg.TimeWindowPartitionsDefinition(
+                cron_schedule="0 0 1 1 *",
+                start=str(settings.config.history_start.year),
+                fmt="%Y",
+                timezone="UTC",
+                end_offset=1,
             ),
             SYMBOL: dg.StaticPartitionsDefinition(list(settings.config.symbols)),
         }
@@ -51,6 +70,35 @@ def trailing_days(days: int) -> dg.MultiPartitionMapping:
             SYMBOL: dg.DimensionPartitionMapping(SYMBOL, dg.IdentityPartitionMapping()),
         }
     )
+
+
+def split_year_keys(partitions_def: dg.MultiPartitionsDefinition, keys: list[str]) -> list[tuple[int, str]]:
+    """Year × symbol partition keys of a run -> sorted (year, symbol) pairs."""
+    pairs = []
+    for key in keys:
+        by_dimension = partitions_def.get_partition_key_from_str(key).keys_by_dimension
+        pairs.append((int(by_dimension[YEAR]), by_dimension[SYMBOL]))
+    return sorted(pairs)
+
+
+def days_into_years() -> dg.MultiPartitionMapping:
+    """Each year partition depends on its days' partitions of the same symbol."""
+    return dg.MultiPartitionMapping(
+        {
+            DATE: dg.DimensionPartitionMapping(
+                YEAR, dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
+            ),
+            SYMBOL: dg.DimensionPartitionMapping(SYMBOL, dg.IdentityPartitionMapping()),
+        }
+    )
+
+
+def past_retention(day: dt.date, now: dt.datetime, retention_days: int) -> bool:
+    """The whole day is past the hot store's retention window (its TTL would already delete every row).
+
+    Shared by the hot_store and features assets: days past it are not written to ClickHouse.
+    """
+    return day_start(day) + dt.timedelta(days=1) <= now - dt.timedelta(days=retention_days)
 
 
 def date_symbol_key(day: dt.date, symbol: str) -> dg.MultiPartitionKey:

@@ -21,7 +21,7 @@ from coin_platform.binance.weights import WeightLimiter
 from coin_platform.events.kafka import Message, ensure_topics, make_producer, read_from
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.settings import PROJECT_ROOT, Deployment, Settings
-from coin_platform.storage.clickhouse import ClickHouseConfig, open_clickhouse
+from coin_platform.storage.clickhouse import ClickHouseConfig, HotStore, open_hot_store
 from coin_platform.storage.object_store import ObjectStore
 from coin_platform.trading.binance import BinanceFuturesBroker
 from coin_platform.trading.orders import Broker
@@ -65,8 +65,16 @@ class ObjectStoreResource(dg.ConfigurableResource):
         )
 
 
+# The Dagster concurrency pool of every asset, check and op that opens the hot store
+# (limit 1 locally: chDB allows one process per path).
+CLICKHOUSE_POOL = "clickhouse"
+
+
 class ClickHouseResource(dg.ConfigurableResource):
-    """The hot store: chDB on disk (local) or a ClickHouse server over HTTP (prod)."""
+    """The hot store: chDB on disk (local) or a ClickHouse server over HTTP (prod).
+
+    `open()` hands out a `HotStore`, migrated to `retention_days` once per process.
+    """
 
     mode: str = "chdb"
     path: str | None = None
@@ -76,6 +84,7 @@ class ClickHouseResource(dg.ConfigurableResource):
     password: str | None = None
     secure: bool = False
     database: str = "coin"
+    retention_days: int = 3
     lock_timeout_s: float = 600.0
 
     def get_config(self) -> ClickHouseConfig:
@@ -92,10 +101,11 @@ class ClickHouseResource(dg.ConfigurableResource):
         )
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[object]:
-        """A client for the block (chDB: under the path's file lock), closed afterwards."""
-        with open_clickhouse(self.get_config()) as client:
-            yield client
+    def open(self) -> Iterator[HotStore]:
+        """The hot store for the block (chDB: under the path's file lock), closed afterwards;
+        migrated on the process's first open of this target."""
+        with open_hot_store(self.get_config(), self.retention_days) as store:
+            yield store
 
 
 class KafkaResource(dg.ConfigurableResource):
@@ -227,7 +237,11 @@ def _shared_resources(settings: Settings) -> dict[str, object]:
 def local_resources(settings: Settings) -> dict[str, object]:
     """The local stack: chDB on disk under COIN_HOME, the dbt target `local` (DuckDB)."""
     return _shared_resources(settings) | {
-        "clickhouse": ClickHouseResource(mode="chdb", path=str(settings.coin_home / "clickhouse" / "hot")),
+        "clickhouse": ClickHouseResource(
+            mode="chdb",
+            path=str(settings.coin_home / "clickhouse" / "hot"),
+            retention_days=settings.config.retention_days,
+        ),
         "dbt": DbtProject(project_dir=DBT_PROJECT_DIR, target="local"),
     }
 
@@ -243,6 +257,7 @@ def prod_resources(settings: Settings) -> dict[str, object]:
             password=dg.EnvVar("CLICKHOUSE_PASSWORD"),
             secure=os.environ.get("CLICKHOUSE_SECURE", "true").lower() in ("1", "true", "yes"),
             database=os.environ.get("CLICKHOUSE_DB", "coin_platform"),
+            retention_days=settings.config.retention_days,
         ),
         "dbt": DbtProject(project_dir=DBT_PROJECT_DIR, target="prod"),
     }

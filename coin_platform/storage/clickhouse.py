@@ -8,6 +8,12 @@ file …/status"). `open_clickhouse` therefore opens the client for the duration
 of one `with` block and serialises processes with a file lock held around
 open → use → close: a second process waits for the first instead of failing.
 
+`HotStore` is the typed face of the tables below: one database over an open
+client, every table function as a method, so callers never pass `database=`.
+`open_hot_store` hands one out and migrates each target (backend, location,
+database, retention) once per process; the client is still opened and closed
+per block.
+
 Schema is managed here, idempotently: every statement is `CREATE … IF NOT
 EXISTS`, applied versions are recorded in `schema_migrations`, and the TTL of
 every hot table is brought to the configured retention on each `migrate`
@@ -60,8 +66,10 @@ import polars as pl
 
 from coin_platform.core.intervals import interval_ms
 from coin_platform.core.time import UTC_MS
+from coin_platform.events.schemas import Candidate, Decision
 from coin_platform.features.schema import FEATURE_SCHEMA, INDICATOR_COLUMNS
 from coin_platform.market.klines import OHLCV_COLUMNS, OHLCV_SCHEMA, aggregate_mismatch
+from coin_platform.storage import signals
 from coin_platform.storage.signals import candidates_table, decisions_table
 
 HOT_INTERVALS = ("1m", "15m", "1h")
@@ -806,3 +814,123 @@ def compare_rollup(coarse: pl.DataFrame, rollup: pl.DataFrame, interval: str) ->
         compared=joined.height,
         differing=[t.isoformat() for t in bad["open_time"].head(20).to_list()],
     )
+
+
+# ---------------------------------------------------------------- the typed store
+
+
+class HotStore:
+    """The hot store's tables in one database over an open client: the functions above as methods.
+
+    Callers hold a HotStore instead of a (client, database) pair, so no call names the
+    database. `open_hot_store` hands one out, migrated; `HotStore(client, database)` wraps
+    a client opened elsewhere (migrate it with `migrate`).
+    """
+
+    def __init__(self, client, database: str = "coin") -> None:
+        if not _IDENTIFIER.match(database):
+            raise ValueError(f"{database!r} is not a plain identifier")
+        self.client = client
+        self.database = database
+        # The versions this store's opening applied ([] when the process had migrated its target before).
+        self.migrations_applied: list[int] = []
+
+    def __repr__(self) -> str:
+        return f"HotStore(database={self.database!r})"
+
+    # schema
+
+    def migrate(self, retention_days: int) -> list[int]:
+        return migrate(self.client, retention_days, self.database)
+
+    def ttl_days(self, table: str) -> int | None:
+        return ttl_days(self.client, table, self.database)
+
+    def apply_retention(self, retention_days: int) -> list[str]:
+        return apply_retention(self.client, retention_days, self.database)
+
+    # candles
+
+    def insert_ohlcv(self, interval: str, symbol: str, frame: pl.DataFrame, *, version: int | None = None) -> int:
+        return insert_ohlcv(self.client, interval, symbol, frame, version=version, database=self.database)
+
+    def replace_ohlcv_day(
+        self, interval: str, symbol: str, day: dt.date, frame: pl.DataFrame, *, version: int | None = None
+    ) -> int:
+        return replace_ohlcv_day(self.client, interval, symbol, day, frame, version=version, database=self.database)
+
+    def hot_counts(
+        self, interval: str, symbols: Sequence[str], days: Sequence[dt.date]
+    ) -> dict[tuple[str, dt.date], int]:
+        return hot_counts(self.client, interval, symbols, days, database=self.database)
+
+    def latest_closed(self, interval: str, symbols: Sequence[str]) -> dict[str, dt.datetime | None]:
+        return latest_closed(self.client, interval, symbols, database=self.database)
+
+    def read_hot_ohlcv(self, interval: str, symbol: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+        return read_hot_ohlcv(self.client, interval, symbol, start, end, database=self.database)
+
+    def read_rollup(self, interval: str, symbol: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+        return read_rollup(self.client, interval, symbol, start, end, database=self.database)
+
+    # features
+
+    def replace_features_day(
+        self, interval: str, symbol: str, day: dt.date, features: pl.DataFrame, *, version: int | None = None
+    ) -> int:
+        return replace_features_day(
+            self.client, interval, symbol, day, features, version=version, database=self.database
+        )
+
+    def latest_features(self, interval: str, symbols: Sequence[str]) -> pl.DataFrame:
+        return latest_features(self.client, interval, symbols, database=self.database)
+
+    def features_at(self, interval: str, symbol: str, open_time: dt.datetime) -> dict[str, float | None] | None:
+        return features_at(self.client, interval, symbol, open_time, database=self.database)
+
+    # candidates and decisions (coin_platform.storage.signals)
+
+    def write_candidates(
+        self, candidates: Sequence[Candidate], published: dict[str, dt.datetime | None]
+    ) -> int:
+        return signals.write_candidates(self.client, candidates, published, database=self.database)
+
+    def published_candidates(self, ids: Sequence[str]) -> dict[str, dt.datetime]:
+        return signals.published_candidates(self.client, ids, database=self.database)
+
+    def read_candidates(self, symbol: str, interval: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+        return signals.read_candidates(self.client, symbol, interval, start, end, database=self.database)
+
+    def write_decision(self, decision: Decision, published_at: dt.datetime | None) -> None:
+        signals.write_decision(self.client, decision, published_at, database=self.database)
+
+    def read_decision(self, decision_id: str) -> tuple[Decision, dt.datetime | None] | None:
+        return signals.read_decision(self.client, decision_id, database=self.database)
+
+
+# The targets (backend, location, database, retention) this process has migrated: a process
+# migrates each once, on its first open; later opens only open.
+_MIGRATED: set[tuple[str, str, str, int]] = set()
+
+
+def _migration_target(config: ClickHouseConfig, retention_days: int) -> tuple[str, str, str, int]:
+    where = str(Path(config.path).resolve()) if config.mode == "chdb" else f"{config.host}:{config.port}"
+    return (config.mode, where, config.database, retention_days)
+
+
+@contextlib.contextmanager
+def open_hot_store(config: ClickHouseConfig, retention_days: int) -> Iterator[HotStore]:
+    """A HotStore for the block (chDB: under the path's file lock, see `open_clickhouse`), closed afterwards.
+
+    The first open of a target in a process runs `migrate` (its versions in
+    `migrations_applied`); later ones skip it. The client itself is opened and
+    closed per block, as chDB requires.
+    """
+    _check_retention(retention_days)
+    target = _migration_target(config, retention_days)
+    with open_clickhouse(config) as client:
+        store = HotStore(client, config.database)
+        if target not in _MIGRATED:
+            store.migrations_applied = migrate(client, retention_days, config.database)
+            _MIGRATED.add(target)
+        yield store

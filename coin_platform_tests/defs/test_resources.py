@@ -93,3 +93,18 @@ def test_only_settings_and_resources_read_the_deployment():
         if path not in allowed and pattern.search(path.read_text(encoding="utf-8"))
     ]
     assert readers == []
+
+
+def test_two_opens_of_the_clickhouse_resource_migrate_once(tmp_path, monkeypatch):
+    """The resource hands out a HotStore; a process migrates its target on the first open only."""
+    from coin_platform.storage import clickhouse as hot
+
+    runs = []
+    real_migrate = hot.migrate
+    monkeypatch.setattr(hot, "migrate", lambda *args, **kwargs: runs.append(args[1:]) or real_migrate(*args, **kwargs))
+    resource = ClickHouseResource(mode="chdb", path=str(tmp_path / "hot"), retention_days=2)
+    with resource.open() as store:
+        assert isinstance(store, hot.HotStore) and store.migrations_applied == [1, 2, 3, 4, 5]
+    with resource.open() as store:
+        assert store.migrations_applied == [] and store.ttl_days("features_1h") == 2
+    assert runs == [(2, "coin")]

@@ -22,9 +22,7 @@ from coin_platform.events.schemas import Candidate, Decision
 from coin_platform.local.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.klines import OHLCV_SCHEMA
-from coin_platform.storage.clickhouse import open_clickhouse
 from coin_platform.storage.layout import day_start, ohlcv_key
-from coin_platform.storage.signals import read_candidates
 from coin_platform.trading.store import TradingStore
 from coin_platform_tests.defs.harness import market_settings, object_store, run_job
 
@@ -160,8 +158,8 @@ def test_a_crafted_rebound_becomes_one_candidate_one_decision_one_paper_order_an
     (candidate,) = [Candidate.from_json(m.value) for m in messages]
     assert (candidate.open_time, candidate.strategy, candidate.signal) == (SIGNAL_AT, "rsi_reversal", "enter_long")
 
-    with open_clickhouse(defs.resources["clickhouse"].get_config()) as client:
-        stored = read_candidates(client, SYMBOL, "1m", day_start(DAY), day_start(DAY) + dt.timedelta(days=1))
+    with defs.resources["clickhouse"].open() as hot_store:
+        stored = hot_store.read_candidates(SYMBOL, "1m", day_start(DAY), day_start(DAY) + dt.timedelta(days=1))
     assert stored["id"].to_list() == [candidate.id] and stored["published_at"].null_count() == 0
 
     with dg.instance_for_test() as instance:

@@ -14,24 +14,19 @@ import pytest
 
 from coin_platform.features import FEATURE_COLUMNS, FEATURE_SCHEMA
 from coin_platform.market.klines import OHLCV_SCHEMA, resample_ohlcv
+from coin_platform.storage import clickhouse
 from coin_platform.storage.clickhouse import (
     MIGRATIONS,
     TTL_TABLES,
     ClickHouseConfig,
     ClickHouseLockTimeout,
+    HotStore,
     compare_rollup,
     feature_column_ddl,
     hot_counts,
-    insert_ohlcv,
-    latest_closed,
-    latest_features,
     migrate,
     open_clickhouse,
-    read_hot_ohlcv,
-    read_rollup,
-    replace_features_day,
-    replace_ohlcv_day,
-    ttl_days,
+    open_hot_store,
 )
 
 DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
@@ -96,6 +91,33 @@ def test_migrations_are_idempotent_and_schema_is_visible(config):
         assert rows[f"ohlcv_{interval}_from_1m_mv"]["engine"] == "MaterializedView"
     for interval in ("1m", "15m", "1h"):
         assert "ReplacingMergeTree(version)" in rows[f"features_{interval}"]["engine_full"]
+
+
+def test_a_process_migrates_each_hot_store_once_however_often_it_opens_it(config, monkeypatch):
+    """open_hot_store runs the migrations on the first open of a target only; reads of
+    schema_migrations are how a migration run shows."""
+    reads = []
+    real_migrate = clickhouse.migrate
+
+    def counting_migrate(client, retention_days, database="coin"):
+        reads.append(database)
+        return real_migrate(client, retention_days, database)
+
+    monkeypatch.setattr(clickhouse, "migrate", counting_migrate)
+    with open_hot_store(config, retention_days=3) as first:
+        assert first.migrations_applied == [1, 2, 3, 4, 5]
+    with open_hot_store(config, retention_days=3) as second:
+        assert second.migrations_applied == []
+        assert isinstance(second, HotStore) and second.database == "coin"
+        assert second.hot_counts("1m", ["BTCUSDT"], [DAY]) == {("BTCUSDT", DAY): 0}
+    assert reads == ["coin"]
+    # Another database at the same path, or another retention, is another target.
+    other = ClickHouseConfig(path=config.path, database="other", lock_timeout_s=60)
+    with open_hot_store(other, retention_days=3) as store:
+        assert store.migrations_applied == [1, 2, 3, 4, 5]
+    with open_hot_store(config, retention_days=1) as store:
+        assert store.migrations_applied == [] and store.ttl_days("ohlcv_1m") == 1
+    assert reads == ["coin", "other", "coin"]
 
 
 # Migration 3's statement for features_1m as it was applied: it must never change.
@@ -165,21 +187,21 @@ def _features(day: dt.date, seed: int, rows: int = 1440) -> pl.DataFrame:
 
 
 def test_feature_tables_hold_each_day_once_and_serve_the_latest_row_per_symbol(config):
-    with open_clickhouse(config) as client:
-        migrate(client, retention_days=3)
+    with open_hot_store(config, retention_days=3) as store:
+        client = store.client
         btc = _features(DAY, seed=1)
         for _ in range(2):  # a rerun replaces the day
-            assert replace_features_day(client, "1m", "BTCUSDT", DAY, btc) == 1440
-        replace_features_day(client, "1m", "ETHUSDT", DAY, _features(DAY, seed=2, rows=600))
+            assert store.replace_features_day("1m", "BTCUSDT", DAY, btc) == 1440
+        store.replace_features_day("1m", "ETHUSDT", DAY, _features(DAY, seed=2, rows=600))
         stored = client.command("SELECT count() FROM coin.features_1m FINAL")
         columns = pl.from_arrow(client.query_arrow("SELECT * FROM coin.features_1m LIMIT 0")).columns
-        latest = latest_features(client, "1m", ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+        latest = store.latest_features("1m", ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
         first = pl.from_arrow(
             client.query_arrow("SELECT ema_50 FROM coin.features_1m FINAL WHERE symbol = 'BTCUSDT' ORDER BY open_time")
         )
         with pytest.raises(ValueError, match="not on"):
-            replace_features_day(client, "1m", "BTCUSDT", DAY + dt.timedelta(days=1), btc)
-        replace_features_day(client, "1m", "BTCUSDT", DAY, btc.head(1000))  # candles gone: deleted
+            store.replace_features_day("1m", "BTCUSDT", DAY + dt.timedelta(days=1), btc)
+        store.replace_features_day("1m", "BTCUSDT", DAY, btc.head(1000))  # candles gone: deleted
         shrunk = client.command("SELECT count() FROM coin.features_1m FINAL WHERE symbol = 'BTCUSDT'")
     assert stored == 1440 + 600
     assert shrunk == 1000
@@ -192,43 +214,42 @@ def test_feature_tables_hold_each_day_once_and_serve_the_latest_row_per_symbol(c
 
 
 def test_a_retention_change_is_applied_to_every_table(config):
-    with open_clickhouse(config) as client:
-        migrate(client, retention_days=3)
-        assert migrate(client, retention_days=1) == []
-        assert {t: ttl_days(client, t) for t in TTL_TABLES} == dict.fromkeys(TTL_TABLES, 1)
+    with open_hot_store(config, retention_days=3) as store:
+        assert store.migrate(1) == []
+        assert {t: store.ttl_days(t) for t in TTL_TABLES} == dict.fromkeys(TTL_TABLES, 1)
         with pytest.raises(ValueError, match="1 to 3"):
-            migrate(client, retention_days=5)
+            store.migrate(5)
 
 
 def test_rerunning_a_day_neither_duplicates_rows_nor_the_rollup(config):
     btc, eth = minute_day(1), minute_day(2)
-    with open_clickhouse(config) as client:
-        migrate(client, retention_days=3)
+    with open_hot_store(config, retention_days=3) as store:
+        client = store.client
         for _ in range(2):  # the rerun
-            assert replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, btc) == 1440
-            replace_ohlcv_day(client, "1m", "ETHUSDT", DAY, eth)
+            assert store.replace_ohlcv_day("1m", "BTCUSDT", DAY, btc) == 1440
+            store.replace_ohlcv_day("1m", "ETHUSDT", DAY, eth)
             for interval in ("15m", "1h"):
-                replace_ohlcv_day(client, interval, "BTCUSDT", DAY, resample_ohlcv(btc, interval).drop("candles"))
-        assert hot_counts(client, "1m", ["BTCUSDT", "ETHUSDT", "SOLUSDT"], [DAY]) == {
+                store.replace_ohlcv_day(interval, "BTCUSDT", DAY, resample_ohlcv(btc, interval).drop("candles"))
+        assert store.hot_counts("1m", ["BTCUSDT", "ETHUSDT", "SOLUSDT"], [DAY]) == {
             ("BTCUSDT", DAY): 1440,
             ("ETHUSDT", DAY): 1440,
             ("SOLUSDT", DAY): 0,
         }
         # Unmerged raw rows too: the rerun's rows replaced the first run's, not joined them.
         assert client.command("SELECT count() FROM coin.ohlcv_1m") == 2880
-        assert read_hot_ohlcv(client, "1m", "BTCUSDT", START, END).equals(btc)
+        assert store.read_hot_ohlcv("1m", "BTCUSDT", START, END).equals(btc)
         for interval, buckets in (("15m", 96), ("1h", 24)):
-            rollup = read_rollup(client, interval, "BTCUSDT", START, END)
+            rollup = store.read_rollup(interval, "BTCUSDT", START, END)
             expected = resample_ohlcv(btc, interval)
             assert rollup.height == buckets
             assert rollup["candles"].to_list() == expected["candles"].to_list()
             assert rollup.select("open", "high", "low", "close", "trades").equals(
                 expected.select("open", "high", "low", "close", "trades")
             )
-            coarse = read_hot_ohlcv(client, interval, "BTCUSDT", START, END)
+            coarse = store.read_hot_ohlcv(interval, "BTCUSDT", START, END)
             comparison = compare_rollup(coarse, rollup, interval)
             assert comparison.passed and comparison.compared == buckets
-        assert latest_closed(client, "1m", ["BTCUSDT", "SOLUSDT"]) == {
+        assert store.latest_closed("1m", ["BTCUSDT", "SOLUSDT"]) == {
             "BTCUSDT": START + dt.timedelta(minutes=1439),
             "SOLUSDT": None,
         }
@@ -237,27 +258,26 @@ def test_rerunning_a_day_neither_duplicates_rows_nor_the_rollup(config):
 def test_a_plain_reinsert_would_double_the_rollup_which_the_comparison_catches(config):
     """Why replace_ohlcv_day deletes the older versions: FINAL dedupes 1m, but the MV saw both inserts."""
     btc = minute_day(3)
-    with open_clickhouse(config) as client:
-        migrate(client, retention_days=3)
-        insert_ohlcv(client, "1m", "BTCUSDT", btc, version=1)
-        insert_ohlcv(client, "1m", "BTCUSDT", btc, version=2)
-        replace_ohlcv_day(client, "1h", "BTCUSDT", DAY, resample_ohlcv(btc, "1h").drop("candles"))
-        assert hot_counts(client, "1m", ["BTCUSDT"], [DAY])[("BTCUSDT", DAY)] == 1440
-        rollup = read_rollup(client, "1h", "BTCUSDT", START, END)
+    with open_hot_store(config, retention_days=3) as store:
+        store.insert_ohlcv("1m", "BTCUSDT", btc, version=1)
+        store.insert_ohlcv("1m", "BTCUSDT", btc, version=2)
+        store.replace_ohlcv_day("1h", "BTCUSDT", DAY, resample_ohlcv(btc, "1h").drop("candles"))
+        assert store.hot_counts("1m", ["BTCUSDT"], [DAY])[("BTCUSDT", DAY)] == 1440
+        rollup = store.read_rollup("1h", "BTCUSDT", START, END)
         assert set(rollup["candles"].to_list()) == {120}
-        coarse = read_hot_ohlcv(client, "1h", "BTCUSDT", START, END)
+        coarse = store.read_hot_ohlcv("1h", "BTCUSDT", START, END)
         assert compare_rollup(coarse, rollup, "1h").compared == 0  # no bucket looks complete
         # Replacing the day repairs it.
-        replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, btc)
-        rollup = read_rollup(client, "1h", "BTCUSDT", START, END)
+        store.replace_ohlcv_day("1m", "BTCUSDT", DAY, btc)
+        rollup = store.read_rollup("1h", "BTCUSDT", START, END)
         assert compare_rollup(coarse, rollup, "1h").compared == 24
         assert compare_rollup(coarse, rollup, "1h").passed
 
 
-def _assert_rollups_exact(client, symbol: str, minutes: pl.DataFrame) -> None:
+def _assert_rollups_exact(store: HotStore, symbol: str, minutes: pl.DataFrame) -> None:
     """Each rollup holds one set of states per 1m row: prices, trades and counts exact, sums to 1e-9."""
     for interval in ("15m", "1h"):
-        rollup = read_rollup(client, interval, symbol, START, END)
+        rollup = store.read_rollup(interval, symbol, START, END)
         expected = resample_ohlcv(minutes, interval)
         exact = ["open_time", "open", "high", "low", "close", "trades", "candles"]
         assert rollup.select(exact).equals(expected.select(exact).cast(rollup.select(exact).schema)), interval
@@ -279,35 +299,35 @@ def _repaired(minutes: pl.DataFrame) -> pl.DataFrame:
 )
 def test_a_repair_whose_insert_fails_leaves_the_day_and_its_rollups_as_they_were(config, refusing):
     btc, eth = minute_day(5), minute_day(6)
-    with open_clickhouse(config) as client:
-        migrate(client, retention_days=3)
-        replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, btc)
-        replace_ohlcv_day(client, "1m", "ETHUSDT", DAY, eth)
+    with open_hot_store(config, retention_days=3) as store:
+        client = store.client
+        store.replace_ohlcv_day("1m", "BTCUSDT", DAY, btc)
+        store.replace_ohlcv_day("1m", "ETHUSDT", DAY, eth)
         # A real server-side fault: from now on the table refuses BTCUSDT rows.
         client.command(f"ALTER TABLE coin.{refusing} ADD CONSTRAINT refuse CHECK symbol != 'BTCUSDT'")
         with pytest.raises(Exception, match="Constraint `refuse`"):
-            replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, _repaired(btc))
-        assert read_hot_ohlcv(client, "1m", "BTCUSDT", START, END).equals(btc)
+            store.replace_ohlcv_day("1m", "BTCUSDT", DAY, _repaired(btc))
+        assert store.read_hot_ohlcv("1m", "BTCUSDT", START, END).equals(btc)
         assert client.command("SELECT count() FROM coin.ohlcv_1m WHERE symbol = 'BTCUSDT'") == 1440
-        _assert_rollups_exact(client, "BTCUSDT", btc)
-        _assert_rollups_exact(client, "ETHUSDT", eth)
+        _assert_rollups_exact(store, "BTCUSDT", btc)
+        _assert_rollups_exact(store, "ETHUSDT", eth)
 
         client.command(f"ALTER TABLE coin.{refusing} DROP CONSTRAINT refuse")
-        assert replace_ohlcv_day(client, "1m", "BTCUSDT", DAY, _repaired(btc)) == 1439
-        assert read_hot_ohlcv(client, "1m", "BTCUSDT", START, END).equals(_repaired(btc))
+        assert store.replace_ohlcv_day("1m", "BTCUSDT", DAY, _repaired(btc)) == 1439
+        assert store.read_hot_ohlcv("1m", "BTCUSDT", START, END).equals(_repaired(btc))
         assert client.command("SELECT count() FROM coin.ohlcv_1m WHERE symbol = 'BTCUSDT'") == 1439
-        _assert_rollups_exact(client, "BTCUSDT", _repaired(btc))
-        _assert_rollups_exact(client, "ETHUSDT", eth)
+        _assert_rollups_exact(store, "BTCUSDT", _repaired(btc))
+        _assert_rollups_exact(store, "ETHUSDT", eth)
 
 
 def test_a_feature_repair_whose_insert_fails_leaves_the_days_features_as_they_were(config):
     before = _features(DAY, seed=7)
-    with open_clickhouse(config) as client:
-        migrate(client, retention_days=3)
-        replace_features_day(client, "1m", "BTCUSDT", DAY, before)
+    with open_hot_store(config, retention_days=3) as store:
+        client = store.client
+        store.replace_features_day("1m", "BTCUSDT", DAY, before)
         client.command("ALTER TABLE coin.features_1m ADD CONSTRAINT refuse CHECK symbol != 'BTCUSDT'")
         with pytest.raises(Exception, match="Constraint `refuse`"):
-            replace_features_day(client, "1m", "BTCUSDT", DAY, _features(DAY, seed=8, rows=1000))
+            store.replace_features_day("1m", "BTCUSDT", DAY, _features(DAY, seed=8, rows=1000))
         stored = pl.from_arrow(
             client.query_arrow(
                 "SELECT * EXCEPT (symbol, version) FROM coin.features_1m FINAL "
@@ -318,10 +338,9 @@ def test_a_feature_repair_whose_insert_fails_leaves_the_days_features_as_they_we
 
 
 def test_rows_outside_the_day_are_refused(config):
-    with open_clickhouse(config) as client:
-        migrate(client, retention_days=3)
+    with open_hot_store(config, retention_days=3) as store:
         with pytest.raises(ValueError, match="not on"):
-            replace_ohlcv_day(client, "1m", "BTCUSDT", DAY + dt.timedelta(days=1), minute_day(4))
+            store.replace_ohlcv_day("1m", "BTCUSDT", DAY + dt.timedelta(days=1), minute_day(4))
 
 
 def test_the_password_is_not_in_the_repr():
@@ -345,9 +364,8 @@ def _write_symbol(path: str, symbol: str, seed: int, barrier, results) -> None:
     config = ClickHouseConfig(path=path, lock_timeout_s=60)
     barrier.wait(timeout=60)
     try:
-        with open_clickhouse(config) as client:
-            migrate(client, retention_days=3)
-            replace_ohlcv_day(client, "1m", symbol, DAY, minute_day(seed))
+        with open_hot_store(config, retention_days=3) as store:
+            store.replace_ohlcv_day("1m", symbol, DAY, minute_day(seed))
             time.sleep(0.5)  # keep the path busy so the sibling really has to wait
         results.put((symbol, "ok"))
     except Exception as exc:  # noqa: BLE001 - reported to the parent

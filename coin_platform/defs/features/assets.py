@@ -17,14 +17,12 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from coin_platform.defs.assets.hot import POOL, past_retention
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
-from coin_platform.defs.partitions import split_partition_keys, trailing_days
-from coin_platform.defs.resources import ClickHouseResource, ObjectStoreResource
+from coin_platform.defs.partitions import past_retention, split_partition_keys, trailing_days
+from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, ObjectStoreResource
 from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, lookback_days, zone_window
 from coin_platform.pipeline.features import build_feature_days
 from coin_platform.settings import Settings
-from coin_platform.storage.clickhouse import migrate, replace_features_day
 
 FEATURES_GROUP = "features"
 PREVIEW_ROWS = 5
@@ -49,7 +47,7 @@ def build_feature_assets(
         ),
         deps=[dg.AssetDep(ohlcv_asset, partition_mapping=trailing_days(lookback_days(interval)))],
         automation_condition=REBUILD_AFTER_INPUT_REPAIR,
-        pool=POOL,
+        pool=CLICKHOUSE_POOL,
         kinds={"polars", "parquet", "s3", "clickhouse"},
         description=(
             f"Indicator features of every closed {interval} candle ({', '.join(FEATURE_COLUMNS[1:])}; "
@@ -77,13 +75,10 @@ def build_feature_assets(
         hot_days = [(b, day) for b in builds for day in b.days if not past_retention(day, now, retention_days)]
         hot_rows = 0
         if hot_days:  # S3 work is done; hold the chDB lock only for this
-            with clickhouse.open() as client:
-                migrate(client, retention_days, clickhouse.database)
+            with clickhouse.open() as hot_store:
                 for build, day in hot_days:
                     rows = build.frame.filter(pl.col("open_time").dt.date() == day)
-                    hot_rows += replace_features_day(
-                        client, interval, build.symbol, day, rows, database=clickhouse.database
-                    )
+                    hot_rows += hot_store.replace_features_day(interval, build.symbol, day, rows)
         firsts = [b.first_open for b in builds if b.first_open is not None]
         lasts = [b.last_open for b in builds if b.last_open is not None]
         metadata: dict[str, object] = {

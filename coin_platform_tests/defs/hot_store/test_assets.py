@@ -10,14 +10,7 @@ from coin_platform.definitions import build_definitions
 from coin_platform.defs.partitions import partition_range_tags as range_tags
 from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.quality import check_ohlc_sanity
-from coin_platform.storage.clickhouse import (
-    features_at,
-    hot_counts,
-    latest_closed,
-    latest_features,
-    open_clickhouse,
-    read_hot_ohlcv,
-)
+from coin_platform.storage.clickhouse import open_clickhouse
 from coin_platform.storage.features import read_feature_days
 from coin_platform.storage.layout import raw_klines_key
 from coin_platform.storage.ohlcv import read_ohlcv_day
@@ -82,9 +75,9 @@ def test_hot_tables_hold_each_partition_once_and_the_rollup_matches(defs, settin
     # Rerun only the hot 1m asset: no duplicates, and the 15m/1h rollups stay exact.
     rerun = run_job(defs, "ingest_1m", tags=tags, asset_selection=["hot_ohlcv_1m"])
     assert _metadata(rerun, "hot_ohlcv_1m")["final_rows"].value == source[("1m", YESTERDAY)] + source[("1m", TODAY)]
-    with open_clickhouse(clickhouse.get_config()) as client:
-        counts = hot_counts(client, "1m", ["BTCUSDT"], [YESTERDAY])
-        raw_rows = client.command("SELECT count() FROM coin.ohlcv_1m")
+    with clickhouse.open() as hot_store:
+        counts = hot_store.hot_counts("1m", ["BTCUSDT"], [YESTERDAY])
+        raw_rows = hot_store.client.command("SELECT count() FROM coin.ohlcv_1m")
     assert counts == {("BTCUSDT", YESTERDAY): 1440}
     assert raw_rows == source[("1m", YESTERDAY)] + source[("1m", TODAY)]
     for name in ("hot_ohlcv_15m", "hot_ohlcv_1h"):
@@ -98,7 +91,8 @@ def test_the_source_check_names_hot_candles_that_drifted_from_the_objects(defs, 
     tags = range_tags(YESTERDAY, YESTERDAY, "BTCUSDT", "BTCUSDT")
     run_job(defs, "ingest_1m", tags=tags)
     changed = dt.datetime.combine(YESTERDAY, dt.time(10, 0), tzinfo=dt.UTC)
-    with open_clickhouse(clickhouse.get_config()) as client:
+    with clickhouse.open() as hot_store:
+        client = hot_store.client
         client.command(  # a newer version of one candle with another close, and one candle gone
             "INSERT INTO coin.ohlcv_1m SELECT * REPLACE (close + 1 AS close, version + 1 AS version) "
             "FROM coin.ohlcv_1m FINAL WHERE symbol = 'BTCUSDT' AND open_time = {t:DateTime64(3, 'UTC')}",
@@ -164,11 +158,11 @@ def test_partitions_older_than_retention_are_skipped_with_a_note(defs, clickhous
 
 def test_the_live_path_reads_every_symbols_latest_features_in_one_query(defs, clickhouse):
     run_job(defs, "ingest_1m", tags=range_tags(YESTERDAY, TODAY, "BTCUSDT", "ETHUSDT"))
-    with open_clickhouse(clickhouse.get_config()) as client:
-        latest = latest_features(client, "1m", ["BTCUSDT", "ETHUSDT"])
-        newest = latest_closed(client, "1m", ["BTCUSDT", "ETHUSDT"])
-        stored = client.command("SELECT count() FROM coin.features_1m FINAL")
-        candles = client.command("SELECT count() FROM coin.ohlcv_1m FINAL")
+    with clickhouse.open() as hot_store:
+        latest = hot_store.latest_features("1m", ["BTCUSDT", "ETHUSDT"])
+        newest = hot_store.latest_closed("1m", ["BTCUSDT", "ETHUSDT"])
+        stored = hot_store.client.command("SELECT count() FROM coin.features_1m FINAL")
+        candles = hot_store.client.command("SELECT count() FROM coin.ohlcv_1m FINAL")
     assert latest["symbol"].to_list() == ["BTCUSDT", "ETHUSDT"]
     assert dict(zip(latest["symbol"], latest["open_time"], strict=True)) == newest
     assert latest.select("ema_50", "rsi_14", "macd", "atr_14").null_count().row(0) == (0, 0, 0, 0)
@@ -203,9 +197,9 @@ def test_impossible_candles_from_the_exchange_reach_neither_ohlcv_nor_hot_store_
 
     objects = read_ohlcv_day(store, "1m", "BTCUSDT", YESTERDAY)
     features = read_feature_days(store, "1m", "BTCUSDT", [YESTERDAY])
-    with open_clickhouse(defs.resources["clickhouse"].get_config()) as client:
-        hot = read_hot_ohlcv(client, "1m", "BTCUSDT", start, start + dt.timedelta(days=1))
-        hot_features = [features_at(client, "1m", "BTCUSDT", t) for t in spoiled]
+    with defs.resources["clickhouse"].open() as hot_store:
+        hot = hot_store.read_hot_ohlcv("1m", "BTCUSDT", start, start + dt.timedelta(days=1))
+        hot_features = [hot_store.features_at("1m", "BTCUSDT", t) for t in spoiled]
     assert hot.equals(objects) and objects.height == 1434
     for frame in (objects, hot, features):
         assert not frame["open_time"].is_in(spoiled.implode()).any()

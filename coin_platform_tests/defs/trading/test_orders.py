@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from coin_platform.definitions import build_definitions
-from coin_platform.defs.orders import ORDER_OP
+from coin_platform.defs.trading.orders import ORDER_OP
 from coin_platform.events.schemas import Decision
 from coin_platform.local.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
 from coin_platform.settings import load_settings

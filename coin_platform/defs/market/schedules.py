@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from coin_platform.defs.partitions import partition_range_tags, year_range_tags
+from coin_platform.defs.partitions import partition_range_tags
 
 CRON_BY_INTERVAL = {"1m": "* * * * *", "15m": "*/15 * * * *", "1h": "0 * * * *"}
 
@@ -44,24 +44,3 @@ def build_live_schedule(
         return live_run_request(job.name, op_names, symbols, context.scheduled_execution_time)
 
     return live_schedule
-
-
-def build_history_schedule(job: Any, symbols: tuple[str, ...]) -> dg.ScheduleDefinition:
-    """Compact the year of the day that just closed, for every symbol, once a day."""
-
-    @dg.schedule(
-        name="history_daily_schedule",
-        job=job,
-        cron_schedule="20 0 * * *",
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Adds the day that just closed to the current year's archives.",
-    )
-    def history_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        year = (context.scheduled_execution_time.astimezone(dt.UTC) - dt.timedelta(days=1)).year
-        return dg.RunRequest(
-            run_key=f"{job.name}:{context.scheduled_execution_time.isoformat()}",
-            tags=year_range_tags(year, year, symbols[0], symbols[-1]),
-        )
-
-    return history_schedule

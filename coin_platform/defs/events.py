@@ -1,4 +1,5 @@
-"""Sensors that turn Kafka messages into runs, and the failed-run alert.
+"""Kafka messages into runs: the topic sensor factory the signals and trading domains share, and
+the run config (MessageConfig) of the jobs it launches.
 
 Topic sensors keep their position (partition -> next offset) in the sensor cursor:
 the daemon stores the cursor together with the tick's run requests, so a restarted
@@ -16,8 +17,13 @@ import dagster as dg
 from coin_platform.defs.resources import KafkaResource
 from coin_platform.events.kafka import Message, dead_letter, position_from_cursor, position_to_cursor, publish
 from coin_platform.events.schemas import Allowlist, Candidate, Decision, MessageError
-from coin_platform.ops.alerts import AlertChannels, AlertError, send_alert
 from coin_platform.settings import Settings
+
+
+class MessageConfig(dg.Config):
+    """The Kafka message (JSON) the run was launched for."""
+
+    message: str
 
 
 def build_topic_sensor(
@@ -43,6 +49,7 @@ def build_topic_sensor(
         run_key, tags = describe(item)
         return dg.RunRequest(
             run_key=run_key,
+            # MessageConfig of the op that handles the message
             run_config={"ops": {op_name: {"config": {"message": message.value.decode()}}}},
             tags={**tags, "coin/topic": topic, "coin/offset": f"{message.partition}:{message.offset}"},
         )
@@ -76,33 +83,3 @@ def build_topic_sensor(
         return dg.SensorResult(run_requests=runs, cursor=position_to_cursor(after))
 
     return topic_sensor
-
-
-def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
-    channels = AlertChannels(
-        slack_webhook_url=settings.alert_slack_webhook_url,
-        email_to=settings.alert_email_to,
-        smtp_url=settings.smtp_url,
-    )
-
-    @dg.run_failure_sensor(
-        name="run_failure_alert_sensor",
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        monitor_all_code_locations=False,
-        description="Reports every failed run: in the daemon log, and to Slack / e-mail when configured "
-        "(ALERT_SLACK_WEBHOOK_URL, ALERT_EMAIL_TO + SMTP_URL).",
-    )
-    def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
-        run = context.dagster_run
-        subject = f"coin_platform: run {run.run_id[:8]} of {run.job_name} failed"
-        body = f"{context.failure_event.message or 'failed'}\nrun id: {run.run_id}\ntags: {dict(run.tags)}"
-        context.log.error(f"{subject}: {body}")
-        if not channels.configured:
-            return
-        try:
-            sent = send_alert(channels, subject, body)
-            context.log.info(f"alert sent via {', '.join(sent)}")
-        except AlertError as exc:
-            context.log.error(f"alert not sent: {exc}")
-
-    return run_failure_alert

@@ -13,8 +13,9 @@ import datetime as dt
 
 import dagster as dg
 
-from coin_platform.defs.inference import DECISIONS_ASSET, MessageConfig
+from coin_platform.defs.events import MessageConfig
 from coin_platform.defs.resources import BinanceResource, TradingDesk
+from coin_platform.defs.trading.inference import DECISIONS_ASSET
 from coin_platform.events.schemas import Decision
 from coin_platform.settings import Settings
 from coin_platform.trading.execution import TradingScope, execute_decision, reconcile_pending

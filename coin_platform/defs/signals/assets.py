@@ -15,16 +15,13 @@ import datetime as dt
 
 import dagster as dg
 
-from coin_platform.defs.assets.hot import POOL
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
 from coin_platform.defs.partitions import split_partition_keys, trailing_days
-from coin_platform.defs.resources import ClickHouseResource, KafkaResource, ObjectStoreResource
+from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, KafkaResource, ObjectStoreResource
 from coin_platform.events.kafka import publish
 from coin_platform.features import lookback_days
 from coin_platform.pipeline.candidates import detect_candidates, feature_days_before, needs_candles, plan_publication
 from coin_platform.settings import Settings
-from coin_platform.storage.clickhouse import migrate
-from coin_platform.storage.signals import published_candidates, write_candidates
 from coin_platform.strategies import build_strategies
 
 CANDIDATES_GROUP = "signals"
@@ -66,7 +63,7 @@ def build_candidate_assets(
         ),
         deps=deps,
         automation_condition=REBUILD_AFTER_INPUT_REPAIR,
-        pool=POOL,
+        pool=CLICKHOUSE_POOL,
         kinds={"polars", "clickhouse", "kafka"},
         description=(
             f"Signals of the enabled strategies ({names}) on closed {interval} candles: recorded in ClickHouse "
@@ -93,18 +90,15 @@ def build_candidate_assets(
         ]
         plan = plan_publication(found, {}, now, max_age)
         if found:
-            with clickhouse.open() as client:
-                migrate(client, settings.config.retention_days, clickhouse.database)
-                published = published_candidates(client, [c.id for c in found], database=clickhouse.database)
+            with clickhouse.open() as hot_store:
+                published = hot_store.published_candidates([c.id for c in found])
                 plan = plan_publication(found, published, now, max_age)
                 # Recorded before publishing, so a failed publish leaves them visible as unpublished.
-                write_candidates(client, [*plan.publish, *plan.too_old], {}, database=clickhouse.database)
+                hot_store.write_candidates([*plan.publish, *plan.too_old], {})
                 if plan.publish:
                     _publish(context, kafka, events.candidates_topic, plan.publish)
                     sent_at = dt.datetime.now(dt.UTC)
-                    write_candidates(
-                        client, plan.publish, {c.id: sent_at for c in plan.publish}, database=clickhouse.database
-                    )
+                    hot_store.write_candidates(plan.publish, {c.id: sent_at for c in plan.publish})
         by_strategy: dict[str, int] = {}
         for candidate in found:
             by_strategy[candidate.strategy] = by_strategy.get(candidate.strategy, 0) + 1

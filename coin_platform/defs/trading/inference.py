@@ -12,23 +12,15 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from coin_platform.defs.assets.hot import POOL
-from coin_platform.defs.resources import ClickHouseResource, KafkaResource
+from coin_platform.defs.events import MessageConfig
+from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, KafkaResource
 from coin_platform.events.kafka import publish
 from coin_platform.events.schemas import Candidate, decision_id
 from coin_platform.ml.scorers import RuleScorer
 from coin_platform.settings import Settings
-from coin_platform.storage.clickhouse import features_at, migrate
-from coin_platform.storage.signals import read_decision, write_decision
 
 DECISIONS_ASSET = dg.AssetKey("decisions")
 SCORE_OP = "score_candidate"
-
-
-class MessageConfig(dg.Config):
-    """The Kafka message (JSON) the run was launched for."""
-
-    message: str
 
 
 def build_inference_job(
@@ -52,7 +44,7 @@ def build_inference_job(
         ),
     )
 
-    @dg.op(name=SCORE_OP, pool=POOL)
+    @dg.op(name=SCORE_OP, pool=CLICKHOUSE_POOL)
     def score_candidate(
         context: dg.OpExecutionContext,
         config: MessageConfig,
@@ -60,28 +52,25 @@ def build_inference_job(
         kafka: KafkaResource,
     ) -> None:
         candidate = Candidate.from_json(config.message.encode())
-        with clickhouse.open() as client:
-            migrate(client, settings.config.retention_days, clickhouse.database)
-            stored = read_decision(client, decision_id(candidate.id), database=clickhouse.database)
+        with clickhouse.open() as hot_store:
+            stored = hot_store.read_decision(decision_id(candidate.id))
             if stored is not None:
                 decision, published_at = stored
                 source = "stored decision (rerun)"
             else:
-                hot = features_at(
-                    client, candidate.interval, candidate.symbol, candidate.open_time, database=clickhouse.database
-                )
+                hot = hot_store.features_at(candidate.interval, candidate.symbol, candidate.open_time)
                 source = "hot store" if hot is not None else "candidate message"
                 features = hot if hot is not None else candidate.features
                 decision = scorer.decide(candidate, features, dt.datetime.now(dt.UTC))
                 published_at = None
-                write_decision(client, decision, None, database=clickhouse.database)
+                hot_store.write_decision(decision, None)
             if decision.action != "hold" and published_at is None:
                 kafka.ensure_topics([events.decisions_topic])
                 with kafka.producer() as producer:
                     message = (decision.symbol.encode(), decision.to_json())
                     (offset,) = publish(producer, events.decisions_topic, [message])
                 published_at = dt.datetime.now(dt.UTC)
-                write_decision(client, decision, published_at, database=clickhouse.database)
+                hot_store.write_decision(decision, published_at)
                 context.log.info(f"decision {decision.id} published to {events.decisions_topic} at offset {offset}")
         context.log_event(
             dg.AssetMaterialization(
