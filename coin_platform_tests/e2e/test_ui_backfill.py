@@ -25,7 +25,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import requests
-from coin_platform.market.ingest import read_ohlcv_day
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.instance.ref import InstanceRef
 from playwright.sync_api import Locator, Page, expect, sync_playwright
@@ -34,6 +33,7 @@ from coin_platform.local.dev import prepare_dagster_home
 from coin_platform.local.stack import LOOPBACK, free_port
 from coin_platform.settings import PROJECT_ROOT, Settings
 from coin_platform.storage.layout import raw_klines_key
+from coin_platform.storage.ohlcv import read_ohlcv_day
 from coin_platform_tests.defs.harness import market_settings, object_store
 
 # Debian's Chromium (`make test` installs it); Playwright never downloads a browser here.
