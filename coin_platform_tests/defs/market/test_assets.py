@@ -175,24 +175,24 @@ def test_live_schedule_requests_the_closing_day_for_all_symbols_only_missing(def
 
 
 def test_live_edge_fetches_only_what_is_not_stored(defs, settings):
-    """Two ticks of today's partition: the second fetches only the candles closed since."""
-    today = dt.datetime.now(dt.UTC).date()
+    """The midnight tick asks for the day that just closed; a second tick of it fetches nothing.
+
+    (A tick inside a day, with the forming candle left out, is tested on an injected clock in
+    coin_platform_tests/pipeline/test_ingest.py; here the wall clock decides only which day is yesterday.)
+    """
+    midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = (midnight - dt.timedelta(days=1)).date()
     schedule = defs.get_schedule_def("live_15m_schedule")
-    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime.now(dt.UTC))
-    (request,) = schedule.evaluate_tick(context).run_requests
+    (request,) = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=midnight)).run_requests
     first = run_job(defs, "ingest_15m", tags=request.tags, run_config=request.run_config)
     second = run_job(defs, "ingest_15m", tags=request.tags, run_config=request.run_config)
     first_meta = _metadata(first, "raw_klines_15m")
     second_meta = _metadata(second, "raw_klines_15m")
-    if first_meta["dagster/row_count"].value == 0:
-        pytest.skip("no 15m candle of today has closed yet (just after midnight UTC)")
-    assert second_meta["candles_fetched"].value <= 2  # at most one candle closed in between, per symbol
-    assert second_meta["dagster/row_count"].value >= first_meta["dagster/row_count"].value
-    store = object_store(settings)
-    frame = read_ohlcv_day(store, "15m", "BTCUSDT", today)
-    now = dt.datetime.now(dt.UTC)
-    assert frame["open_time"].is_unique().all()
-    assert (frame["open_time"] + dt.timedelta(minutes=15) <= now).all()  # no open candle stored
+    assert first_meta["candles_fetched"].value == first_meta["dagster/row_count"].value > 0
+    assert second_meta["candles_fetched"].value == second_meta["dagster/row_count"].value == 0  # complete: untouched
+    frame = read_ohlcv_day(object_store(settings), "15m", "BTCUSDT", yesterday)
+    assert frame.height == 96 and frame["open_time"].is_unique().all()
+    assert frame["open_time"].min() == midnight - dt.timedelta(days=1)
 
 
 def test_source_candles_survive_injected_faults_unchanged(tmp_path, start_replay, seaweedfs, s3_bucket):
