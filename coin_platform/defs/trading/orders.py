@@ -9,7 +9,9 @@ few minutes on its own, so a pending order is settled even when no later decisio
 fails (and alerts) for as long as an order's outcome stays unknown.
 """
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -19,7 +21,8 @@ from coin_platform.defs.trading.inference import DECISIONS_ASSET
 from coin_platform.events.schemas import Decision
 from coin_platform.settings import Settings
 from coin_platform.trading.execution import TradingScope, execute_decision, reconcile_pending
-from coin_platform.trading.store import PENDING
+from coin_platform.trading.orders import Broker
+from coin_platform.trading.store import PENDING, TradingStore
 
 ORDERS_ASSET = dg.AssetKey("orders")
 POSITIONS_ASSET = dg.AssetKey("positions")
@@ -31,6 +34,16 @@ def _table(frame) -> str:
     if frame.is_empty():
         return "none"
     return frame.to_pandas().to_markdown(index=False)
+
+
+@contextlib.contextmanager
+def _broker(desk: TradingDesk, binance: BinanceResource, store: TradingStore) -> Iterator[Broker]:
+    """The desk's broker for one run; the paper broker prices at the market client's last trade."""
+    market = binance.get_client()
+    try:
+        yield desk.get_broker(store, lambda symbol, _at: market.last_price(symbol))
+    finally:
+        market.close()
 
 
 def _log_reconciled(context: dg.OpExecutionContext, reconciled) -> None:
@@ -51,12 +64,8 @@ def build_reconcile_job() -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
             if not tx.pending_orders():
                 context.log.info("no pending orders")
                 return
-        market = binance.get_client()
-        try:
-            broker = trading_store.get_broker(store, lambda symbol, _at: market.last_price(symbol))
+        with _broker(trading_store, binance, store) as broker:
             reconciled = reconcile_pending(store, broker, dt.datetime.now(dt.UTC))
-        finally:
-            market.close()
         _log_reconciled(context, reconciled)
         if unknown := [item.client_order_id for item in reconciled if item.status == PENDING]:
             raise dg.Failure(
@@ -114,14 +123,10 @@ def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.Asset
     ) -> None:
         decision = Decision.from_json(config.message.encode())
         store = trading_store.get_store()
-        market = binance.get_client()
-        try:
-            broker = trading_store.get_broker(store, lambda symbol, _at: market.last_price(symbol))
+        with _broker(trading_store, binance, store) as broker:
             execution = execute_decision(
                 decision, store=store, broker=broker, config=trading, scope=scope, now=dt.datetime.now(dt.UTC)
             )
-        finally:
-            market.close()
         _log_reconciled(context, execution.reconciled)
         summary = execution.summary
         result = execution.result
