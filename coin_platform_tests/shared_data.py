@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from coin_platform.market.klines import UTC_MS
+from coin_platform.core.time import UTC_MS
 
 SHARED_DATA = Path(
     os.environ.get("COIN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -16,27 +16,11 @@ from typing import Any
 import polars as pl
 import requests
 
-from coin_platform.binance.errors import (
-    INVALID_SYMBOL_CODE,
-    BinanceAPIError,
-    BinanceError,
-    BinanceUnavailableError,
-    InvalidSymbolError,
-    IPBannedError,
-)
+from coin_platform.binance.errors import INVALID_SYMBOL_CODE, BinanceAPIError, InvalidSymbolError
 from coin_platform.binance.http import BinanceHttp, Closing, RetryPolicy
 from coin_platform.binance.weights import WeightLimiter
 from coin_platform.core.intervals import interval_ms, normalize_interval
 from coin_platform.market.klines import empty_raw_klines, kline_request_weight, parse_kline_rows
-
-__all__ = [
-    "BinanceAPIError",
-    "BinanceError",
-    "BinanceFuturesClient",
-    "BinanceUnavailableError",
-    "IPBannedError",
-    "InvalidSymbolError",
-]
 
 MAX_KLINES_PER_REQUEST = 1500
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from coin_platform.core.intervals import interval_ms, normalize_interval
-from coin_platform.core.time import UTC_MS as UTC_MS  # re-exported: the schemas below are typed with it
+from coin_platform.core.time import UTC_MS
 
 RAW_KLINE_SCHEMA: dict[str, pl.DataType] = {
     "open_time": UTC_MS,

@@ -43,7 +43,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from coin_platform.market.klines import OHLCV_SCHEMA, UTC_MS, SchemaMismatchError, require_schema
+from coin_platform.core.time import UTC_MS
+from coin_platform.market.klines import OHLCV_SCHEMA, SchemaMismatchError, require_schema
 from coin_platform.storage.layout import (
     history_key,
     ohlcv_version_key,

@@ -38,13 +38,11 @@ from coin_platform.binance.errors import (
     RateLimitedError,
 )
 from coin_platform.binance.http import (
-    API_KEY_HEADER,
     BinanceHttp,
     Closing,
     Credentials,
     MalformedResponse,
     RetryPolicy,
-    sign,
 )
 from coin_platform.binance.weights import WeightLimiter
 from coin_platform.market.client import BinanceFuturesClient
@@ -60,7 +58,6 @@ from coin_platform.trading.orders import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["API_KEY_HEADER", "BinanceFuturesBroker", "LotSize", "TradingConfigError", "order_endpoint", "sign"]
 
 ORDER_PATH = "/fapi/v1/order"
 NO_SUCH_ORDER = -2013

@@ -9,8 +9,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from coin_platform.binance.errors import BinanceAPIError, InvalidSymbolError
 from coin_platform.core.intervals import UnknownIntervalError
-from coin_platform.market.client import BinanceAPIError, BinanceFuturesClient, InvalidSymbolError
+from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.market.klines import kline_request_weight
 
 START = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)

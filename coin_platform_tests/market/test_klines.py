@@ -6,11 +6,11 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from coin_platform.core.time import UTC_MS
 from coin_platform.market.klines import (
     OHLCV_SCHEMA,
     RAW_KLINE_COLUMNS,
     RAW_KLINE_SCHEMA,
-    UTC_MS,
     MalformedKlinesError,
     clean_klines,
     find_gaps,

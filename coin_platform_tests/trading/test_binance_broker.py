@@ -15,13 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from coin_platform.binance.http import sign
+from coin_platform.binance.http import API_KEY_HEADER, sign
 from coin_platform.binance.weights import WeightLimiter
 from coin_platform.defs.resources import build_resources
 from coin_platform.local.replay import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET
 from coin_platform.settings import PROJECT_ROOT, load_settings
 from coin_platform.trading.binance import (
-    API_KEY_HEADER,
     MISSING_KEYS,
     BinanceFuturesBroker,
     TradingConfigError,
