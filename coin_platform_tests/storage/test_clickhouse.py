@@ -11,6 +11,7 @@ import filelock
 import numpy as np
 import polars as pl
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from coin_platform.features import FEATURE_COLUMNS, FEATURE_SCHEMA
 from coin_platform.market.klines import OHLCV_SCHEMA, resample_ohlcv
@@ -305,7 +306,7 @@ def test_a_repair_whose_insert_fails_leaves_the_day_and_its_rollups_as_they_were
         store.replace_ohlcv_day("1m", "ETHUSDT", DAY, eth)
         # A real server-side fault: from now on the table refuses BTCUSDT rows.
         client.command(f"ALTER TABLE coin.{refusing} ADD CONSTRAINT refuse CHECK symbol != 'BTCUSDT'")
-        with pytest.raises(Exception, match="Constraint `refuse`"):
+        with pytest.raises(DatabaseError, match="Constraint `refuse`"):
             store.replace_ohlcv_day("1m", "BTCUSDT", DAY, _repaired(btc))
         assert store.read_hot_ohlcv("1m", "BTCUSDT", START, END).equals(btc)
         assert client.command("SELECT count() FROM coin.ohlcv_1m WHERE symbol = 'BTCUSDT'") == 1440
@@ -326,7 +327,7 @@ def test_a_feature_repair_whose_insert_fails_leaves_the_days_features_as_they_we
         client = store.client
         store.replace_features_day("1m", "BTCUSDT", DAY, before)
         client.command("ALTER TABLE coin.features_1m ADD CONSTRAINT refuse CHECK symbol != 'BTCUSDT'")
-        with pytest.raises(Exception, match="Constraint `refuse`"):
+        with pytest.raises(DatabaseError, match="Constraint `refuse`"):
             store.replace_features_day("1m", "BTCUSDT", DAY, _features(DAY, seed=8, rows=1000))
         stored = pl.from_arrow(
             client.query_arrow(
