@@ -148,6 +148,45 @@ class TradingConfig(_Strict):
     risk: RiskConfig = RiskConfig()
 
 
+Fraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
+class BacktestConfig(_Strict):
+    """Defaults of a backtest run (`backtest:` in config.yaml); a run's config overrides any of them.
+
+    Costs default to the trading section's fee and slippage, so a backtest is charged what paper trading is.
+    """
+
+    # Candle interval and how many days up to the end a run covers when it names no range.
+    interval: str = "15m"
+    days: int = Field(default=30, ge=1, le=3660)
+    initial_cash: Limit = 10_000.0
+    # equity_fraction: `fraction` of the symbol's equity per entry; fixed_notional: trading.order_notional_usdt.
+    sizing: Literal["equity_fraction", "fixed_notional"] = "equity_fraction"
+    fraction: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
+    # Fractions of the entry price; none = no stop or target.
+    stop_loss: Fraction | None = None
+    take_profit: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    leverage: float = Field(default=1.0, ge=1, le=125, allow_inf_nan=False)
+    # Charge USD-M funding from the funding_rates dataset.
+    funding: bool = True
+
+    @field_validator("interval")
+    @classmethod
+    def _known_interval(cls, interval: str) -> str:
+        normalized = normalize_interval(interval)
+        if normalized not in SUPPORTED_INTERVALS:
+            raise ValueError(f"{interval!r} not among {list(SUPPORTED_INTERVALS)}")
+        return normalized
+
+
+class ApiConfig(_Strict):
+    """The HTTP API (`coin api`): loopback by default; in prod a bearer token (API_TOKEN) is required."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8800, ge=1024, le=65535)
+
+
 class PlatformConfig(_Strict):
     """The contents of config.yaml."""
 
@@ -163,6 +202,8 @@ class PlatformConfig(_Strict):
     events: EventsConfig = EventsConfig()
     inference: InferenceConfig = InferenceConfig()
     trading: TradingConfig = TradingConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    api: ApiConfig = ApiConfig()
 
     @field_validator("strategies")
     @classmethod

@@ -202,3 +202,31 @@ def test_an_api_key_that_cannot_go_in_a_header_is_named_not_shown(tmp_path, vari
     with pytest.raises(ConfigError, match=f"environment: {variable}: .*printable ASCII") as error:
         _settings(tmp_path, BASE, **{variable: value})
     assert_secret_absent(error.value, "vmPUZE6mv9SD5", "X-Injected")
+
+
+@pytest.mark.parametrize(
+    ("backtest", "key"),
+    [
+        ("{interval: 7m}", "backtest.interval"),
+        ("{leverage: 0.5}", "backtest.leverage"),
+        ("{leverage: 126}", "backtest.leverage"),
+        ("{stop_loss: 1.5}", "backtest.stop_loss"),
+        ("{take_profit: .nan}", "backtest.take_profit"),
+        ("{fraction: 0}", "backtest.fraction"),
+        ("{sizing: all_in}", "backtest.sizing"),
+        ("{initial_cash: -1}", "backtest.initial_cash"),
+        ("{days: 0}", "backtest.days"),
+        ("{risk: 1}", "backtest.risk"),
+    ],
+)
+def test_a_bad_backtest_default_fails_naming_its_key(tmp_path, backtest, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        _settings(tmp_path, f"symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nbacktest: {backtest}\n")
+
+
+def test_backtest_defaults_and_the_api_port_load(tmp_path):
+    config = _settings(
+        tmp_path, "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nbacktest: {interval: 1H, leverage: 5}\n"
+    ).config
+    assert (config.backtest.interval, config.backtest.leverage, config.backtest.sizing) == ("1h", 5.0, "equity_fraction")
+    assert (config.api.host, config.api.port) == ("127.0.0.1", 8800)

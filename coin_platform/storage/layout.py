@@ -110,3 +110,14 @@ def ohlcv_keys_between(interval: str, symbol: str, first: dt.date, last: dt.date
         for offset in range(max(days, 0))
         for key in ohlcv_day_keys(interval, symbol, first + dt.timedelta(days=offset))
     ]
+
+
+# A Dagster run id (a UUID) or any id of letters, digits and dashes: never a path.
+_RUN_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+
+def backtest_key(run_id: str, name: str) -> str:
+    """One output of one backtest run: `backtests/{run_id}/{name}` (report.html, summary.json, *.png, ...)."""
+    if not run_id or len(run_id) > 64 or not set(run_id) <= _RUN_ID_CHARACTERS:
+        raise ValueError(f"a backtest run id is 1-64 letters, digits or dashes, got {run_id[:80]!r}")
+    return f"backtests/{run_id}/{name}"
