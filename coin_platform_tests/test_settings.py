@@ -24,9 +24,7 @@ def test_the_repository_config_loads():
 
 
 def test_symbols_and_intervals_are_normalized(tmp_path):
-    settings = _settings(
-        tmp_path, "symbols: [btcusdt, ' EthUsdt']\nintervals: [1M, 1H]\nhistory_start: 2024-01-01\n"
-    )
+    settings = _settings(tmp_path, "symbols: [btcusdt, ' EthUsdt']\nintervals: [1M, 1H]\nhistory_start: 2024-01-01\n")
     assert settings.config.symbols == ("BTCUSDT", "ETHUSDT")
     assert settings.config.intervals == ("1m", "1h")
     assert settings.config.history_start == dt.date(2024, 1, 1)
@@ -81,9 +79,7 @@ def test_invalid_config_names_the_key(tmp_path, config, message):
         _settings(tmp_path, config)
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"), [("COIN_PLATFORM_ENV", "staging"), ("MARKET_SOURCE", "kraken")]
-)
+@pytest.mark.parametrize(("variable", "value"), [("COIN_PLATFORM_ENV", "staging"), ("MARKET_SOURCE", "kraken")])
 def test_invalid_environment_names_the_variable(tmp_path, variable, value):
     with pytest.raises(ConfigError, match=f"environment: {variable}:"):
         _settings(tmp_path, "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n", **{variable: value})
@@ -228,5 +224,9 @@ def test_backtest_defaults_and_the_api_port_load(tmp_path):
     config = _settings(
         tmp_path, "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nbacktest: {interval: 1H, leverage: 5}\n"
     ).config
-    assert (config.backtest.interval, config.backtest.leverage, config.backtest.sizing) == ("1h", 5.0, "equity_fraction")
+    assert (config.backtest.interval, config.backtest.leverage, config.backtest.sizing) == (
+        "1h",
+        5.0,
+        "equity_fraction",
+    )
     assert (config.api.host, config.api.port) == ("127.0.0.1", 8800)
