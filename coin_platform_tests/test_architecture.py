@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"core", "ops"},
     "market": {"core", "binance"},
     "features": {"core", "indicators"},
-    "events": {"core", "settings"},
+    "events": {"core", "settings", "features", "strategies"},
     "strategies": {"core", "settings", "features", "indicators"},
     "storage": {"core", "settings", "market", "features", "events"},
     "ml": {"core", "events"},
