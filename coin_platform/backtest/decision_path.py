@@ -52,9 +52,11 @@ DEFAULT_ORDER_DELAY = dt.timedelta(seconds=10)
 class DecisionPathRun:
     """What the live path would have done over the candles: every decision, execution, order and fill."""
 
-    interval: str
-    candles: pl.DataFrame  # symbol, open_time, open, high, low, close: the bars traded on
-    decisions: pl.DataFrame  # decision_id, candidate_id, symbol, strategy, signal, open_time, action, confidence
+    interval: str  # the finest interval given: fills are priced on its candles
+    candles: pl.DataFrame  # symbol, open_time, OHLCV of that interval
+    decisions: (
+        pl.DataFrame
+    )  # decision_id, candidate_id, symbol, strategy, interval, signal, open_time, action, confidence
     executions: pl.DataFrame  # decision_id, status, reason
     orders: pl.DataFrame  # the in-memory trading store's orders table
     fills: pl.DataFrame  # ... and its fills
@@ -78,41 +80,50 @@ class _NextOpen:
 
 
 def run_decision_path(
-    candles: pl.DataFrame,
+    candles: Mapping[str, pl.DataFrame],
     strategies: Sequence[Strategy],
     config: PlatformConfig,
     *,
-    interval: str,
     scorer: RuleScorer | None = None,
     order_delay: dt.timedelta = DEFAULT_ORDER_DELAY,
     start: dt.datetime | None = None,
     decision_times: Mapping[str, dt.datetime] | None = None,
     store: TradingStore | None = None,
 ) -> DecisionPathRun:
-    """Decide and execute every candidate of `strategies` on `candles` (symbol, open_time, OHLCV, time-sorted
-    per symbol) as the live path would with `config`; `store` (default: a fresh in-memory one) is the ledger.
+    """Decide and execute every candidate of `strategies` as the live path would with `config`.
+
+    `candles` maps an interval to its candles (symbol, open_time, OHLCV, time-sorted per symbol); each
+    strategy is evaluated on the intervals it evaluates live, and all of them trade one account, in
+    the order of their decision times. Fills are priced on the finest interval given. `store`
+    (default: a fresh in-memory one) is the ledger.
 
     Only candles opening at or after `start` trade; the earlier ones are the indicators' history.
     A decision is made and executed `order_delay` after its candle closed, or at `decision_times[decision id]`
     when given (parity replays the moments the live path acted at, so cooldowns elapse alike).
     """
-    interval = normalize_interval(interval)
-    if order_delay < dt.timedelta(0) or order_delay >= dt.timedelta(milliseconds=interval_ms(interval)):
-        raise ValueError(f"order_delay must be within 0 and one {interval} candle, got {order_delay}")
-    bars = _bars(candles)
+    if not candles:
+        raise ValueError("no candles given: pass {interval: candles}")
+    bars = {normalize_interval(interval): _bars(frame) for interval, frame in candles.items()}
+    finest = min(bars, key=interval_ms)
+    if order_delay < dt.timedelta(0) or order_delay >= dt.timedelta(milliseconds=interval_ms(finest)):
+        raise ValueError(f"order_delay must be within 0 and one {finest} candle, got {order_delay}")
     scorer = scorer or live_scorer(config)
     store = store or TradingStore.in_memory()
     trading = config.trading
     broker = PaperBroker(
-        store, _NextOpen(bars, interval), fee_rate=trading.fee_rate, slippage_rate=trading.slippage_rate
+        store, _NextOpen(bars[finest], finest), fee_rate=trading.fee_rate, slippage_rate=trading.slippage_rate
     )
     scope = TradingScope.from_config(config)
-    decisions, executions = [], []
     decision_times = decision_times or {}
-    for candidate in _candidates(bars, strategies, interval):
-        if start is not None and candidate.open_time < start:
-            continue
-        now = decision_times.get(decision_id(candidate.id), candidate.close_time + order_delay)
+    timed = [
+        (decision_times.get(decision_id(candidate.id), candidate.close_time + order_delay), candidate)
+        for interval, frame in bars.items()
+        for candidate in _candidates(frame, strategies, interval)
+        if start is None or candidate.open_time >= start
+    ]
+    timed.sort(key=lambda item: (item[0], item[1].symbol, item[1].strategy, item[1].signal))
+    decisions, executions = [], []
+    for now, candidate in timed:
         decision = scorer.decide(candidate, candidate.features, now)
         decisions.append(
             {
@@ -120,6 +131,7 @@ def run_decision_path(
                 "candidate_id": candidate.id,
                 "symbol": candidate.symbol,
                 "strategy": candidate.strategy,
+                "interval": candidate.interval,
                 "signal": candidate.signal,
                 "open_time": candidate.open_time,
                 "action": decision.action,
@@ -132,8 +144,8 @@ def run_decision_path(
         execution = execute_decision(decision, store=store, broker=broker, config=trading, scope=scope, now=now)
         executions.append({"decision_id": decision.id, "status": execution.status, "reason": execution.reason})
     return DecisionPathRun(
-        interval=interval,
-        candles=bars,
+        interval=finest,
+        candles=bars[finest],
         decisions=pl.DataFrame(decisions, schema=_DECISION_SCHEMA),
         executions=pl.DataFrame(
             executions, schema={"decision_id": pl.String, "status": pl.String, "reason": pl.String}
@@ -148,6 +160,7 @@ _DECISION_SCHEMA = {
     "candidate_id": pl.String,
     "symbol": pl.String,
     "strategy": pl.String,
+    "interval": pl.String,
     "signal": pl.String,
     "open_time": UTC_MS,
     "action": pl.String,
@@ -166,10 +179,12 @@ def _bars(candles: pl.DataFrame) -> pl.DataFrame:
     ).sort("symbol", "open_time", maintain_order=True)
 
 
-def decision_candles(candles: pl.DataFrame, strategies: Sequence[Strategy], interval: str) -> dict[str, dt.datetime]:
-    """Decision id -> the open time of its candle, for every candidate of `strategies` on `candles`."""
+def decision_candles(candles: Mapping[str, pl.DataFrame], strategies: Sequence[Strategy]) -> dict[str, dt.datetime]:
+    """Decision id -> the open time of its candle, for every candidate of `strategies` on `candles` (by interval)."""
     return {
-        decision_id(c.id): c.open_time for c in _candidates(_bars(candles), strategies, normalize_interval(interval))
+        decision_id(candidate.id): candidate.open_time
+        for interval, frame in candles.items()
+        for candidate in _candidates(_bars(frame), strategies, normalize_interval(interval))
     }
 
 

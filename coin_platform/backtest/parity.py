@@ -17,7 +17,7 @@ refusal rule, or that it never saw the decision).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -68,18 +68,17 @@ def live_decision_times(orders: pl.DataFrame, rejections: pl.DataFrame) -> dict[
 
 
 def backtest_live_period(
-    candles: pl.DataFrame,
+    candles: Mapping[str, pl.DataFrame],
     strategies: Sequence[Strategy],
     config: PlatformConfig,
     *,
-    interval: str,
     live_orders: pl.DataFrame,
     live_rejections: pl.DataFrame,
 ) -> DecisionPathRun | None:
     """The decision path over the period the live orders traded, from the candle of the first one
     (earlier candles are history), each decision replayed at the moment live acted on it.
     None when no live order is a candidate of `strategies` on `candles`."""
-    candle_of = decision_candles(candles, strategies, interval)
+    candle_of = decision_candles(candles, strategies)
     traded = [candle_of[order_id] for order_id in live_orders["client_order_id"] if order_id in candle_of]
     if not traded:
         return None
@@ -87,7 +86,6 @@ def backtest_live_period(
         candles,
         strategies,
         config,
-        interval=interval,
         start=min(traded),
         decision_times=live_decision_times(live_orders, live_rejections),
     )

@@ -41,7 +41,7 @@ def _config(**trading) -> PlatformConfig:
 
 
 def _run(candles, config, **kwargs):
-    return run_decision_path(candles, build_strategies(config.strategies), config, interval="1m", **kwargs)
+    return run_decision_path({"1m": candles}, build_strategies(config.strategies), config, **kwargs)
 
 
 def test_every_fill_is_a_decided_candidate_filled_at_the_next_open_with_slippage_and_fee(candles):

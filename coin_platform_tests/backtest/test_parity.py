@@ -36,10 +36,12 @@ def _live_paper_trading(candles: pl.DataFrame, config, store: TradingStore) -> N
     features = compute_features(candles.drop("symbol"), "1m")
     scorer, scope = live_scorer(config), TradingScope.from_config(config)
     broker = PaperBroker(store, last_trade, fee_rate=0.001, slippage_rate=SLIPPAGE)
-    for candidate in candidates_from_features(
+    candidates = candidates_from_features(
         strategies, features, symbol=SYMBOL, interval="1m", detected_at=dt.datetime.now(dt.UTC)
-    ):
-        now = candidate.close_time + dt.timedelta(seconds=jitter.uniform(2, 40))
+    )
+    # Each order run acts when it gets to run: in time order, not in candle order.
+    timed = sorted((c.close_time + dt.timedelta(seconds=jitter.uniform(2, 40)), c.id, c) for c in candidates)
+    for now, _, candidate in timed:
         decision = scorer.decide(candidate, candidate.features, now)
         if decision.action != "hold":
             broker.clock = lambda now=now: now
@@ -60,9 +62,7 @@ def _compare(candles, live, orders=None, fills=None):  # noqa: F811
     fills = live_fills if fills is None else fills
     start, end = orders["created_at"].min(), orders["created_at"].max()
     strategies = build_strategies(config.strategies)
-    backtest = backtest_live_period(
-        candles, strategies, config, interval="1m", live_orders=orders, live_rejections=rejections
-    )
+    backtest = backtest_live_period({"1m": candles}, strategies, config, live_orders=orders, live_rejections=rejections)
     return compare_with_live(backtest, orders, fills, rejections, slippage_rate=SLIPPAGE, start=start, end=end)
 
 
