@@ -1,0 +1,17 @@
+"""The backtest domain: backtest_parity (the live path's orders reproduced by a backtest of their period)."""
+
+from collections.abc import Mapping
+
+import dagster as dg
+
+from coin_platform.defs.backtest.parity import build_parity_asset
+from coin_platform.defs.market.assets import MarketAssets
+from coin_platform.settings import Settings
+
+
+def build_defs(
+    settings: Settings, market: Mapping[str, MarketAssets], history: Mapping[str, dg.AssetsDefinition]
+) -> dg.Definitions:
+    """Backtests read candles through the loader: the history archive and the hourly OHLCV tail."""
+    candle_assets = [key for interval in market for key in (market[interval].ohlcv.key, history[interval].key)]
+    return dg.Definitions(assets=[build_parity_asset(settings, candle_assets)])
