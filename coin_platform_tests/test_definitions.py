@@ -21,6 +21,7 @@ def test_the_code_location_loads_and_validates(tmp_path):
     assert {s.name for s in repository.schedule_defs} == {f"live_{i}_schedule" for i in intervals} | {
         "history_daily_schedule",
         "reconcile_orders_schedule",
+        "backtest_parity_schedule",
     }
     assert {s.name for s in repository.sensor_defs} == {
         "repair_automation_sensor",

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from coin_platform.defs.backtest.parity import build_parity_asset
+from coin_platform.defs.backtest.parity import build_parity_asset, build_parity_schedule
 from coin_platform.defs.market.assets import MarketAssets
 from coin_platform.settings import Settings
 
@@ -14,4 +14,6 @@ def build_defs(
 ) -> dg.Definitions:
     """Backtests read candles through the loader: the history archive and the hourly OHLCV tail."""
     candle_assets = [key for interval in market for key in (market[interval].ohlcv.key, history[interval].key)]
-    return dg.Definitions(assets=[build_parity_asset(settings, candle_assets)])
+    parity = build_parity_asset(settings, candle_assets)
+    parity_job, parity_schedule = build_parity_schedule(parity)
+    return dg.Definitions(assets=[parity], jobs=[parity_job], schedules=[parity_schedule])

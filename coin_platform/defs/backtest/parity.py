@@ -19,6 +19,7 @@ from coin_platform.settings import Settings
 from coin_platform.strategies import build_strategies
 
 PARITY_CHECK = "orders_reproduced"
+PARITY_EVERY_MINUTES = 15
 
 
 def traded_intervals(settings: Settings) -> list[str]:
@@ -38,7 +39,6 @@ def build_parity_asset(settings: Settings, candle_assets: Sequence[dg.AssetKey])
         deps=[ORDERS_ASSET, *candle_assets],
         kinds={"polars", "duckdb"},
         check_specs=[dg.AssetCheckSpec(PARITY_CHECK, asset="backtest_parity", blocking=False)],
-        automation_condition=dg.AutomationCondition.on_cron("*/15 * * * *"),
         description=(
             "Backtests the period the paper broker traded with the live config and the live decision path, and "
             "compares order for order with the trading store: same symbol, side, candle and quantity, and the live "
@@ -94,6 +94,19 @@ def build_parity_asset(settings: Settings, candle_assets: Sequence[dg.AssetKey])
         )
 
     return backtest_parity
+
+
+def build_parity_schedule(asset: dg.AssetsDefinition) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
+    job = dg.define_asset_job("backtest_parity_job", selection=[asset], description="Backtest the traded period.")
+    schedule = dg.ScheduleDefinition(
+        name="backtest_parity_schedule",
+        job=job,
+        cron_schedule=f"*/{PARITY_EVERY_MINUTES} * * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Compares the paper orders with a backtest of their period every {PARITY_EVERY_MINUTES} minutes.",
+    )
+    return job, schedule
 
 
 def _result(
