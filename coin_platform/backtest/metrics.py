@@ -105,6 +105,8 @@ def _validated_equity(equity: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     _require_columns(equity, _EQUITY_COLUMNS, "equity")
     if equity.height == 0:
         raise ValueError("equity is empty: a backtest has at least one bar")
+    if not isinstance(equity.schema["open_time"], pl.Datetime):
+        raise ValueError(f"equity open_time must be a Datetime column, not {equity.schema['open_time']}")
     if "symbol" in equity.columns and equity["symbol"].n_unique() > 1:
         raise ValueError("equity holds several symbols; compute_metrics takes one series (see metrics_by_symbol)")
     times = equity["open_time"].dt.epoch("ms").to_numpy()
@@ -118,7 +120,7 @@ def _validated_equity(equity: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def _daily_returns(equity: pl.DataFrame) -> np.ndarray:
     """Returns between consecutive UTC daily closes (the last equity of each day that has bars)."""
-    daily = equity.sort("open_time").group_by_dynamic("open_time", every="1d").agg(pl.col("equity").last())
+    daily = equity.group_by_dynamic("open_time", every="1d").agg(pl.col("equity").last())
     closes = daily["equity"].cast(pl.Float64).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         return closes[1:] / closes[:-1] - 1

@@ -190,6 +190,10 @@ def test_every_value_is_none_an_int_or_a_finite_float(values, returns, hours_per
         (lambda: compute_metrics(TRADES, EQUITY.reverse(), 100.0), "strictly increasing"),
         (lambda: compute_metrics(TRADES, EQUITY.head(0), 100.0), "equity is empty"),
         (
+            lambda: compute_metrics(TRADES, EQUITY.with_columns(pl.col("open_time").dt.epoch("ms")), 100.0),
+            "open_time must be a Datetime column, not Int64",
+        ),
+        (
             lambda: compute_metrics(TRADES, EQUITY.with_columns(equity=pl.lit(float("nan"))), 100.0),
             "null, NaN or infinite",
         ),
