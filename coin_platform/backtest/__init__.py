@@ -1,0 +1,1 @@
+"""Backtests: the compiled engine, its accounting, metrics, reports and parameter sweeps."""
