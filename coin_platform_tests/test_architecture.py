@@ -31,8 +31,6 @@ ALLOWED: dict[str, set[str]] = {
     # Backtests run the live code: strategies, features, the scorer, the risk guard and the paper broker.
     "backtest": {"core", "settings", "market", "features", "indicators", "strategies", "events", "ml", "trading"},
     "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events"},
-    # metrics and reports read plain frames; the engine adds the rooms it imports
-    "backtest": set(),
     "defs": DOMAIN,
     "definitions": DOMAIN | {"defs"},
     "local": DOMAIN | {"defs", "definitions"},
