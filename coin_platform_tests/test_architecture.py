@@ -13,7 +13,7 @@ import coin_platform
 
 PACKAGE = Path(coin_platform.__file__).parent
 DOMAIN = {"core", "settings", "ops", "binance", "indicators", "market", "features", "events", "strategies", "storage",
-          "ml", "trading", "loader", "pipeline"}
+          "ml", "trading", "loader", "pipeline", "backtest"}
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "ops": set(),
@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "trading": {"core", "settings", "binance", "market", "events"},
     "loader": {"core", "settings", "market", "storage"},
     "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events"},
+    "backtest": {"core", "features", "strategies"},
     "defs": DOMAIN,
     "definitions": DOMAIN | {"defs"},
     "local": DOMAIN | {"defs", "definitions"},
