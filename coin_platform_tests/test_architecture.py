@@ -31,7 +31,6 @@ ALLOWED: dict[str, set[str]] = {
     # Backtests run the live code: strategies, features, the scorer, the risk guard and the paper broker.
     "backtest": {"core", "settings", "market", "features", "indicators", "strategies", "events", "ml", "trading"},
     "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events"},
-    "backtest": {"core", "features", "strategies"},
     "defs": DOMAIN,
     "definitions": DOMAIN | {"defs"},
     "local": DOMAIN | {"defs", "definitions"},
