@@ -53,9 +53,7 @@ def _numbers(params: dict[str, str]) -> dict[str, int | None] | Reply:
     return numbers
 
 
-def _window(
-    params: dict[str, str], default_limit: int, max_limit: int
-) -> tuple[int | None, int | None, int] | Reply:
+def _window(params: dict[str, str], default_limit: int, max_limit: int) -> tuple[int | None, int | None, int] | Reply:
     """(startTime, endTime, limit) of a time-window request, or the error Binance answers it with."""
     numbers = _numbers(params)
     if isinstance(numbers, Reply):

@@ -156,9 +156,7 @@ class ReplayServer:
         """GET /fapi/v1/fundingRate with Binance's parameter rules and error codes."""
         return market.funding_rates(self.symbols, params, self.now_ms())
 
-    def faulty_funding_rates(
-        self, rule: FaultRule, occurrence: int, params: dict[str, str], client_ip: str
-    ) -> Reply:
+    def faulty_funding_rates(self, rule: FaultRule, occurrence: int, params: dict[str, str], client_ip: str) -> Reply:
         """The reply a planned fault turns a fundingRate request into (``occurrence``: 1 for its kind's first)."""
         refusal = self.refusal(rule, client_ip)
         if refusal is not None:

@@ -548,8 +548,8 @@ def _funding_day(symbol: str, day: int) -> tuple[tuple[int, float], ...]:
     delays = rng.integers(0, _MAX_STAMP_DELAY_MS, FUNDING_TIMES_PER_DAY)
     trend = math.tanh((log_next - log_open) / day_volatility)
     premium = _FUNDING_INTEREST + _PREMIUM_TREND * trend + _PREMIUM_NOISE * noise
-    rate = np.clip(premium + np.clip(_FUNDING_INTEREST - premium, -_FUNDING_CLAMP, _FUNDING_CLAMP), -_FUNDING_CAP,
-                   _FUNDING_CAP)
+    funding = premium + np.clip(_FUNDING_INTEREST - premium, -_FUNDING_CLAMP, _FUNDING_CLAMP)
+    rate = np.clip(funding, -_FUNDING_CAP, _FUNDING_CAP)
     return tuple((int(delay), round(float(value), 8)) for delay, value in zip(delays, rate, strict=True))
 
 
