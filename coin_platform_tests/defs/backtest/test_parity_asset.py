@@ -6,48 +6,18 @@ import polars as pl
 import pytest
 
 from coin_platform.definitions import build_definitions
-from coin_platform.market.klines import OHLCV_SCHEMA
-from coin_platform.storage.layout import ohlcv_key
 from coin_platform.trading.store import TradingStore
-from coin_platform_tests.backtest.test_decision_path import DAY, SYMBOL
+from coin_platform_tests.backtest.test_decision_path import SYMBOL
 from coin_platform_tests.backtest.test_parity import _live_paper_trading
-from coin_platform_tests.defs.harness import market_settings, object_store
-from coin_platform_tests.shared_data import lean_minute_bars
+from coin_platform_tests.defs.backtest.stored import day_candles, stored_day_settings
+from coin_platform_tests.defs.harness import market_settings
 
 
 @pytest.fixture
 def settings(tmp_path, seaweedfs, s3_bucket):
-    settings = market_settings(
-        tmp_path,
-        "http://127.0.0.1:9",  # no market calls: the candles are stored, the orders recorded
-        seaweedfs,
-        s3_bucket,
-        symbols=(SYMBOL,),
-        intervals=("1m",),
-        config={
-            "history_start": DAY.isoformat(),
-            "strategies": [{"name": "rsi", "kind": "rsi_reversal", "params": {"period": 14}}],
-            "inference": {"min_confidence": 0.5},
-            "trading": {"order_notional_usdt": 100, "risk": {"cooldown_seconds": 300}},
-        },
-    )
-    bars = lean_minute_bars("binance/lean/cryptofuture/minute/adausdt/20221213_trade.zip", DAY)
-    candles = bars.with_columns(
-        quote_volume=pl.col("volume") * pl.col("close"),
-        trades=pl.lit(10),
-        taker_buy_volume=pl.col("volume") / 2,
-        taker_buy_quote_volume=pl.col("volume") * pl.col("close") / 2,
-    ).cast(OHLCV_SCHEMA)
-    object_store(settings).write_parquet_many(
-        {
-            ohlcv_key("1m", SYMBOL, hour): part.drop("hour")
-            for (hour,), part in candles.with_columns(hour=pl.col("open_time").dt.truncate("1h"))
-            .partition_by("hour", as_dict=True)
-            .items()
-        }
-    )
+    settings = stored_day_settings(tmp_path, seaweedfs, s3_bucket)
     store = TradingStore(settings.coin_home / "trading" / "trading.duckdb")
-    _live_paper_trading(bars.with_columns(symbol=pl.lit(SYMBOL)), settings.config, store)
+    _live_paper_trading(day_candles().with_columns(symbol=pl.lit(SYMBOL)), settings.config, store)
     return settings
 
 
