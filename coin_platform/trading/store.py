@@ -242,6 +242,16 @@ _POLARS_TYPES = {
 }
 
 
+# A backtest's ledger grows to years of orders, and every execution asks for the pending orders, the day's
+# realized PnL and the symbol's last order: without these, each is a scan of the whole table. (The live file
+# holds days of orders; DuckDB would turn an update of an indexed status into a delete and insert.)
+_BACKTEST_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS fills_by_time ON fills (filled_at)",
+    "CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status)",
+    "CREATE INDEX IF NOT EXISTS orders_by_symbol ON orders (symbol, created_at)",
+)
+
+
 def _utc_text(moment: dt.datetime) -> str:
     """A UTC instant as fixed-width ISO text, so SQLite compares and sorts it as time."""
     if moment.tzinfo is None:
@@ -255,7 +265,7 @@ def _sqlite_memory() -> sqlite3.Connection:
     sqlite3.register_converter("TIMESTAMPTZ", lambda raw: dt.datetime.fromisoformat(raw.decode()))
     sqlite3.register_converter("BOOLEAN", lambda raw: raw != b"0")
     connection = sqlite3.connect(":memory:", detect_types=sqlite3.PARSE_DECLTYPES, isolation_level=None)
-    for statement in _SCHEMA:
+    for statement in (*_SCHEMA, *_BACKTEST_INDEXES):
         connection.execute(statement)
     return connection
 
