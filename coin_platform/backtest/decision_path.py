@@ -24,11 +24,11 @@ Hold decisions place nothing and touch no state, so they are not sent to executi
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from coin_platform.core.intervals import interval_ms, normalize_interval
@@ -62,21 +62,28 @@ class DecisionPathRun:
     fills: pl.DataFrame  # ... and its fills
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 class _NextOpen:
     """The paper broker's price source over stored candles: the open of the candle `at` falls in."""
 
     def __init__(self, candles: pl.DataFrame, interval: str) -> None:
-        self._step = dt.timedelta(milliseconds=interval_ms(interval))
-        self._bars: dict[str, tuple[list[dt.datetime], list[float]]] = {}
-        for (symbol,), bars in candles.partition_by("symbol", as_dict=True, maintain_order=True).items():
-            self._bars[symbol] = (bars["open_time"].to_list(), bars["open"].to_list())
+        self._step_ms = interval_ms(interval)
+        self._bars: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            str(symbol): (bars["open_time"].dt.epoch("ms").to_numpy(), bars["open"].to_numpy())
+            for (symbol,), bars in candles.partition_by("symbol", as_dict=True, maintain_order=True).items()
+        }
 
     def __call__(self, symbol: str, at: dt.datetime) -> tuple[float, dt.datetime] | None:
-        times, opens = self._bars.get(symbol, ([], []))
-        index = bisect.bisect_right(times, at) - 1
-        if index < 0 or at >= times[index] + self._step:
+        if symbol not in self._bars:
+            return None
+        times, opens = self._bars[symbol]
+        at_ms = (at - _EPOCH) // dt.timedelta(milliseconds=1)
+        index = int(np.searchsorted(times, at_ms, side="right")) - 1
+        if index < 0 or at_ms >= times[index] + self._step_ms:
             return None  # before the first candle, after the last, or in a gap
-        return opens[index], times[index]
+        return float(opens[index]), dt.datetime.fromtimestamp(times[index] / 1000, dt.UTC)
 
 
 def run_decision_path(
