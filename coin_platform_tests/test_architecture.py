@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "trading": {"core", "settings", "binance", "market", "events"},
     "loader": {"core", "settings", "market", "storage"},
     "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events"},
-    "backtest": {"core", "features", "strategies"},
+    "backtest": {"core", "settings", "indicators", "features", "strategies"},
     "defs": DOMAIN,
     "definitions": DOMAIN | {"defs"},
     "local": DOMAIN | {"defs", "definitions"},
