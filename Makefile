@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/hotstore.py | tee bench/results/hotstore.json
 	$(BIN)/python bench/loader.py --json-out bench/results/loader.json
 	$(BIN)/python bench/ingest.py --json-out bench/results/ingest.json
+	$(BIN)/python bench/backtest.py --json-out bench/results/backtest.json
 	$(BIN)/python bench/latency.py --json-out bench/results/latency.json
 	PYTHONPATH=. $(BIN)/python bench/backtest_report.py --json-out bench/results/backtest_report.json
 	$(BIN)/python bench/decision_path.py --json-out bench/results/decision_path.json

@@ -1,12 +1,14 @@
-"""Backtests of the live strategies: a compiled engine, margin and funding accounting, look-ahead guards.
+"""Backtests of the live strategies: a compiled engine, margin and funding accounting, look-ahead
+guards, parameter sweeps and walk-forward optimisation.
 
-    from coin_platform.backtest import lookahead_analysis, recursive_analysis, run_backtest
+    from coin_platform.backtest import lookahead_analysis, recursive_analysis, run_backtest, run_sweep
     from coin_platform.strategies import EmaCrossover
 
     strategy = EmaCrossover(name="ema", fast=10, slow=30)
     result = run_backtest(candles, strategy, fee=0.001)
     result.trades, result.total_equity, result.metrics
     print(lookahead_analysis(candles, strategy), recursive_analysis(candles, strategy))
+    run_sweep(candles, "ema_crossover", {"fast": [5, 10, 20], "slow": [30, 60]}).results
 
 Pure domain code (polars, numpy, numba); no Dagster.
 """
@@ -23,6 +25,7 @@ from coin_platform.backtest.engine import (
 )
 from coin_platform.backtest.margin import BTCUSDT_BRACKETS, Bracket, MarginBrackets, liquidation_price
 from coin_platform.backtest.result import EXIT_REASONS, BacktestResult
+from coin_platform.backtest.sweep import SWEEP_METRICS, SweepResult, WalkForward, run_sweep
 
 __all__ = [
     "BTCUSDT_BRACKETS",
@@ -35,10 +38,14 @@ __all__ = [
     "LookaheadReport",
     "MarginBrackets",
     "RecursiveReport",
+    "SWEEP_METRICS",
+    "SweepResult",
+    "WalkForward",
     "Sizing",
     "liquidation_price",
     "lookahead_analysis",
     "recursive_analysis",
+    "run_sweep",
     "run_backtest",
     "simulate",
     "strategy_signals",

@@ -219,23 +219,13 @@ def simulate(
     prices = [_prices(frame, name) for name in PRICE_COLUMNS]
     signals = [_signal(frame, name) for name in SIGNALS]
     funding_bar, funding_rate, funding_price = _funding_events(funding, symbols, starts, times)
-    sizing_kind, sizing_value = (
-        (_EQUITY_FRACTION, float(sizing.fraction))
-        if isinstance(sizing, EquityFraction)
-        else (_FIXED_NOTIONAL, float(sizing.usdt))
-    )
     sleeve = initial_cash / len(symbols)
+    costs = _costs(fee, slippage, sizing, stop_loss, take_profit, leverage)
     equity, trade_ints, trade_floats = _simulate_kernel(
         *map(_read_only, (*prices, starts, *signals, funding_bar, funding_rate, funding_price)),
         sleeve,
-        float(fee),
-        float(slippage),
-        sizing_kind,
-        sizing_value,
-        math.nan if stop_loss is None else float(stop_loss),
-        math.nan if take_profit is None else float(take_profit),
-        float(leverage),
-        *map(_read_only, brackets.arrays()),
+        costs,
+        _read_only(np.stack(brackets.arrays())),
     )
     params = {
         "fee": fee,
@@ -289,6 +279,31 @@ def _check_parameters(
         raise BacktestInputError(f"sizing must be EquityFraction or FixedNotional, got {sizing!r}")
 
 
+def _costs(
+    fee: float,
+    slippage: float,
+    sizing: Sizing,
+    stop_loss: float | None,
+    take_profit: float | None,
+    leverage: float,
+) -> np.ndarray:
+    """The kernel's `costs` array (see `_simulate_series`)."""
+    sizing_kind, sizing_value = (
+        (_EQUITY_FRACTION, sizing.fraction) if isinstance(sizing, EquityFraction) else (_FIXED_NOTIONAL, sizing.usdt)
+    )
+    no = math.nan
+    values = [
+        fee,
+        slippage,
+        sizing_kind,
+        sizing_value,
+        no if stop_loss is None else stop_loss,
+        no if take_profit is None else take_profit,
+        leverage,
+    ]
+    return _read_only(np.array(values, dtype=np.float64))
+
+
 def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
     missing = [name for name in columns if name not in frame.columns]
     if missing:
@@ -320,14 +335,12 @@ def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _increasing_per_symbol(frame: pl.DataFrame) -> bool:
     times = frame.get_column("open_time").dt.epoch("ms").to_numpy()
-    later = np.diff(times) > 0
     if "symbol" not in frame.columns:
-        return bool(later.all())
+        return _first_disorder(_read_only(times), _read_only(np.zeros(0, np.uint32))) < 0
     symbol = frame.get_column("symbol")
     if not symbol.is_sorted():
         return False
-    new_symbol = np.diff(symbol.rle_id().to_numpy()) != 0
-    return bool((later | new_symbol).all())
+    return _first_disorder(_read_only(times), _read_only(symbol.rle_id().to_numpy())) < 0
 
 
 def _symbol_blocks(frame: pl.DataFrame) -> tuple[list[str], np.ndarray]:
@@ -352,19 +365,23 @@ def _read_only(values: np.ndarray) -> np.ndarray:
 
 def _prices(frame: pl.DataFrame, name: str) -> np.ndarray:
     values = frame.get_column(name).cast(pl.Float64).to_numpy()
-    if not (np.isfinite(values).all() and (values > 0).all()):
+    if not values.min() > 0 or not values.max() < math.inf:  # NaN fails both comparisons
         bad = int(np.flatnonzero(~(np.isfinite(values) & (values > 0)))[0])
         raise BacktestInputError(f"{name} must be finite and > 0; row {bad} has {values[bad]!r}")
     return values
 
 
 def _signal(frame: pl.DataFrame, name: str) -> np.ndarray:
-    """The signal as 0/1 bytes, null = 0 (polars hands out bytes twice as fast as unpacked Booleans)."""
+    """The signal as one 0/1 byte per bar (null = 0), unpacked from the Arrow bitmap polars holds:
+    ten times faster than converting the Boolean column."""
     column = frame.get_column(name)
     if column.dtype != pl.Boolean:
         raise BacktestInputError(f"signal column {name} must be Boolean, got {column.dtype}")
-    values = column.cast(pl.UInt8)
-    return (values.fill_null(0) if values.null_count() else values).to_numpy()
+    if column.null_count():
+        column = column.fill_null(False)
+    bits = column.rechunk().to_arrow()
+    packed = np.frombuffer(bits.buffers()[1], dtype=np.uint8)
+    return np.unpackbits(packed, bitorder="little")[bits.offset : bits.offset + len(bits)]
 
 
 def _with_features(frame: pl.DataFrame, interval: str | None) -> pl.DataFrame:
@@ -517,19 +534,10 @@ def _simulate_kernel(
     funding_rate,
     funding_price,
     sleeve_cash,
-    fee,
-    slippage,
-    sizing_kind,
-    sizing_value,
-    stop_loss,
-    take_profit,
-    leverage,
-    floors,
-    caps,
-    ratios,
-    cums,
+    costs,
+    brackets,
 ):
-    """One pass over every symbol's bars: funding, fills at the open, intrabar exits, mark at the close.
+    """Every symbol's block of bars in turn, each its own sleeve (`_simulate_series`).
 
     Returns the equity per bar and the trade records (ints: symbol, side, entry bar, exit bar,
     reason; floats: _FLOAT_FIELDS).
@@ -543,30 +551,178 @@ def _simulate_kernel(
     count = 0
     event = 0
     for s in range(n_symbols):
-        start, end = starts[s], starts[s + 1]
-        cash = sleeve_cash
-        side = 0
-        quantity = entry_price = margin = entry_fee = funding_total = 0.0
-        liquidation = stop = target = math.nan
-        entry_bar = -1
-        exit_next = -1  # the exit reason to fill at the next open, or -1
-        enter_next = 0  # the side to enter at the next open, or 0
-        while event < len(funding_bar) and funding_bar[event] < start:
-            event += 1
-        for i in range(start, end):
-            while event < len(funding_bar) and funding_bar[event] == i:
-                if side != 0:
-                    price = funding_price[event]
-                    if math.isnan(price):
-                        price = open_[i]
-                    payment = -side * quantity * price * funding_rate[event]
-                    cash += payment
-                    funding_total += payment
-                event += 1
+        count, event = _simulate_series(
+            open_,
+            high,
+            low,
+            close,
+            enter_long,
+            exit_long,
+            enter_short,
+            exit_short,
+            starts[s],
+            starts[s + 1],
+            s,
+            funding_bar,
+            funding_rate,
+            funding_price,
+            event,
+            sleeve_cash,
+            costs,
+            brackets,
+            equity,
+            ints,
+            floats,
+            count,
+        )
+    return equity, ints[:count], floats[:count]
 
-            if exit_next >= 0 and side != 0:
-                fill = open_[i] * (1.0 - side * slippage)
+
+@njit(cache=True)
+def _simulate_series(
+    open_,
+    high,
+    low,
+    close,
+    enter_long,
+    exit_long,
+    enter_short,
+    exit_short,
+    start,
+    end,
+    symbol,
+    funding_bar,
+    funding_rate,
+    funding_price,
+    event,
+    sleeve_cash,
+    costs,
+    brackets,
+    equity,
+    ints,
+    floats,
+    count,
+):
+    """One sleeve over bars [start, end): funding, fills at the open, intrabar exits, mark at the close.
+
+    `costs` is (fee, slippage, sizing kind, sizing value, stop_loss, take_profit, leverage), NaN for
+    no stop or target; `brackets` the rows of MarginBrackets.arrays(). Writes equity[start:end] and
+    the trades from row `count` on; returns the next free trade row and the first funding event at
+    or after `end`.
+    """
+    fee, slippage, sizing_value, stop_loss, take_profit, leverage = (
+        costs[0],
+        costs[1],
+        costs[3],
+        costs[4],
+        costs[5],
+        costs[6],
+    )
+    sizing_kind = int(costs[2])
+    floors, caps, ratios, cums = brackets[0], brackets[1], brackets[2], brackets[3]
+    cash = sleeve_cash
+    side = 0
+    quantity = entry_price = margin = entry_fee = funding_total = 0.0
+    liquidation = stop = target = adverse = favourable = math.nan
+    has_liquidation = has_stop = False
+    entry_bar = -1
+    exit_next = -1  # the exit reason to fill at the next open, or -1
+    enter_next = 0  # the side to enter at the next open, or 0
+    while event < len(funding_bar) and funding_bar[event] < start:
+        event += 1
+    i = start - 1
+    while i < end - 1:
+        i += 1
+        while event < len(funding_bar) and funding_bar[event] <= i:  # those of skipped flat bars too
+            if side != 0:
+                price = funding_price[event]
+                if math.isnan(price):
+                    price = open_[i]
+                payment = -side * quantity * price * funding_rate[event]
+                cash += payment
+                funding_total += payment
+            event += 1
+
+        if exit_next >= 0 and side != 0:
+            fill = open_[i] * (1.0 - side * slippage)
+            exit_fee = fee * quantity * fill
+            gross = side * quantity * (fill - entry_price)
+            cash += gross - exit_fee
+            pnl = gross - entry_fee - exit_fee + funding_total
+            _record(
+                ints,
+                floats,
+                count,
+                (symbol, side, entry_bar, i, exit_next),
+                (entry_price, fill, quantity, entry_fee + exit_fee, funding_total, pnl, pnl / margin, liquidation),
+            )
+            count += 1
+            side = 0
+        exit_next = -1
+
+        if enter_next != 0:
+            fill = open_[i] * (1.0 + enter_next * slippage)
+            available = cash  # flat here: the equity is the cash
+            if sizing_kind == _EQUITY_FRACTION:
+                size = sizing_value * available / (fill * (1.0 / leverage + fee))
+            else:
+                size = sizing_value / fill
+                if size * fill * (1.0 / leverage + fee) > available:
+                    size = 0.0
+            if available > 0 and size > 0:
+                side = enter_next
+                quantity = size
+                entry_price = fill
+                entry_bar = i
+                margin = size * fill / leverage
+                entry_fee = fee * size * fill
+                funding_total = 0.0
+                cash -= entry_fee
+                liquidation = liquidation_price_nb(side, size, fill, margin, floors, caps, ratios, cums)
+                stop = fill * (1.0 - side * stop_loss)  # NaN without a stop-loss
+                target = fill * (1.0 + side * take_profit)
+                has_liquidation = not math.isnan(liquidation)
+                # A stop beyond LP never fills: the position is liquidated before it.
+                has_stop = not math.isnan(stop) and (not has_liquidation or side * (stop - liquidation) >= 0)
+                # The nearest adverse level and the target, so an untouched bar costs two comparisons.
+                adverse = -side * math.inf
+                if has_stop:
+                    adverse = stop
+                if has_liquidation and (not has_stop or side * (liquidation - adverse) > 0):
+                    adverse = liquidation
+                favourable = side * math.inf if math.isnan(target) else target
+            enter_next = 0
+
+        touched = False
+        if side == 1:
+            touched = low[i] <= adverse or high[i] >= favourable
+        elif side == -1:
+            touched = high[i] >= adverse or low[i] <= favourable
+        if touched or (side != 0 and i == end - 1):
+            reason = -1
+            fill = exit_fee = 0.0
+            worst = low[i] if side == 1 else high[i]
+            best = high[i] if side == 1 else low[i]
+            if has_liquidation and side * (open_[i] - liquidation) <= 0:
+                reason = _LIQUIDATION
+            elif has_stop and side * (worst - stop) <= 0:
+                reason = _STOP_LOSS
+                fill = (open_[i] if side * (open_[i] - stop) < 0 else stop) * (1.0 - side * slippage)
+            elif has_liquidation and side * (worst - liquidation) <= 0:
+                reason = _LIQUIDATION
+            elif not math.isnan(target) and side * (best - target) >= 0:
+                reason = _TAKE_PROFIT
+                fill = open_[i] if side * (open_[i] - target) > 0 else target
+            elif i == end - 1:
+                reason = _END_OF_DATA
+                fill = close[i] * (1.0 - side * slippage)
+            if reason == _LIQUIDATION:
+                # Closed at LP; what is left of the isolated margin is the clearance fee.
+                fill = liquidation
+                exit_fee = margin + side * quantity * (liquidation - entry_price)
+            elif reason >= 0:
                 exit_fee = fee * quantity * fill
+            if reason >= 0:
                 gross = side * quantity * (fill - entry_price)
                 cash += gross - exit_fee
                 pnl = gross - entry_fee - exit_fee + funding_total
@@ -574,101 +730,66 @@ def _simulate_kernel(
                     ints,
                     floats,
                     count,
-                    (s, side, entry_bar, i, exit_next),
-                    (entry_price, fill, quantity, entry_fee + exit_fee, funding_total, pnl, pnl / margin, liquidation),
+                    (symbol, side, entry_bar, i, reason),
+                    (
+                        entry_price,
+                        fill,
+                        quantity,
+                        entry_fee + exit_fee,
+                        funding_total,
+                        pnl,
+                        pnl / margin,
+                        liquidation,
+                    ),
                 )
                 count += 1
                 side = 0
-            exit_next = -1
 
-            if enter_next != 0:
-                fill = open_[i] * (1.0 + enter_next * slippage)
-                available = cash  # flat here: the equity is the cash
-                if sizing_kind == _EQUITY_FRACTION:
-                    size = sizing_value * available / (fill * (1.0 / leverage + fee))
-                else:
-                    size = sizing_value / fill
-                    if size * fill * (1.0 / leverage + fee) > available:
-                        size = 0.0
-                if available > 0 and size > 0:
-                    side = enter_next
-                    quantity = size
-                    entry_price = fill
-                    entry_bar = i
-                    margin = size * fill / leverage
-                    entry_fee = fee * size * fill
-                    funding_total = 0.0
-                    cash -= entry_fee
-                    liquidation = liquidation_price_nb(side, size, fill, margin, floors, caps, ratios, cums)
-                    stop = fill * (1.0 - side * stop_loss)  # NaN without a stop-loss
-                    target = fill * (1.0 + side * take_profit)
-                enter_next = 0
+        equity[i] = cash + side * quantity * (close[i] - entry_price) if side != 0 else cash
+        if i == end - 1:
+            continue
+        wants_long = enter_long[i] != 0 and exit_long[i] == 0
+        wants_short = enter_short[i] != 0 and exit_short[i] == 0
+        if side == 1:
+            if exit_long[i] != 0:
+                exit_next = _REVERSE if wants_short else _SIGNAL
+                enter_next = -1 if wants_short else 0
+        elif side == -1:
+            if exit_short[i] != 0:
+                exit_next = _REVERSE if wants_long else _SIGNAL
+                enter_next = 1 if wants_long else 0
+        elif wants_long != wants_short:
+            enter_next = 1 if wants_long else -1
+        if exit_next >= 0 or enter_next != 0:
+            continue
+        # Nothing pending: mark the bars on which nothing can happen (most of them) in a tight loop.
+        quiet_until = min(end - 1, funding_bar[event] if event < len(funding_bar) else end)
+        j = i + 1
+        if side == 1:
+            while j < quiet_until and low[j] > adverse and high[j] < favourable and exit_long[j] == 0:
+                equity[j] = cash + quantity * (close[j] - entry_price)
+                j += 1
+        elif side == -1:
+            while j < quiet_until and high[j] < adverse and low[j] > favourable and exit_short[j] == 0:
+                equity[j] = cash - quantity * (close[j] - entry_price)
+                j += 1
+        else:
+            while j < end - 1 and enter_long[j] == 0 and enter_short[j] == 0:
+                equity[j] = cash
+                j += 1
+        i = j - 1
+    while event < len(funding_bar) and funding_bar[event] < end:
+        event += 1
+    return count, event
 
-            if side != 0:
-                reason = -1
-                fill = exit_fee = 0.0
-                worst = low[i] if side == 1 else high[i]
-                best = high[i] if side == 1 else low[i]
-                has_liquidation = not math.isnan(liquidation)
-                has_stop = not math.isnan(stop) and (not has_liquidation or side * (stop - liquidation) >= 0)
-                if has_liquidation and side * (open_[i] - liquidation) <= 0:
-                    reason = _LIQUIDATION
-                elif has_stop and side * (worst - stop) <= 0:
-                    reason = _STOP_LOSS
-                    fill = (open_[i] if side * (open_[i] - stop) < 0 else stop) * (1.0 - side * slippage)
-                elif has_liquidation and side * (worst - liquidation) <= 0:
-                    reason = _LIQUIDATION
-                elif not math.isnan(target) and side * (best - target) >= 0:
-                    reason = _TAKE_PROFIT
-                    fill = open_[i] if side * (open_[i] - target) > 0 else target
-                elif i == end - 1:
-                    reason = _END_OF_DATA
-                    fill = close[i] * (1.0 - side * slippage)
-                if reason == _LIQUIDATION:
-                    # Closed at LP; what is left of the isolated margin is the clearance fee.
-                    fill = liquidation
-                    exit_fee = margin + side * quantity * (liquidation - entry_price)
-                elif reason >= 0:
-                    exit_fee = fee * quantity * fill
-                if reason >= 0:
-                    gross = side * quantity * (fill - entry_price)
-                    cash += gross - exit_fee
-                    pnl = gross - entry_fee - exit_fee + funding_total
-                    _record(
-                        ints,
-                        floats,
-                        count,
-                        (s, side, entry_bar, i, reason),
-                        (
-                            entry_price,
-                            fill,
-                            quantity,
-                            entry_fee + exit_fee,
-                            funding_total,
-                            pnl,
-                            pnl / margin,
-                            liquidation,
-                        ),
-                    )
-                    count += 1
-                    side = 0
 
-            equity[i] = cash + side * quantity * (close[i] - entry_price) if side != 0 else cash
-            if i == end - 1:
-                continue
-            wants_long = enter_long[i] != 0 and exit_long[i] == 0
-            wants_short = enter_short[i] != 0 and exit_short[i] == 0
-            if side == 1:
-                if exit_long[i] != 0:
-                    exit_next = _REVERSE if wants_short else _SIGNAL
-                    enter_next = -1 if wants_short else 0
-            elif side == -1:
-                if exit_short[i] != 0:
-                    exit_next = _REVERSE if wants_long else _SIGNAL
-                    enter_next = 1 if wants_long else 0
-            elif wants_long != wants_short:
-                enter_next = 1 if wants_long else -1
-    return equity, ints[:count], floats[:count]
+@njit(cache=True)
+def _first_disorder(times, runs):
+    """The first row not later than the row before it in the same run (of `runs`, if any), or -1."""
+    for i in range(1, len(times)):
+        if times[i] <= times[i - 1] and (len(runs) == 0 or runs[i] == runs[i - 1]):
+            return i
+    return -1
 
 
 @njit(cache=True)

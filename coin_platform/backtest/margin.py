@@ -146,22 +146,25 @@ def liquidation_price_nb(
 ) -> float:
     """Binance's isolated LP; NaN when it is ≤ 0 (a long that no fall can liquidate).
 
-    Tries each bracket and keeps the one that holds the notional at its own LP; when none
-    does (a notional beyond the table at LP), the bracket of the entry notional decides.
+    Starts from the bracket of the entry notional (the last one beyond the table) and moves
+    one bracket at a time toward the notional at the LP it gives, until a bracket holds it.
     """
-    entry_notional = quantity * entry_price
-    fallback = math.nan
-    for b in range(len(floors)):
+    last = len(floors) - 1
+    notional = quantity * entry_price
+    b = 0
+    while b < last and notional > caps[b]:
+        b += 1
+    price = math.nan
+    for _ in range(len(floors)):
         price = (wallet_balance + cums[b] - side * quantity * entry_price) / (quantity * ratios[b] - side * quantity)
-        notional = quantity * price
-        if floors[b] < notional <= caps[b]:
-            return price if price > 0 else math.nan
-        if floors[b] < entry_notional <= caps[b]:
-            fallback = price
-    if math.isnan(fallback):  # entry notional beyond the table: its last bracket
-        b = len(floors) - 1
-        fallback = (wallet_balance + cums[b] - side * quantity * entry_price) / (quantity * ratios[b] - side * quantity)
-    return fallback if fallback > 0 else math.nan
+        at_liquidation = quantity * price
+        if b > 0 and at_liquidation <= floors[b]:
+            b -= 1
+        elif b < last and at_liquidation > caps[b]:
+            b += 1
+        else:
+            break
+    return price if price > 0 else math.nan
 
 
 def liquidation_price(

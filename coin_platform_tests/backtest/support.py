@@ -47,12 +47,15 @@ def bars(
     return frame.with_columns(symbol=pl.lit(symbol)).select("symbol", *columns) if symbol else frame
 
 
-def random_walk_candles(rows: int, seed: int, *, symbol: str | None = None, start: dt.datetime = START) -> pl.DataFrame:
-    """Seeded 1m OHLCV: a geometric random walk whose highs and lows contain open and close."""
+def random_walk_candles(
+    rows: int, seed: int, *, symbol: str | None = None, start: dt.datetime = START, volatility: float = 1e-3
+) -> pl.DataFrame:
+    """Seeded 1m OHLCV: a geometric random walk (`volatility` per bar) whose highs and lows contain
+    open and close."""
     rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-3, rows)))
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, volatility, rows)))
     open_ = np.concatenate(([100.0], close[:-1]))
-    wick = np.abs(rng.normal(0.0, 5e-4, (2, rows)))
+    wick = np.abs(rng.normal(0.0, volatility / 2, (2, rows)))
     frame = pl.DataFrame(
         {
             "open_time": pl.datetime_range(start, start + (rows - 1) * MINUTE, "1m", time_unit="ms", eager=True),

@@ -469,3 +469,11 @@ def test_metrics_are_computed_on_first_use_for_the_portfolio_and_each_symbol():
     assert by_symbol["trade_count"].to_list() == [result.trades.filter(symbol=s).height for s in ("A", "B")]
     sleeve_final = result.equity.filter(symbol="A")["equity"][-1]
     assert by_symbol["total_return_pct"][0] == pytest.approx((sleeve_final / 10_000 - 1) * 100)
+
+
+def test_funding_while_flat_is_skipped_and_a_later_position_still_pays():
+    opens = [100.0] * 12
+    frame = bars(opens, signals={"enter_long": [8], "exit_long": [10]})
+    funding = funding_rows([("", at(3), 0.01, None), ("", at(10), 0.001, None)])
+    trade = only_trade(simulate(frame, **FLAT, initial_cash=1_000, funding=funding))
+    assert trade["funding"] == pytest.approx(-10 * 100 * 0.001)
