@@ -26,6 +26,7 @@ initial cash.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -118,6 +119,7 @@ _M = {name: index for index, name in enumerate(SWEEP_METRICS)}
 ) = range(len(SWEEP_METRICS))
 _DAY_MS = 86_400_000
 _YEAR_MS = 365.25 * _DAY_MS
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DAYS_PER_YEAR = 365
 
 
@@ -175,12 +177,14 @@ def run_sweep(
     metric: str = "sharpe",
     walk_forward: WalkForward | None = None,
     interval: str | None = None,
+    start: dt.datetime | None = None,
     chunk_size: int = 64,
     **costs: Any,
 ) -> SweepResult:
     """Every valid combination of `grid` (parameter -> values; parameters left out keep the kind's
     defaults) on one symbol's candles; `costs` are run_backtest's fee, slippage, initial_cash, sizing,
-    stop_loss, take_profit, leverage, funding and brackets."""
+    stop_loss, take_profit, leverage, funding and brackets. With `start`, the candles before it are the
+    indicators' warm-up only: trading (and every walk-forward window) begins at the first bar from `start`."""
     if kind not in STRATEGY_CLASSES:
         raise BacktestInputError(f"unknown strategy kind {kind!r}; expected one of {', '.join(STRATEGY_CLASSES)}")
     if metric not in OPTIMISABLE:
@@ -240,12 +244,16 @@ def run_sweep(
     run_params = {k: _describe(v) for k, v in settings.items() if k != "funding"}
     run_params |= {"grid": {k: list(v) for k, v in grid.items()}, "sets": len(strategies), "bars": frame.height}
     everything = list(range(len(strategies)))
+    first = 0 if start is None else int(np.searchsorted(times, (start - _EPOCH) // dt.timedelta(milliseconds=1)))
+    if first >= frame.height:
+        raise BacktestInputError(f"no candle opens at or after the start {start.isoformat()}")
+    run_params["traded_bars"] = frame.height - first
     if walk_forward is None:
-        metrics = evaluate(everything, np.array([[0, frame.height]], dtype=np.int64))[:, 0, :]
+        metrics = evaluate(everything, np.array([[first, frame.height]], dtype=np.int64))[:, 0, :]
         results = _frame(params_of, metrics, names)
         return SweepResult(kind, metric, results, params_of[_best(metrics, metric)], None, skipped, run_params)
 
-    windows = walk_forward.windows(frame.height)
+    windows = [(a + first, b + first, c + first) for a, b, c in walk_forward.windows(frame.height - first)]
     in_sample = evaluate(everything, np.array([(a, b) for a, b, _ in windows], dtype=np.int64))
     chosen = [_best(in_sample[:, w, :], metric) for w in range(len(windows))]
     distinct = sorted(set(chosen))

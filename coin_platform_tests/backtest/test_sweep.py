@@ -125,3 +125,15 @@ def test_bad_sweeps_are_refused_by_name(candles):
         run_sweep(two, "ema_crossover", {"fast": [5]})
     with pytest.raises(BacktestInputError, match="walk-forward window"):
         run_sweep(candles, "ema_crossover", {"fast": [5]}, walk_forward=WalkForward(DAYS * 1_440, 1_000))
+
+
+def test_with_a_start_the_earlier_bars_are_warm_up_only(candles):
+    start = START + dt.timedelta(days=20)
+    sweep = run_sweep(candles, "ema_crossover", GRID, start=start)
+    for row in sweep.results.iter_rows(named=True):
+        strategy = EmaCrossover(name="ema", fast=row["fast"], slow=row["slow"])
+        frame, _ = strategy_signals(candles, strategy)
+        assert_same_metrics(row, simulate(frame.filter(pl.col("open_time") >= start)).metrics)
+    assert sweep.params["traded_bars"] == 40 * 1_440
+    with pytest.raises(BacktestInputError, match="no candle opens at or after"):
+        run_sweep(candles, "ema_crossover", GRID, start=START + dt.timedelta(days=DAYS))
