@@ -46,7 +46,7 @@ class BacktestRequest(BaseModel):
 class ResolvedBacktest:
     """A request with every default filled in and every value checked."""
 
-    strategy: str
+    strategy: str | None  # None for a sweep, which names a kind
     symbols: tuple[str, ...]
     interval: str
     start: dt.date
@@ -86,11 +86,11 @@ def parse_request(values: dict) -> BacktestRequest:
 
 
 def resolve_request(
-    request: BacktestRequest, strategy: str, config: PlatformConfig, today: dt.date
+    request: BacktestRequest, strategy: str | None, config: PlatformConfig, today: dt.date
 ) -> ResolvedBacktest:
-    """Fill the defaults in and check what depends on the config and the date."""
+    """Fill the defaults in and check what depends on the config and the date (and `strategy`, when named)."""
     names = [s.name for s in config.strategies]
-    if strategy not in names:
+    if strategy is not None and strategy not in names:
         raise ConfigError(f"backtest.strategy: {strategy!r} is not a configured strategy ({', '.join(names)})")
     defaults = config.backtest
     symbols = tuple(s.strip().upper() for s in request.symbols) if request.symbols else config.symbols

@@ -1,8 +1,8 @@
 """Backtest outputs in the object store: the one writer and the one reader of `backtests/{run_id}/`.
 
-A run writes its progress while it works and, when done, its report, pictures, trades and last
-`summary.json` (metrics and parameters). The summary is written after everything else, so a reader
-that finds it finds the whole run's outputs.
+A run writes its progress while it works and, when done, its report, pictures, trades (a sweep:
+its results and walk-forward windows) and last `summary.json` (metrics and parameters). The summary
+is written after everything else, so a reader that finds it finds the whole run's outputs.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ REPORT = "report.html"
 SUMMARY = "summary.json"
 PROGRESS = "progress.json"
 TRADES = "trades.parquet"
+SWEEP = "sweep.parquet"
+WALK_FORWARD = "walk_forward.parquet"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,40 @@ def write_backtest(store: ObjectStore, run_id: str, outputs: BacktestOutputs) ->
     store.write_bytes(backtest_key(run_id, SUMMARY), summary.encode("utf-8"))
     written[SUMMARY] = store.path(backtest_key(run_id, SUMMARY))
     return written
+
+
+@dataclass(frozen=True)
+class SweepOutputs:
+    """What one finished parameter sweep keeps: a row per parameter set, per walk-forward window, and pictures."""
+
+    summary: Mapping[str, Any]
+    results: pl.DataFrame
+    walk_forward: pl.DataFrame | None = None
+    pictures: Mapping[str, bytes] = field(default_factory=dict)
+
+
+def write_sweep(store: ObjectStore, run_id: str, outputs: SweepOutputs) -> dict[str, str]:
+    """Write a sweep's outputs under the run's prefix, the summary last; returns name -> object path."""
+    summary = json.dumps(_json_ready(outputs.summary), allow_nan=False, sort_keys=True)
+    written = {}
+    frames = {
+        SWEEP: outputs.results,
+        **({WALK_FORWARD: outputs.walk_forward} if outputs.walk_forward is not None else {}),
+    }
+    for name, frame in frames.items():
+        store.write_parquet(backtest_key(run_id, name), frame)
+        written[name] = store.path(backtest_key(run_id, name))
+    for picture, png in outputs.pictures.items():
+        store.write_bytes(backtest_key(run_id, f"{picture}.png"), png)
+        written[f"{picture}.png"] = store.path(backtest_key(run_id, f"{picture}.png"))
+    store.write_bytes(backtest_key(run_id, SUMMARY), summary.encode("utf-8"))
+    written[SUMMARY] = store.path(backtest_key(run_id, SUMMARY))
+    return written
+
+
+def read_sweep_results(store: ObjectStore, run_id: str) -> pl.DataFrame | None:
+    key = backtest_key(run_id, SWEEP)
+    return store.read_parquet(key) if store.exists(key) else None
 
 
 def write_backtest_progress(store: ObjectStore, run_id: str, fraction: float, stage: str) -> None:

@@ -1,5 +1,6 @@
 """The backtest domain: backtest_report per strategy (and backtest_job, what the API launches),
-strategy_leaderboard, and backtest_parity (the live path's orders reproduced by a backtest of their period)."""
+strategy_leaderboard, backtest_sweep, and backtest_parity (the live path's orders reproduced by a
+backtest of their period)."""
 
 from collections.abc import Mapping
 
@@ -7,6 +8,7 @@ import dagster as dg
 
 from coin_platform.defs.backtest.parity import build_parity_asset, build_parity_schedule
 from coin_platform.defs.backtest.reports import build_report_assets
+from coin_platform.defs.backtest.sweep import build_sweep_asset
 from coin_platform.defs.market.assets import MarketAssets
 from coin_platform.settings import Settings
 
@@ -21,6 +23,7 @@ def build_defs(
     parity = build_parity_asset(settings, candle_assets)
     parity_job, parity_schedule = build_parity_schedule(parity)
     report, leaderboard, backtest_job = build_report_assets(settings, candle_assets, FUNDING_ASSET)
+    sweep = build_sweep_asset(settings, candle_assets)
     return dg.Definitions(
-        assets=[parity, report, leaderboard], jobs=[parity_job, backtest_job], schedules=[parity_schedule]
+        assets=[parity, report, leaderboard, sweep], jobs=[parity_job, backtest_job], schedules=[parity_schedule]
     )

@@ -88,11 +88,11 @@ def build_report_assets(
         store = object_store.get_store()
         run_id = context.run.run_id
         write_backtest_progress(store, run_id, 0.05, "loading candles")
-        with _user_errors():
+        with user_errors():
             request = resolve_request(config.request(), name, settings.config, dt.datetime.now(dt.UTC).date())
-            candles, funding = _inputs(store, request, settings)
+            candles, funding = backtest_inputs(store, request, settings)
         write_backtest_progress(store, run_id, 0.3, "simulating")
-        with _user_errors():
+        with user_errors():
             result = run_request(request, build_strategy(by_name[name]), candles, settings.config, funding=funding)
         write_backtest_progress(store, run_id, 0.7, "rendering the report")
         in_range = candles.filter(pl.col("open_time").is_between(request.range_start, request.range_end))
@@ -124,13 +124,13 @@ def build_report_assets(
     ) -> dg.MaterializeResult:
         store = object_store.get_store()
         today = dt.datetime.now(dt.UTC).date()
-        with _user_errors():
+        with user_errors():
             asked = config.request()
             common = resolve_request(asked, strategy_names[0], settings.config, today)
-            candles, funding = _inputs(store, common, settings)
+            candles, funding = backtest_inputs(store, common, settings)
         rows = []
         for name in strategy_names:
-            with _user_errors():
+            with user_errors():
                 request = resolve_request(asked, name, settings.config, today)
                 result = run_request(request, build_strategy(by_name[name]), candles, settings.config, funding=funding)
             rows += [{"strategy": name, **row} for row in result.metrics_by_symbol.to_dicts()]
@@ -142,7 +142,7 @@ def build_report_assets(
         return dg.MaterializeResult(
             metadata={
                 "range": f"{common.start}..{common.end} ({common.interval})",
-                "leaderboard": dg.MetadataValue.md(_table(board, ("strategy", "symbol", *SHOWN_METRICS))),
+                "leaderboard": dg.MetadataValue.md(markdown_table(board, ("strategy", "symbol", *SHOWN_METRICS))),
                 "ranked_by": metric,
                 "chart": dg.MetadataValue.md(markdown_image(render_leaderboard(board, metric=metric), f"by {metric}")),
                 "dagster/row_count": board.height,
@@ -158,7 +158,7 @@ def build_report_assets(
 
 
 @contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
+def user_errors() -> Iterator[None]:
     """A bad request or a range without candles fails the run with the message that names it, no traceback."""
     try:
         yield
@@ -166,7 +166,7 @@ def _user_errors() -> Iterator[None]:
         raise dg.Failure(str(exc)) from None
 
 
-def _inputs(
+def backtest_inputs(
     store: ObjectStore, request: ResolvedBacktest, settings: Settings
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """The request's candles (with the indicators' warm-up before the range) and, if it charges them, funding rates."""
@@ -192,7 +192,7 @@ def _report_metadata(
         **headline,
         "trades": result.trades.height,
         "metrics": dg.MetadataValue.md(
-            _table(result.metrics_by_symbol, ("symbol", *SHOWN_METRICS))
+            markdown_table(result.metrics_by_symbol, ("symbol", *SHOWN_METRICS))
             + "\n\n**All symbols:** "
             + ", ".join(f"{key} {_shown(metrics.get(key))}" for key in SHOWN_METRICS)
         ),
@@ -209,7 +209,7 @@ def _shown(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _table(frame: pl.DataFrame, columns: tuple[str, ...]) -> str:
+def markdown_table(frame: pl.DataFrame, columns: tuple[str, ...]) -> str:
     present = [c for c in columns if c in frame.columns]
     header = "| " + " | ".join(present) + " |\n|" + "---|" * len(present) + "\n"
     return header + "\n".join("| " + " | ".join(_shown(row[c]) for c in present) + " |" for row in frame.to_dicts())

@@ -9,7 +9,12 @@ import pytest
 
 from coin_platform.definitions import build_definitions
 from coin_platform.market.funding import FUNDING_SCHEMA
-from coin_platform.storage.backtests import read_backtest_progress, read_backtest_report, read_backtest_summary
+from coin_platform.storage.backtests import (
+    read_backtest_progress,
+    read_backtest_report,
+    read_backtest_summary,
+    read_sweep_results,
+)
 from coin_platform.storage.funding import write_funding_day
 from coin_platform_tests.backtest.test_decision_path import DAY
 from coin_platform_tests.defs.backtest.stored import stored_day_settings
@@ -118,3 +123,54 @@ def test_stored_funding_rates_are_charged_to_positions_held_across_them(settings
     assert charged["funding_rows"] == 3 and free["funding_rows"] == 0
     assert charged["params"]["funding_events"] >= 1
     assert charged["metrics"]["final_equity"] != free["metrics"]["final_equity"]
+
+
+def _sweep(settings, run_config: dict) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(settings)
+    return dg.materialize(
+        [defs.get_assets_def("backtest_sweep")],
+        resources=defs.resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"backtest_sweep": {"config": run_config}}},
+        raise_on_error=False,
+    )
+
+
+def test_a_sweep_ranks_the_grid_and_draws_its_heatmap(settings):
+    day = {"start": DAY.isoformat(), "end": DAY.isoformat()}
+    result = _sweep(settings, {**day, "kind": "ema_crossover", "grid": {"fast": [5, 10, 20], "slow": [30, 60]}})
+    assert result.success
+    metadata = result.asset_materializations_for_node("backtest_sweep")[0].metadata
+    assert metadata["sets"].value == 6 and metadata["skipped"].value == 0
+    assert "data:image/png;base64," in metadata["heatmap"].value
+    results = read_sweep_results(object_store(settings), result.run_id)
+    assert results.height == 6 and set(results["fast"]) == {5, 10, 20}
+    best = max(results.iter_rows(named=True), key=lambda row: -1e300 if row["sharpe"] is None else row["sharpe"])
+    assert {k: best[k] for k in ("fast", "slow")} == metadata["best"].value or best["sharpe"] is None
+
+
+def test_a_walk_forward_sweep_reports_out_of_sample_windows(settings):
+    day = {"start": DAY.isoformat(), "end": DAY.isoformat(), "grid": {"fast": [5, 10], "slow": [30, 60]}}
+    windows = {"metric": "total_return_pct", "in_sample_hours": 8, "out_of_sample_hours": 4}
+    result = _sweep(settings, {**day, **windows})
+    assert result.success
+    table = result.asset_materializations_for_node("backtest_sweep")[0].metadata["walk_forward"].value
+    assert table.count("\n") == 1 + 4  # header, rule, and windows at 0, 4, 8 and 12 h (8 h in, 4 h out)
+    too_long = _sweep(settings, {**day, **windows, "in_sample_hours": 24})
+    (failure,) = [e for e in too_long.all_events if e.is_step_failure]
+    assert "hold no walk-forward window" in failure.event_specific_data.error.message
+
+
+@pytest.mark.parametrize(
+    ("run_config", "named"),
+    [
+        ({"kind": "martingale"}, "unknown strategy kind"),
+        ({"grid": {}}, "backtest.grid"),
+        ({"metric": "luck"}, "metric must be one of"),
+        ({"in_sample_hours": 5}, "backtest.in_sample_hours"),
+    ],
+)
+def test_a_bad_sweep_config_is_named(settings, run_config, named):
+    result = _sweep(settings, {"start": DAY.isoformat(), "end": DAY.isoformat(), **run_config})
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert named in failure.event_specific_data.error.message
