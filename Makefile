@@ -18,7 +18,7 @@ install: $(INSTALLED)
 .env:
 	cp .env.example .env
 
-# Local stack + Dagster UI on 127.0.0.1:3000; Ctrl-C stops all of it.
+# Local stack + Dagster UI on 127.0.0.1:3000 + the HTTP API on 127.0.0.1:8800; Ctrl-C stops all of it.
 dev: install .env
 	$(BIN)/coin dev
 
