@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/loader.py --json-out bench/results/loader.json
 	$(BIN)/python bench/ingest.py --json-out bench/results/ingest.json
 	$(BIN)/python bench/latency.py --json-out bench/results/latency.json
+	PYTHONPATH=. $(BIN)/python bench/backtest_report.py --json-out bench/results/backtest_report.json
 
 stack-up: install .env
 	$(BIN)/coin stack up

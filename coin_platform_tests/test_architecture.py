@@ -15,7 +15,7 @@ import coin_platform
 
 PACKAGE = Path(coin_platform.__file__).parent
 DOMAIN = {"core", "settings", "ops", "binance", "indicators", "market", "features", "events", "strategies", "storage",
-          "ml", "trading", "loader", "pipeline"}
+          "ml", "trading", "loader", "pipeline", "backtest"}
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "ops": set(),
@@ -24,12 +24,14 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"core", "ops"},
     "market": {"core", "binance"},
     "features": {"core", "indicators"},
-    "events": {"core", "settings"},
+    "events": {"core", "settings", "features", "strategies"},
     "strategies": {"core", "settings", "features", "indicators"},
     "storage": {"core", "settings", "market", "features", "events"},
-    "ml": {"core", "events"},
+    "ml": {"core", "settings", "events"},
     "trading": {"core", "settings", "binance", "market", "events"},
     "loader": {"core", "settings", "market", "storage"},
+    # Backtests run the live code: strategies, features, the scorer, the risk guard and the paper broker.
+    "backtest": {"core", "settings", "market", "features", "indicators", "strategies", "events", "ml", "trading"},
     "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events"},
     # The public backtest client: Dagster's GraphQL API through dagster_graphql (see the module docstring).
     "client": {"core", "settings"},

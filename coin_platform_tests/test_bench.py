@@ -1,6 +1,7 @@
 """bench/ingest.py end to end on a tiny backfill: its JSON's shape and behaviour, never its timings."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -114,3 +115,26 @@ def test_latency_bench_stage_breakdown_on_synthetic_traces(monkeypatch):
     notes = latency.where_time_goes(report, launch_p50=4.0, cpus=2, ingest_steps={"candidates_1m": 3.0})
     assert "Dagster run launches" in notes and "12.0 s of the 30 s goal" in notes and "candidates_1m" in notes
     assert latency.where_time_goes(latency.latency_report([]), None, None).startswith("No candidate")
+
+
+def test_backtest_report_bench_prints_its_measurements(tmp_path):
+    """bench/backtest_report.py on a small backtest: the JSON's shape, never its timings."""
+    json_out = tmp_path / "result.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "backtest_report.py"), "--bars", "3000", "--repeats", "1",
+         "--json-out", str(json_out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},  # as `make bench` runs it
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert json.loads(json_out.read_text()) == result
+    assert result["bench"] == "backtest_report"
+    assert result["params"]["symbols"] == ["BTCUSDT", "ETHUSDT"]
+    assert result["trades"] == result["trades_shown"] == 60  # 2 symbols x 30 entries, one every 100 bars
+    assert set(result["png_bytes"]) == {"equity_drawdown", "returns_by_symbol"}
+    assert result["pngs_within_goal"] is True
+    assert result["html_bytes"] > 1_000_000  # BokehJS is inlined

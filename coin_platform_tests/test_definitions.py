@@ -14,13 +14,16 @@ def test_the_code_location_loads_and_validates(tmp_path):
     intervals = settings.config.intervals
     assert {j.name for j in repository.get_all_jobs()} >= {f"ingest_{i}" for i in intervals} | {
         "compact_history",
+        "ingest_funding",
         "inference_job",
         "order_job",
         "reconcile_orders_job",
     }
     assert {s.name for s in repository.schedule_defs} == {f"live_{i}_schedule" for i in intervals} | {
         "history_daily_schedule",
+        "funding_schedule",
         "reconcile_orders_schedule",
+        "backtest_parity_schedule",
     }
     assert {s.name for s in repository.sensor_defs} == {
         "repair_automation_sensor",
@@ -31,6 +34,7 @@ def test_the_code_location_loads_and_validates(tmp_path):
     market = defs.get_assets_def("ohlcv_1m").partitions_def
     assert [d.name for d in market.partitions_defs] == ["date", "symbol"]
     assert market.partitions_defs[1].partitions_def.get_partition_keys() == list(settings.config.symbols)
+    assert defs.get_assets_def("funding_rates").partitions_def == market  # day × symbol, like the candles
 
 
 def test_the_lineage_runs_from_raw_klines_to_positions(tmp_path):

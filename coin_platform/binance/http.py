@@ -4,9 +4,11 @@ Every request, public (klines, exchangeInfo, time) or SIGNED (orders), goes thro
 `BinanceHttp._request`, so market data and orders share one policy:
 
 - the weight limiter reserves a request's weight before sending and adopts
-  X-MBX-USED-WEIGHT-1M from every answer;
-- 429: wait (Retry-After when present, else the rest of the weight window), slow the
-  limiter down and send the same request again, a bounded number of times; it was not processed;
+  X-MBX-USED-WEIGHT-1M from every answer; an endpoint with a limit of its own
+  (fundingRate's 500 requests per 5 minutes) also reserves one request of its `quota`;
+- 429: wait (Retry-After when present, else the rest of the window; with a quota, of
+  whichever window ends later, as the answer does not say which limit it was), slow the
+  limiters down and send the same request again, a bounded number of times; it was not processed;
 - 418 (IP ban) and other 4xx: stop at once with the exchange's code and message;
 - 5xx, timeouts, dropped connections, truncated or unreadable bodies: bounded retries with
   full jitter for idempotent GETs only; a POST (an order) is never resent here, its outcome
@@ -147,9 +149,12 @@ class BinanceHttp(Closing):
         decode: Callable[[Any], T],
         *,
         policy: RetryPolicy | None = None,
+        quota: WeightLimiter | None = None,
     ) -> T:
-        """A public GET; `decode` turns the JSON body into the answer (ValueError: unusable, retried)."""
-        return self._request("GET", path, params, weight, decode, policy=policy)
+        """A public GET; `decode` turns the JSON body into the answer (ValueError: unusable, retried).
+
+        `quota`: the endpoint's own request limit, one request of it reserved per attempt."""
+        return self._request("GET", path, params, weight, decode, policy=policy, quota=quota)
 
     def signed_request(
         self,
@@ -200,14 +205,18 @@ class BinanceHttp(Closing):
         credentials: Credentials | None = None,
         recv_window_ms: int = 5000,
         policy: RetryPolicy | None = None,
+        quota: WeightLimiter | None = None,
     ) -> T:
         policy = policy or self.policy
+        limiters = [self.limiter] if quota is None else [self.limiter, quota]
         signed = credentials is not None
         transient_failures = 0
         rate_limit_waits = 0
         resynced = False
         while True:
             window = self.limiter.acquire(weight)
+            if quota is not None:
+                quota.acquire(1)
             self.stats["requests"] += 1
             self.stats["weight"] += weight
             problem: str
@@ -234,7 +243,8 @@ class BinanceHttp(Closing):
                     self.stats["rate_limited"] += 1
                     if rate_limit_waits > policy.max_rate_limit_waits:
                         raise RateLimitedError(path, rate_limit_waits - 1, *error_fields(body))
-                    self._sleep(self.limiter.back_off(retry_after(response.headers)))
+                    wait_after = retry_after(response.headers)
+                    self._sleep(max([limiter.back_off(wait_after) for limiter in limiters]))
                     continue  # not processed: the same request is safe after the wait
                 if 400 <= status < 500:
                     code, message = error_fields(body)

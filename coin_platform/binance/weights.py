@@ -5,6 +5,9 @@ the IP's running total in `X-MBX-USED-WEIGHT-1M` on every response. The limiter
 reserves a request's weight before sending, trusts the header afterwards (it
 includes other processes on the same IP), and waits for the next window
 instead of provoking a 429.
+
+Some endpoints have a limit of their own besides the weight (GET /fapi/v1/fundingRate:
+500 requests per 5 minutes per IP); `sibling` makes a limiter for it on the same clock.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
 class WeightLimiter:
-    """Keeps the used weight of each 1-minute window under `limit × fraction`."""
+    """Keeps the used weight of each window (1 minute unless `window_ms` says otherwise) under
+    `limit × fraction`."""
 
     def __init__(
         self,
@@ -29,12 +33,14 @@ class WeightLimiter:
         enabled: bool = True,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        window_ms: int = WINDOW_MS,
     ) -> None:
-        if limit <= 0 or not 0 < fraction <= 1:
-            raise ValueError(f"invalid weight budget: limit={limit}, fraction={fraction}")
+        if limit <= 0 or not 0 < fraction <= 1 or window_ms <= 0:
+            raise ValueError(f"invalid weight budget: limit={limit}, fraction={fraction}, window_ms={window_ms}")
         self.limit = limit
         self.fraction = fraction
         self.enabled = enabled
+        self.window_ms = window_ms
         self.server_offset_ms = 0
         self.waited_seconds = 0.0
         self._clock = clock
@@ -46,6 +52,18 @@ class WeightLimiter:
     @property
     def budget(self) -> int:
         return max(1, int(self.limit * self.fraction))
+
+    def sibling(self, limit: int, window_ms: int) -> WeightLimiter:
+        """A limiter for another of the exchange's limits: the same share, switch and sleep, and this
+        limiter's exchange time (its measured clock offset included) as its clock."""
+        return WeightLimiter(
+            limit,
+            self.fraction,
+            enabled=self.enabled,
+            clock=lambda: self.now_ms() / 1000,
+            sleep=self._sleep,
+            window_ms=window_ms,
+        )
 
     def adopt_rate_limits(self, rate_limits: Iterable[dict[str, Any]]) -> None:
         """Take the per-minute REQUEST_WEIGHT limit exchangeInfo publishes (its `rateLimits`)."""
@@ -65,7 +83,7 @@ class WeightLimiter:
         return self.local_ms() + self.server_offset_ms
 
     def _roll(self, now_ms: int) -> None:
-        window = now_ms // WINDOW_MS
+        window = now_ms // self.window_ms
         if window != self._window:
             self._window = window
             self._used = 0
@@ -88,7 +106,7 @@ class WeightLimiter:
                 if self._used + weight <= self.budget:
                     self._used += weight
                     return self._window
-                wait_s = ((self._window + 1) * WINDOW_MS - now) / 1000 + 0.05
+                wait_s = ((self._window + 1) * self.window_ms - now) / 1000 + 0.05
             self.waited_seconds += wait_s
             self._sleep(wait_s)
 
@@ -122,4 +140,4 @@ class WeightLimiter:
             now = self.now_ms()
             self._roll(now)
             self._used = max(self._used, self.budget)
-            return ((self._window + 1) * WINDOW_MS - now) / 1000 + 0.05
+            return ((self._window + 1) * self.window_ms - now) / 1000 + 0.05

@@ -133,16 +133,18 @@ def replay() -> None:
               help="REQUEST_WEIGHT budget per 1-minute window, as Binance publishes it.")
 @click.option("--ban-seconds", type=float, default=120.0, show_default=True,
               help="How long a 418 ban lasts once a client ignores 429s.")
+@click.option("--funding-limit", type=int, default=500, show_default=True,
+              help="GET /fapi/v1/fundingRate requests per 5-minute window, as Binance documents it.")
 @click.option("--faults", default="", help="Fault plan, e.g. '429:every=5,503:p=0.1,truncate:at=3'.")
 @click.option("--symbols", default="", help="Extra symbols to list besides the defaults (comma separated).")
-def replay_serve(host: str, port: int, weight_limit: int, ban_seconds: float, faults: str,
+def replay_serve(host: str, port: int, weight_limit: int, ban_seconds: float, funding_limit: int, faults: str,
                  symbols: str) -> None:
     """Serve deterministic synthetic USD-M candles on the Binance REST paths until stopped."""
     from coin_platform.local.replay import serve
 
     extra = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
     serve(host=host, port=port, weight_limit=weight_limit, ban_seconds=ban_seconds,
-          faults=faults, extra_symbols=extra)
+          faults=faults, extra_symbols=extra, funding_limit=funding_limit)
 
 
 if __name__ == "__main__":

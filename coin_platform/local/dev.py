@@ -3,7 +3,8 @@
 The API (`coin api`) runs in the background like the stack's services and is stopped by PID. The
 demo runs offline: the replay server joins the stack, the last days are
 backfilled before the UI opens (runs recorded in the local instance, so the UI
-shows them), and the live schedules keep candles arriving.
+shows them), and the live schedules keep candles (and the funding schedule funding
+rates) arriving.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ def backfill_window(settings: Settings, days: int, today: dt.date | None = None)
 
 def backfill_recent_days(settings: Settings, days: int, echo: Callable[[str], None]) -> bool:
     """Materialize the last `days` UTC days (today included) for every symbol, one run per
-    interval, then compact their years into the history archives."""
+    interval and one of the funding rates, then compact their years into the history archives."""
     import dagster as dg
 
     from coin_platform.definitions import build_definitions
+    from coin_platform.defs.market.jobs import FUNDING_JOB
     from coin_platform.defs.partitions import partition_range_tags, year_range_tags
 
     defs = build_definitions(settings)
@@ -64,6 +66,12 @@ def backfill_recent_days(settings: Settings, days: int, echo: Callable[[str], No
             )
             succeeded &= result.success
             echo(f"  {interval}: {'done' if result.success else 'FAILED (see the run in the UI)'}")
+        echo(f"backfilling funding rates for {first}..{today} × {', '.join(symbols)}")
+        result = defs.resolve_job_def(FUNDING_JOB).execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False
+        )
+        succeeded &= result.success
+        echo(f"  funding: {'done' if result.success else 'FAILED (see the run in the UI)'}")
         echo(f"compacting the history archives of {first.year}..{today.year}")
         result = defs.resolve_job_def("compact_history").execute_in_process(
             instance=instance,

@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping
 
 from coin_platform.events.schemas import Candidate, Decision
+from coin_platform.settings import PlatformConfig
 
 RULES_MODEL_VERSION = "rules-v1"
 
@@ -82,3 +83,11 @@ class RuleScorer:
             inputs=inputs,
             decided_at=now,
         )
+
+
+def live_scorer(config: PlatformConfig) -> RuleScorer:
+    """The scorer inference_job decides with, built from config.yaml: backtests of the decision path use it too."""
+    return RuleScorer(
+        min_confidence=config.inference.min_confidence,
+        max_age=dt.timedelta(seconds=config.events.publish_max_age_seconds),
+    )

@@ -14,7 +14,6 @@ tick, a rerun or a backfill is the same candidate with the same id.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,17 +21,15 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from coin_platform.core.intervals import DAY_MS, interval_ms
+from coin_platform.events.candidates import candidates_from_features
 from coin_platform.events.schemas import Candidate
 from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, compute_features
 from coin_platform.pipeline.features import lookback_start, read_lookback
 from coin_platform.storage.features import read_feature_days
-from coin_platform.strategies import Strategy, signal_rows
+from coin_platform.strategies import Strategy
 
 if TYPE_CHECKING:
     from coin_platform.storage.object_store import ObjectStore
-
-# Feature values a candidate carries, so a consumer sees what the strategy saw.
-CARRIED_FEATURES = tuple(c for c in FEATURE_COLUMNS if c not in ("open_time", "close"))
 
 
 def stored_rows_before(strategies: Sequence[Strategy]) -> int | None:
@@ -88,31 +85,9 @@ def detect_candidates(
         return []
     days = sorted(set(days))
     features = _features(store, strategies, interval, symbol, days, history_start, lookback_candles)
-    if features.is_empty():
-        return []
-    fired = signal_rows(strategies, features).filter(pl.col("open_time").dt.date().is_in(days))
-    if fired.is_empty():
-        return []
-    rows = fired.join(features, on="open_time", how="left").sort("open_time", "strategy", "signal")
-    duration = dt.timedelta(milliseconds=interval_ms(interval) - 1)
-    return [
-        Candidate(
-            strategy=row["strategy"],
-            symbol=symbol,
-            interval=interval,
-            open_time=row["open_time"],
-            close_time=row["open_time"] + duration,
-            signal=row["signal"],
-            price=row["close"],
-            features={k: _finite(row[k]) for k in CARRIED_FEATURES},
-            detected_at=detected_at,
-        )
-        for row in rows.iter_rows(named=True)
-    ]
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+    return candidates_from_features(
+        strategies, features, symbol=symbol, interval=interval, detected_at=detected_at, days=days
+    )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,23 @@ def raw_klines_key(interval: str, symbol: str, day: dt.date) -> str:
     return f"raw/klines/{interval}/{symbol}/{day:%Y-%m-%d}.parquet"
 
 
+def funding_prefix(symbol: str) -> str:
+    return f"funding/{symbol}/"
+
+
+def funding_key(symbol: str, day: dt.date) -> str:
+    """Funding rates, one object per symbol and UTC day: `funding/{symbol}/{yyyy-MM-dd}.parquet`."""
+    return f"{funding_prefix(symbol)}{day:%Y-%m-%d}.parquet"
+
+
+def funding_key_day(key: str) -> dt.date | None:
+    """The UTC day a `funding_key` names, or None for a key of another shape."""
+    try:
+        return dt.datetime.strptime(key.rpartition("/")[2], "%Y-%m-%d.parquet").date()
+    except ValueError:
+        return None
+
+
 def hourly_prefix(dataset: str, interval: str, symbol: str) -> str:
     return f"{dataset}/{interval}/{symbol}/"
 

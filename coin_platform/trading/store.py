@@ -133,6 +133,18 @@ class TradingStore:
         self.path = Path(path).resolve()
         self.lock_path = Path(f"{self.path}.lock")
         self.lock_timeout_s = lock_timeout_s
+        self._held: duckdb.DuckDBPyConnection | None = None
+
+    @classmethod
+    def in_memory(cls) -> TradingStore:
+        """A store that lives in this process only, with one connection held open: the ledger of a
+        decision-path backtest. Same tables and transactions as the file store; no file, no lock."""
+        store = cls.__new__(cls)
+        store.path = Path(f":memory:{id(store)}")
+        store.lock_path = store.path
+        store.lock_timeout_s = 0.0
+        store._held = _with_schema(duckdb.connect(":memory:"))
+        return store
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
@@ -140,6 +152,24 @@ class TradingStore:
         open_here: dict[Path, StoreTransaction] = _thread.__dict__.setdefault("transactions", {})
         if self.path in open_here:
             yield open_here[self.path]
+            return
+        with self._connection() as connection:
+            connection.begin()
+            transaction = StoreTransaction(connection)
+            open_here[self.path] = transaction
+            try:
+                yield transaction
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                del open_here[self.path]
+            connection.commit()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._held is not None:
+            yield self._held
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(self.lock_path, timeout=self.lock_timeout_s)
@@ -153,20 +183,7 @@ class TradingStore:
         try:
             connection = duckdb.connect(str(self.path))
             try:
-                connection.execute("SET TimeZone = 'UTC'")
-                connection.begin()
-                for statement in _SCHEMA:
-                    connection.execute(statement)
-                transaction = StoreTransaction(connection)
-                open_here[self.path] = transaction
-                try:
-                    yield transaction
-                except BaseException:
-                    connection.rollback()
-                    raise
-                finally:
-                    del open_here[self.path]
-                connection.commit()
+                yield _with_schema(connection)
             finally:
                 connection.close()
         finally:
@@ -195,6 +212,13 @@ class TradingStore:
     def summary(self, marks: Mapping[str, float]) -> TradingSummary:
         with self.transaction() as tx:
             return tx.summary(marks)
+
+
+def _with_schema(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    connection.execute("SET TimeZone = 'UTC'")
+    for statement in _SCHEMA:
+        connection.execute(statement)
+    return connection
 
 
 class StoreTransaction:

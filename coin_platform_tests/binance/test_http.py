@@ -108,6 +108,39 @@ def test_without_the_limiter_a_429_is_waited_out_and_nothing_is_lost():
     assert clock.sleeps == [30.0]  # Retry-After: the rest of the window
 
 
+LISTING = dt.datetime(2017, 1, 1, tzinfo=dt.UTC)  # the replay's first funding time
+
+
+def _funding_since_listing(server_url: str, clock: ControlledClock, **limiter_options):
+    """Seven years of BTCUSDT funding (8 pages of 1,000) under a fundingRate limit of 3 per 5 minutes."""
+    limiter = WeightLimiter(fraction=1.0, clock=clock, sleep=clock.sleep, **limiter_options)
+    with BinanceFuturesClient(server_url, limiter=limiter, sleep=clock.sleep, funding_limit=3) as client:
+        return client.fetch_funding_rates("BTCUSDT", LISTING, START), client.stats
+
+
+def test_an_endpoints_own_limit_waits_for_its_window_instead_of_provoking_a_429():
+    clock = ControlledClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC).timestamp())
+    with ReplayServer(port=0, funding_limit=3, clock=clock) as server:
+        frame, stats = _funding_since_listing(server.url, clock)
+        windows = server.stats()["funding_windows"]
+    assert frame.height == (START - LISTING).days * 3 and frame["funding_time"].is_unique().all()
+    assert stats["funding_requests"] == 8 and stats["rate_limited"] == 0 and stats["weight"] == 0
+    assert [(w["weight"], w["rejected_429"]) for w in windows] == [(3, 0), (3, 0), (2, 0)]
+    assert len(clock.sleeps) == 2  # into the next 5-minute windows
+
+
+def test_without_the_limiter_an_endpoints_own_429_is_waited_out_and_nothing_is_lost():
+    clock = ControlledClock(dt.datetime(2024, 3, 20, 0, 0, 30, tzinfo=dt.UTC).timestamp())
+    with ReplayServer(port=0, clock=clock) as unlimited:
+        expected, _ = _funding_since_listing(unlimited.url, clock, enabled=False)
+    with ReplayServer(port=0, funding_limit=3, clock=clock) as server:
+        frame, stats = _funding_since_listing(server.url, clock, enabled=False)
+        windows = server.stats()["funding_windows"]
+    assert frame.equals(expected)
+    assert stats["rate_limited"] == 2 and [w["rejected_429"] for w in windows] == [1, 1, 0]
+    assert clock.sleeps == [270.0, 300.0]  # Retry-After: the rest of each 5-minute window
+
+
 def test_retries_wait_with_full_jitter_under_a_growing_capped_ceiling(start_replay):
     server = start_replay(faults="503:first=5")
     sleeps: list[float] = []

@@ -81,3 +81,30 @@ def test_disabled_limiter_never_waits_and_impossible_weights_are_refused():
         _limiter(ControlledClock(0.0), limit=5).acquire(10)
     with pytest.raises(ValueError, match="invalid weight budget"):
         WeightLimiter(0)
+
+
+def test_a_limit_of_its_own_fills_its_own_longer_window():
+    clock = ControlledClock(1_200_030.0)  # 30 s into a 5-minute window
+    limiter = _limiter(clock, limit=100)
+    five_minutes = limiter.sibling(limit=3, window_ms=5 * WINDOW_MS)
+    for _ in range(3):
+        five_minutes.acquire(1)
+    assert clock.sleeps == []
+    five_minutes.acquire(1)
+    assert clock.sleeps == [pytest.approx(270.05)]  # to the next 5-minute window, not the next minute
+    assert five_minutes.back_off(retry_after_s=None) == pytest.approx(300.0)  # a 429 spends the rest of it
+
+
+def test_a_sibling_follows_the_exchange_clock_and_the_switch():
+    clock = ControlledClock(1_200_030.0)
+    limiter = _limiter(clock, fraction=0.5)
+    limiter.server_offset_ms = 240_000  # the exchange is 4 minutes ahead: 30 s before its next window
+    five_minutes = limiter.sibling(limit=2, window_ms=5 * WINDOW_MS)
+    assert five_minutes.budget == 1  # the same share of its limit
+    five_minutes.acquire(1)
+    five_minutes.acquire(1)
+    assert clock.sleeps == [pytest.approx(30.05)]
+    disabled = WeightLimiter(10, 1.0, enabled=False, clock=clock, sleep=clock.sleep).sibling(1, WINDOW_MS)
+    for _ in range(5):
+        disabled.acquire(1)
+    assert clock.sleeps == [pytest.approx(30.05)]

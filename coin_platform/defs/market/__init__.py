@@ -1,12 +1,15 @@
 """The market domain: per interval, raw klines and cleaned OHLCV (one fetch-and-clean step) and
-the OHLCV checks. Its live schedules (schedules.py) start the ingest jobs, which span several
-domains and are built in coin_platform.defs.jobs."""
+the OHLCV checks; the funding rates with their checks, their job (ingest_funding) and schedule.
+Its live schedules (schedules.py) start the ingest jobs, which span several domains and are built
+in coin_platform.defs.jobs."""
 
 import dagster as dg
 
 from coin_platform.defs.domain import Domain
-from coin_platform.defs.market.assets import MarketAssets, build_market_assets
-from coin_platform.defs.market.checks import build_ohlcv_checks
+from coin_platform.defs.market.assets import MarketAssets, build_funding_asset, build_market_assets
+from coin_platform.defs.market.checks import build_funding_checks, build_ohlcv_checks
+from coin_platform.defs.market.jobs import build_funding_job
+from coin_platform.defs.market.schedules import build_funding_schedule
 from coin_platform.settings import Settings
 
 
@@ -17,7 +20,14 @@ def build_defs(settings: Settings, partitions_def: dg.MultiPartitionsDefinition)
         build_ohlcv_checks(interval, step.ohlcv, partitions_def, compare_with_1m=interval != "1m" and "1m" in intervals)
         for interval, step in steps.items()
     ]
+    funding = build_funding_asset(partitions_def, settings)
+    funding_job = build_funding_job(funding)
     return Domain(
-        dg.Definitions(assets=[step.step for step in steps.values()], asset_checks=checks),
+        dg.Definitions(
+            assets=[*(step.step for step in steps.values()), funding],
+            asset_checks=[*checks, build_funding_checks(funding, partitions_def)],
+            jobs=[funding_job],
+            schedules=[build_funding_schedule(funding_job, settings.config.symbols)],
+        ),
         steps,
     )

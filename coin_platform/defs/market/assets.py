@@ -1,4 +1,5 @@
-"""Raw klines and cleaned OHLCV assets, one pair per interval, partitioned by day × symbol.
+"""Raw klines and cleaned OHLCV assets, one pair per interval, and the funding rates, all partitioned by
+day × symbol.
 
 The pair is one multi-asset that cannot be subset: fetching and cleaning are one
 step, so materializing or backfilling either asset makes both. A run may hold one
@@ -17,6 +18,7 @@ from pydantic import Field
 from coin_platform.core.intervals import DAY_MS, interval_ms
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import BinanceResource, ObjectStoreResource
+from coin_platform.pipeline.funding import FundingDay, ingest_funding
 from coin_platform.pipeline.ingest import (
     OhlcvDay,
     build_ohlcv_day,
@@ -26,6 +28,8 @@ from coin_platform.settings import Settings
 from coin_platform.storage.ohlcv import read_ohlcv_day
 
 MARKET_GROUP = "market"
+FUNDING_ASSET = "funding_rates"
+_SPARK = "▁▂▃▄▅▆▇█"
 
 
 class FetchConfig(dg.Config):
@@ -209,3 +213,89 @@ def build_market_assets(
     # The specs as the step holds them (with its partitions), for the downstream assets' deps.
     specs = {spec.key: spec for spec in fetch_and_clean.specs}
     return MarketAssets(fetch_and_clean, specs[raw_spec.key], specs[ohlcv_spec.key])
+
+
+def sparkline(values: list[float]) -> str:
+    """Values as a row of block characters, lowest ▁ to highest █ (all ▄ when they are equal)."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high == low:
+        return _SPARK[len(_SPARK) // 2] * len(values)
+    return "".join(_SPARK[round((v - low) / (high - low) * (len(_SPARK) - 1))] for v in values)
+
+
+def _funding_metadata(days: list[FundingDay], source: str, stats: dict[str, int], waited_s: float) -> dict[str, object]:
+    rows = pl.concat([d.rows for d in days]).sort("funding_time", "symbol")
+    rates = rows["funding_rate"]
+    summary = (
+        rows.group_by("symbol", maintain_order=True)
+        .agg(
+            funding_times=pl.len(),
+            min_rate=pl.col("funding_rate").min(),
+            mean_rate=pl.col("funding_rate").mean(),
+            max_rate=pl.col("funding_rate").max(),
+            rates=pl.col("funding_rate"),
+        )
+        .sort("symbol")
+        .with_columns(pl.col("rates").map_elements(lambda r: sparkline(r.to_list()), return_dtype=pl.String))
+    )
+    metadata: dict[str, object] = {
+        "source": source,
+        "partitions": len(days),
+        "dagster/row_count": rows.height,
+        "requests": stats["requests"],
+        "funding_requests": stats["funding_requests"],
+        "retries": stats["retries"],
+        "rate_limited_responses": stats["rate_limited"],
+        "limiter_wait_s": round(waited_s, 3),
+        "objects": dg.MetadataValue.json([d.key for d in days[:50]]),
+    }
+    if rows.height:
+        times = rows["funding_time"]
+        metadata |= {
+            "first_funding_time": times.min().isoformat(),  # type: ignore[union-attr]
+            "last_funding_time": times.max().isoformat(),  # type: ignore[union-attr]
+            "min_rate": float(rates.min()),  # type: ignore[arg-type]
+            "mean_rate": float(rates.mean()),  # type: ignore[arg-type]
+            "max_rate": float(rates.max()),  # type: ignore[arg-type]
+            "by_symbol": dg.MetadataValue.md(summary.to_pandas().to_markdown(index=False, floatfmt=".8f")),
+            "preview": _preview(rows),
+        }
+    return metadata
+
+
+def build_funding_asset(partitions_def: dg.MultiPartitionsDefinition, settings: Settings) -> dg.AssetsDefinition:
+    """funding_rates: each day × symbol's funding rates from GET /fapi/v1/fundingRate, one object a day."""
+
+    @dg.asset(
+        name=FUNDING_ASSET,
+        group_name=MARKET_GROUP,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.multi_run(
+            max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
+        ),
+        kinds={"binance", "parquet", "s3"},
+        description=(
+            "USD-M perpetual funding rates as GET /fapi/v1/fundingRate returns them: symbol, funding_time "
+            "(UTC, Binance's stamp a few ms after the hour), funding_rate, mark_price (null where Binance "
+            "sends none); the funding times of the day that have passed, so a day is final once it has "
+            "closed. One object per UTC day at funding/{symbol}/{yyyy-MM-dd}.parquet."
+        ),
+    )
+    def funding_rates(
+        context: dg.AssetExecutionContext, binance: BinanceResource, object_store: ObjectStoreResource
+    ) -> dg.MaterializeResult:
+        days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
+        store = object_store.get_store()
+        stored: list[FundingDay] = []
+        with binance.get_client() as client:
+            client.validate_symbols(days_by_symbol)
+            for symbol, days in days_by_symbol.items():
+                stored += ingest_funding(client, store, symbol, days)
+                context.log.info(f"{symbol} funding: {len(days)} day(s) stored")
+            stats = dict(client.stats)
+            waited = client.limiter.waited_seconds + client.funding_limiter.waited_seconds
+        return dg.MaterializeResult(metadata=_funding_metadata(stored, binance.source, stats, waited))
+
+    return funding_rates

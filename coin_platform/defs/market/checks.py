@@ -1,8 +1,9 @@
-"""Asset checks on the cleaned OHLCV partitions, reading what was actually stored.
+"""Asset checks on the cleaned OHLCV and the funding partitions, reading what was actually stored.
 
 One multi-check per interval reads each partition's hourly objects once and
-applies every rule from `coin_platform.market.quality` to them. In a range run
-the result covers the whole range and lists the partitions that failed.
+applies every rule from `coin_platform.market.quality` to them; one for the funding
+rates applies `coin_platform.market.funding`'s. In a range run the result covers the
+whole range and lists the partitions that failed.
 """
 
 import datetime as dt
@@ -13,6 +14,7 @@ import dagster as dg
 from coin_platform.core.intervals import interval_ms
 from coin_platform.defs.partitions import split_partition_keys
 from coin_platform.defs.resources import ObjectStoreResource
+from coin_platform.market.funding import check_funding_rates, check_funding_times
 from coin_platform.market.klines import SchemaMismatchError
 from coin_platform.market.quality import (
     Finding,
@@ -23,6 +25,7 @@ from coin_platform.market.quality import (
     check_schema,
 )
 from coin_platform.pipeline.ingest import covered_until
+from coin_platform.storage.funding import read_funding
 from coin_platform.storage.layout import day_start
 from coin_platform.storage.ohlcv import read_ohlcv_day
 
@@ -44,6 +47,36 @@ DESCRIPTIONS = {
 SEVERITY = {GAPS: dg.AssetCheckSeverity.WARN}
 # An impossible candle must not reach the hot store or the features (one NaN poisons every EMA after it).
 BLOCKING = {SANITY}
+
+
+def _check_result(
+    name: str,
+    asset_key: dg.AssetKey,
+    results: list[tuple[str, Finding]],
+    severity: dg.AssetCheckSeverity,
+    metadata: dict[str, object] | None = None,
+) -> dg.AssetCheckResult:
+    """One check's result over a run's partitions: the one description, or how many pass and which failed."""
+    failed = [(label, f) for label, f in results if not f.passed]
+    description = (
+        results[0][1].description
+        if len(results) == 1
+        else f"{len(results) - len(failed)} of {len(results)} partitions pass"
+    )
+    return dg.AssetCheckResult(
+        check_name=name,
+        asset_key=asset_key,
+        passed=not failed,
+        severity=severity,
+        description=description,
+        metadata={
+            "partitions_checked": len(results),
+            "failed_partitions": dg.MetadataValue.json(
+                {label: {"problem": f.description, **f.details} for label, f in failed[:20]}
+            ),
+            **(metadata or {}),
+        },
+    )
 
 
 def build_ohlcv_checks(
@@ -97,25 +130,54 @@ def build_ohlcv_checks(
                         (label, check_matches_aggregate(frame, fine, interval, fine_per_coarse))
                     )
         for name in names:
-            results = findings[name]
-            failed = [(label, f) for label, f in results if not f.passed]
-            description = (
-                results[0][1].description
-                if len(results) == 1
-                else f"{len(results) - len(failed)} of {len(results)} partitions pass"
-            )
-            yield dg.AssetCheckResult(
-                check_name=name,
-                asset_key=ohlcv_asset.key,
-                passed=not failed,
-                severity=SEVERITY.get(name, dg.AssetCheckSeverity.ERROR),
-                description=description,
-                metadata={
-                    "partitions_checked": len(results),
-                    "failed_partitions": dg.MetadataValue.json(
-                        {label: {"problem": f.description, **f.details} for label, f in failed[:20]}
-                    ),
-                },
-            )
+            yield _check_result(name, ohlcv_asset.key, findings[name], SEVERITY.get(name, dg.AssetCheckSeverity.ERROR))
 
     return ohlcv_checks
+
+
+FUNDING_GRID = "funding_times_on_grid"
+FUNDING_CAP = "funding_rates_within_cap"
+FUNDING_DESCRIPTIONS = {
+    FUNDING_GRID: (
+        "Funding times are unique, increasing and on a whole-hour grid from 00:00 UTC (within 1 s of the "
+        "hour); the grid is reported: 8 h is Binance's default, other intervals (4 h, 1 h) pass and are named."
+    ),
+    FUNDING_CAP: "Every funding rate is finite and within ±3 %, every mark price null or finite and positive.",
+}
+
+
+def build_funding_checks(
+    funding_asset: dg.AssetsDefinition, partitions_def: dg.MultiPartitionsDefinition
+) -> dg.AssetChecksDefinition:
+    """The funding partitions' checks, on the stored objects."""
+    specs = [
+        dg.AssetCheckSpec(name, asset=funding_asset.key, partitions_def=partitions_def, description=description)
+        for name, description in FUNDING_DESCRIPTIONS.items()
+    ]
+
+    @dg.multi_asset_check(specs=specs, name="funding_rates_checks")
+    def funding_checks(
+        context: dg.AssetCheckExecutionContext, object_store: ObjectStoreResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        store = object_store.get_store()
+        findings: dict[str, list[tuple[str, Finding]]] = {name: [] for name in FUNDING_DESCRIPTIONS}
+        intervals: dict[str, int | None] = {}
+        for symbol, days in split_partition_keys(partitions_def, list(context.partition_keys)).items():
+            for day in days:
+                label = f"{day.isoformat()}|{symbol}"
+                start = day_start(day)
+                try:
+                    frame = read_funding(store, [symbol], start, start + dt.timedelta(days=1))
+                except SchemaMismatchError as exc:
+                    for name in FUNDING_DESCRIPTIONS:
+                        findings[name].append((label, Finding(False, str(exc))))
+                    continue
+                grid = check_funding_times(frame)
+                intervals[label] = grid.details["funding_interval_hours"]  # type: ignore[assignment]
+                findings[FUNDING_GRID].append((label, grid))
+                findings[FUNDING_CAP].append((label, check_funding_rates(frame)))
+        reported = {FUNDING_GRID: {"funding_interval_hours": dg.MetadataValue.json(intervals)}}
+        for name, results in findings.items():
+            yield _check_result(name, funding_asset.key, results, dg.AssetCheckSeverity.ERROR, reported.get(name))
+
+    return funding_checks

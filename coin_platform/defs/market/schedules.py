@@ -1,7 +1,8 @@
-"""Live-edge schedules: at each 1m / 15m / 1h close, fetch the newly closed candles.
+"""Live-edge schedules: at each 1m / 15m / 1h close, fetch the newly closed candles; after each of
+Binance's 8-hourly funding times, fetch the funding rates.
 
 One run per tick covers every configured symbol (a partition range over the
-day's symbols) and only fetches what is not yet stored.
+day's symbols); the candle runs only fetch what is not yet stored.
 """
 
 import datetime as dt
@@ -44,3 +45,33 @@ def build_live_schedule(
         return live_run_request(job.name, op_names, symbols, context.scheduled_execution_time)
 
     return live_schedule
+
+
+# Five minutes after Binance's default funding times (00:00, 08:00, 16:00 UTC).
+FUNDING_CRON = "5 0,8,16 * * *"
+
+
+def funding_run_request(job_name: str, symbols: tuple[str, ...], tick: dt.datetime) -> dg.RunRequest:
+    """The run for a tick: yesterday and today, all symbols. Today's funding times so far; yesterday's
+    (whatever its symbols' intervals) are all past by the midnight tick, and later ticks store them again
+    in case one was published late."""
+    today = tick.astimezone(dt.UTC).date()
+    return dg.RunRequest(
+        run_key=f"{job_name}:{tick.isoformat()}",
+        tags=partition_range_tags(today - dt.timedelta(days=1), today, symbols[0], symbols[-1]),
+    )
+
+
+def build_funding_schedule(job: Any, symbols: tuple[str, ...]) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name="funding_schedule",
+        job=job,
+        cron_schedule=FUNDING_CRON,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Stores the funding rates of yesterday and today after each 8-hourly funding time.",
+    )
+    def funding_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        return funding_run_request(job.name, symbols, context.scheduled_execution_time)
+
+    return funding_schedule

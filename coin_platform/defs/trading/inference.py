@@ -16,7 +16,7 @@ from coin_platform.defs.events import MessageConfig
 from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, KafkaResource
 from coin_platform.events.kafka import publish
 from coin_platform.events.schemas import Candidate, decision_id
-from coin_platform.ml.scorers import RuleScorer
+from coin_platform.ml.scorers import live_scorer
 from coin_platform.settings import Settings
 
 DECISIONS_ASSET = dg.AssetKey("decisions")
@@ -28,10 +28,7 @@ def build_inference_job(
 ) -> tuple[dg.JobDefinition, dg.AssetSpec]:
     """inference_job and the `decisions` asset, downstream of the candidates_{interval} it scores."""
     events = settings.config.events
-    scorer = RuleScorer(
-        min_confidence=settings.config.inference.min_confidence,
-        max_age=dt.timedelta(seconds=events.publish_max_age_seconds),
-    )
+    scorer = live_scorer(settings.config)
     decisions = dg.AssetSpec(
         DECISIONS_ASSET,
         group_name="trading",

@@ -4,10 +4,11 @@ Clients, ingestion assets and tests talk to it exactly as to Binance's USD-M
 REST API (same paths, parameters, bodies, error codes and rate-limit headers), so the
 retrying, rate-limited client is exercised for real without the internet.
 
-* Candles come from ``synthetic``: deterministic, so any
+* Candles and funding rates come from ``synthetic``: deterministic, so any
   window asked twice, or of a restarted server, answers the same.
 * Weight (``weights``) is counted in fixed one-minute windows aligned to the wall-clock
-  minute, as Binance does. Going over the budget gets 429 with Retry-After;
+  minute, as Binance does; fundingRate costs no weight but one request of its own limit
+  (500 per 5-minute window). Going over a budget gets 429 with Retry-After;
   more than three further requests rejected in the same window get a 418 ban
   for ``ban_seconds``, during which every request gets 418.
 * Orders (``orders``): ``POST /fapi/v1/order`` and ``GET /fapi/v1/order`` are SIGNED as on
@@ -20,15 +21,15 @@ retrying, rate-limited client is exercised for real without the internet.
   real client must survive: 429, 418, 5xx, slow answers, truncated bodies and
   malformed or impossible rows; for orders also "placed, but the reply is a 503 Unknown
   error", a margin rejection, and an order query that does not see an order
-  yet. Requests are numbered per kind of request (klines, order placements,
-  order queries) among those the weight budget admitted (the ones an exchange
+  yet. Requests are numbered per kind of request (klines, funding rates, order
+  placements, order queries) among those the weight budget admitted (the ones an exchange
   would process), counted from start, reset or a new plan; a faulted request
   is charged its weight like any other.
 * ``/_replay/stats``, ``POST /_replay/reset`` and ``POST /_replay/faults``
   observe and steer the server from tests; they cost no weight.
 
 ``server`` holds ReplayServer (the parts behind one lock), its HTTP handler and ``serve``
-(`coin replay serve`); ``market`` the exchangeInfo and klines endpoints; ``protocol`` the
+(`coin replay serve`); ``market`` the exchangeInfo, klines and fundingRate endpoints; ``protocol`` the
 paths, headers and reply shape they share.
 """
 

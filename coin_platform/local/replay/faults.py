@@ -1,8 +1,8 @@
 """The fault language: a plan of which requests fail how, and what a fault does to a reply.
 
 See ``parse_faults`` for the language. Requests are numbered per kind of request
-(klines, order placements, order queries) among those the weight budget admitted,
-counted from start, reset or a new plan.
+(klines, funding rates, order placements, order queries) among those the weight budget
+admitted, counted from start, reset or a new plan.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ FAULT_KINDS = (
     "429", "418", "500", "502", "503", "504", "slow", "truncate", "malformed", "bad_candles",
     "placed_503", "margin", "lag",
 )
-# What a rule's requests are (its on= option): klines, order placements (POST /fapi/v1/order), order queries (GET).
-FAULT_TARGETS = ("klines", "order", "query")
+# What a rule's requests are (its on= option): klines, funding rates (GET /fapi/v1/fundingRate),
+# order placements (POST /fapi/v1/order), order queries (GET).
+FAULT_TARGETS = ("klines", "funding", "order", "query")
 # Kinds that only make sense for some targets; the first listed is the default. Others apply to all, default klines.
 _KIND_TARGETS = {
-    "malformed": ("klines",),
+    "malformed": ("klines", "funding"),
     "bad_candles": ("klines",),
     "placed_503": ("order",),
     "margin": ("order",),
@@ -62,11 +63,12 @@ def parse_faults(spec: str) -> tuple[FaultRule, ...]:
     KIND is one of FAULT_KINDS. Exactly one trigger: ``every=N`` (N, 2N, ...),
     ``at=N[+M...]`` (those requests), ``first=N``, or ``p=P`` with an optional
     ``seed=S`` (a seeded draw per request, so a plan replays identically).
-    ``slow`` takes ``delay=SECONDS`` (default 2). ``on=klines|order|query`` picks
-    the requests a rule counts and fails (default klines): order placements,
-    or order queries. 429, 418 and 5xx refuse a request unprocessed (an order
+    ``slow`` takes ``delay=SECONDS`` (default 2). ``on=klines|funding|order|query`` picks
+    the requests a rule counts and fails (default klines): funding-rate requests, order
+    placements, or order queries. 429, 418 and 5xx refuse a request unprocessed (an order
     is not placed); ``slow`` and ``truncate`` spoil the reply of a processed
-    one (an order is placed); ``bad_candles`` serves well-formed rows with
+    one (an order is placed); ``malformed`` breaks a kline row or a funding
+    item; ``bad_candles`` serves well-formed rows with
     impossible values (see BAD_CANDLES). Order-only kinds: ``placed_503``
     places the order and answers 503 "Unknown error", ``margin`` refuses it
     with -2019; ``lag`` makes an order query answer -2013 for an order that
@@ -168,6 +170,7 @@ class FaultPlan:
                 "faults": self._fault_spec,
                 "faults_injected": dict(self._faults_injected),
                 "klines_requests": self._served["klines"],
+                "funding_requests": self._served["funding"],
                 "order_requests": self._served["order"],
                 "order_queries": self._served["query"],
             }
@@ -195,6 +198,17 @@ def malform(rows: list[list], occurrence: int) -> list[list]:
         del middle[-1]
     else:
         middle[4] = "not-a-price"
+    return spoiled
+
+
+def malform_funding(items: list[dict], occurrence: int) -> list[dict]:
+    """Spoil one item of a fundingRate body: odd occurrences drop the rate, even ones break it."""
+    spoiled = [dict(item) for item in items] or [{"symbol": "BTCUSDT", "fundingTime": 0, "fundingRate": "0"}]
+    middle = spoiled[len(spoiled) // 2]
+    if occurrence % 2:
+        del middle["fundingRate"]
+    else:
+        middle["fundingRate"] = "not-a-rate"
     return spoiled
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DEFAULT_KLINES_LIMIT = 500
+DEFAULT_FUNDING_LIMIT = 100
 ORDER_PATH = "/fapi/v1/order"
 API_KEY_HEADER = "X-MBX-APIKEY"
 UNKNOWN_ERROR = "An unknown error occured while processing the request."

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from coin_platform.local.replay import market, synthetic
-from coin_platform.local.replay.faults import FaultPlan, FaultRule, corrupt, malform, spoil
+from coin_platform.local.replay.faults import FaultPlan, FaultRule, corrupt, malform, malform_funding, spoil
 from coin_platform.local.replay.orders import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET, OrderBook
 from coin_platform.local.replay.protocol import (
     API_KEY_HEADER,
@@ -26,6 +26,7 @@ from coin_platform.local.replay.protocol import (
     error_reply,
 )
 from coin_platform.local.replay.weights import REQUEST_WEIGHTS, WeightBudget
+from coin_platform.market.client import FUNDING_RATE_PATH, FUNDING_REQUESTS_PER_WINDOW
 
 MAX_BODY_BYTES = 1 << 20  # far above any order or fault plan; what one request may make the server buffer
 
@@ -46,13 +47,14 @@ class ReplayServer:
         faults: str = "",
         extra_symbols: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
+        funding_limit: int = FUNDING_REQUESTS_PER_WINDOW,
         api_key: str = DOCS_EXAMPLE_API_KEY,
         api_secret: str = DOCS_EXAMPLE_API_SECRET,
     ) -> None:
         self._clock = clock
         # One lock for every part, so stats() and reset() see and change them together, as before the split.
         self._lock = threading.RLock()
-        self.budget = WeightBudget(weight_limit, ban_seconds, self.now_ms, self._lock)
+        self.budget = WeightBudget(weight_limit, ban_seconds, self.now_ms, self._lock, funding_limit=funding_limit)
         self.symbols = tuple(dict.fromkeys([*synthetic.DEFAULT_SYMBOLS, *extra_symbols]))
         for symbol in self.symbols:
             synthetic.instrument(symbol)  # fails fast on a malformed symbol
@@ -103,9 +105,10 @@ class ReplayServer:
     def used_weight(self) -> int:
         return self.budget.used_weight()
 
-    def admit(self, weight: int, client_ip: str) -> Reply | None:
-        """Charge ``weight`` to the current window, or the 429/418 reply that refuses it."""
-        return self.budget.admit(weight, client_ip)
+    def admit(self, weight: int, client_ip: str, *, funding: bool = False) -> Reply | None:
+        """Charge ``weight`` to the current window (``funding``: and one fundingRate request to its limit),
+        or the 429/418 reply that refuses it."""
+        return self.budget.admit(weight, client_ip, funding=funding)
 
     def next_fault(self, target: str = "klines") -> tuple[FaultRule, int] | None:
         """Count one admitted request of ``target``; the fault planned for it and how many of its kind so far."""
@@ -147,6 +150,20 @@ class ReplayServer:
             return Reply(200, malform(reply.body, occurrence)) if reply.status == 200 else reply
         if rule.kind == "bad_candles":
             return Reply(200, corrupt(reply.body)) if reply.status == 200 else reply
+        return spoil(rule, reply)
+
+    def funding_rates(self, params: dict[str, str]) -> Reply:
+        """GET /fapi/v1/fundingRate with Binance's parameter rules and error codes."""
+        return market.funding_rates(self.symbols, params, self.now_ms())
+
+    def faulty_funding_rates(self, rule: FaultRule, occurrence: int, params: dict[str, str], client_ip: str) -> Reply:
+        """The reply a planned fault turns a fundingRate request into (``occurrence``: 1 for its kind's first)."""
+        refusal = self.refusal(rule, client_ip)
+        if refusal is not None:
+            return refusal
+        reply = self.funding_rates(params)
+        if rule.kind == "malformed":
+            return Reply(200, malform_funding(reply.body, occurrence)) if reply.status == 200 else reply
         return spoil(rule, reply)
 
     def refusal(self, rule: FaultRule, client_ip: str) -> Reply | None:
@@ -277,7 +294,7 @@ class _ReplayHandler(BaseHTTPRequestHandler):
 
     def _binance(self, path: str, params: dict[str, str], query: str) -> None:
         client_ip = self.client_address[0]
-        refusal = self.replay.admit(REQUEST_WEIGHTS[path](params), client_ip)
+        refusal = self.replay.admit(REQUEST_WEIGHTS[path](params), client_ip, funding=path == FUNDING_RATE_PATH)
         if refusal is not None:
             self._send(refusal)
         elif path == ORDER_PATH:
@@ -288,6 +305,13 @@ class _ReplayHandler(BaseHTTPRequestHandler):
                 self.replay.klines(params)
                 if fault is None
                 else self.replay.faulty_klines(*fault, params, client_ip)
+            )
+        elif path == FUNDING_RATE_PATH:
+            fault = self.replay.next_fault("funding")
+            self._send(
+                self.replay.funding_rates(params)
+                if fault is None
+                else self.replay.faulty_funding_rates(*fault, params, client_ip)
             )
         elif path == "/fapi/v1/exchangeInfo":
             self._send(Reply(200, self.replay.exchange_info()))
@@ -328,6 +352,7 @@ def serve(
     ban_seconds: float = 120.0,
     faults: str = "",
     extra_symbols: Iterable[str] = (),
+    funding_limit: int = FUNDING_REQUESTS_PER_WINDOW,
 ) -> None:
     """Run the server in the foreground until SIGTERM or SIGINT, then shut down cleanly."""
     try:
@@ -338,6 +363,7 @@ def serve(
             ban_seconds=ban_seconds,
             faults=faults,
             extra_symbols=extra_symbols,
+            funding_limit=funding_limit,
         )
     except ValueError as exc:
         raise SystemExit(f"coin replay serve: {exc}") from None

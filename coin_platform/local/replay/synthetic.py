@@ -22,6 +22,10 @@ How a candle comes about, and why:
   quantities integer lot steps, quote volumes exact sums of price x quantity.
   Coarser candles are reductions of the 1m integer arrays, so 15m/1h/1d rows
   equal the aggregate of their 1m rows exactly.
+* Funding every 8 hours at 00:00, 08:00 and 16:00 UTC, stamped a few ms after the
+  hour as Binance does, with Binance's formula F = P + clamp(I − P, ±0.05 %): the
+  interest I is 0.01 %, so most rates are exactly 0.0001, and the premium P leans
+  with the day's move (trends pay); the mark price is the symbol's price at the time.
 """
 
 from __future__ import annotations
@@ -511,4 +515,86 @@ def klines(
             "0",
         ]
         for open_time, open_, high, low, close, volume, quote_volume, trades, taker_volume, taker_quote in columns
+    ]
+
+
+# Funding: Binance's formula, F = P + clamp(I - P, -0.05 %, 0.05 %), capped.
+FUNDING_INTERVAL_MS = 8 * HOUR_MS
+FUNDING_TIMES_PER_DAY = DAY_MS // FUNDING_INTERVAL_MS
+MAX_FUNDING_LIMIT = 1000
+_FUNDING_INTEREST = 0.0001  # I: 0.03 % a day, per 8 h
+_FUNDING_CLAMP = 0.0005
+_FUNDING_CAP = 0.03  # the widest cap Binance publishes (fundingInfo)
+_PREMIUM_TREND = 0.0004  # how far the day's move pushes the premium
+_PREMIUM_NOISE = 0.00035
+_MAX_STAMP_DELAY_MS = 20  # Binance stamps funding up to ~19 ms after the hour
+
+
+@dataclass(frozen=True)
+class Funding:
+    """One funding event: its time, rate and mark price (price units)."""
+
+    time_ms: int
+    rate: float
+    mark_units: int
+
+
+@lru_cache(maxsize=16384)
+def _funding_day(symbol: str, day: int) -> tuple[tuple[int, float], ...]:
+    """The day's (stamp delay in ms, rate) of each funding time: its own draws, so any window agrees."""
+    log_open, log_next, day_volatility = _day_state(symbol, day)
+    rng = _generator(symbol, day, 3)
+    noise = rng.standard_t(_SHOCK_DF, FUNDING_TIMES_PER_DAY) * math.sqrt((_SHOCK_DF - 2) / _SHOCK_DF)
+    delays = rng.integers(0, _MAX_STAMP_DELAY_MS, FUNDING_TIMES_PER_DAY)
+    trend = math.tanh((log_next - log_open) / day_volatility)
+    premium = _FUNDING_INTEREST + _PREMIUM_TREND * trend + _PREMIUM_NOISE * noise
+    funding = premium + np.clip(_FUNDING_INTEREST - premium, -_FUNDING_CLAMP, _FUNDING_CLAMP)
+    rate = np.clip(funding, -_FUNDING_CAP, _FUNDING_CAP)
+    return tuple((int(delay), round(float(value), 8)) for delay, value in zip(delays, rate, strict=True))
+
+
+def _funding(symbol: str, index: int, now_ms: int) -> Funding:
+    """The `index`-th funding event since EPOCH_MS (which must have happened by `now_ms`)."""
+    day, slot = divmod(index, FUNDING_TIMES_PER_DAY)
+    delay, rate = _funding_day(symbol, day)[slot]
+    hour = slot * FUNDING_INTERVAL_MS // HOUR_MS
+    mark = int(_day_bars(symbol, day, HOUR_MS, now_ms).open[hour])
+    return Funding(EPOCH_MS + index * FUNDING_INTERVAL_MS + delay, rate, mark)
+
+
+def funding_events(
+    symbol: str, *, start_ms: int | None = None, end_ms: int | None = None, limit: int = 100, now_ms: int
+) -> list[Funding]:
+    """The funding events a /fapi/v1/fundingRate request selects, oldest first: times in [start, end] (both
+    inclusive) that have passed by now; from startTime on when it is given, else the last `limit`."""
+    if not 1 <= limit <= MAX_FUNDING_LIMIT:
+        raise ValueError(f"limit must be within 1..{MAX_FUNDING_LIMIT}, got {limit}")
+    instrument(symbol)
+    latest = min(now_ms, end_ms) if end_ms is not None else now_ms
+    if latest < EPOCH_MS:
+        return []
+    last_index = (latest - EPOCH_MS) // FUNDING_INTERVAL_MS
+    if start_ms is not None:
+        first_index = max(0, (start_ms - EPOCH_MS) // FUNDING_INTERVAL_MS)
+        indices = range(first_index, min(last_index, first_index + limit) + 1)
+    else:
+        indices = range(max(0, last_index - limit), last_index + 1)
+    events = [_funding(symbol, index, now_ms) for index in indices]
+    chosen = [e for e in events if e.time_ms <= latest and (start_ms is None or e.time_ms >= start_ms)]
+    return chosen[:limit] if start_ms is not None else chosen[-limit:]
+
+
+def funding_rates(
+    symbol: str, *, start_ms: int | None = None, end_ms: int | None = None, limit: int = 100, now_ms: int
+) -> list[dict[str, object]]:
+    """Items exactly as GET /fapi/v1/fundingRate returns them: rate and mark price as strings."""
+    spec = instrument(symbol)
+    return [
+        {
+            "symbol": symbol,
+            "fundingTime": event.time_ms,
+            "fundingRate": f"{event.rate:.8f}",
+            "markPrice": spec.format_price(event.mark_units),
+        }
+        for event in funding_events(symbol, start_ms=start_ms, end_ms=end_ms, limit=limit, now_ms=now_ms)
     ]

@@ -23,14 +23,15 @@ def replay_answers(url: str) -> bool:
 
 def start_replay(*, port: int, log_file: Path, weight_limit: int | None = None,
                  ban_seconds: float | None = None, faults: str | None = None,
-                 symbols: tuple[str, ...] = (), timeout: float = REPLAY_START_TIMEOUT,
+                 symbols: tuple[str, ...] = (), funding_limit: int | None = None,
+                 timeout: float = REPLAY_START_TIMEOUT,
                  ) -> ServiceProcess:
     """`coin replay serve` on 127.0.0.1:`port`, returned once it answers /fapi/v1/ping."""
     require_free("replay", {"HTTP": port}, "change local_stack.replay_port in config.yaml")
     command = [sys.executable, "-m", "coin_platform.local.cli", "replay", "serve",
                "--host", LOOPBACK, "--port", str(port)]
     for option, value in (("--weight-limit", weight_limit), ("--ban-seconds", ban_seconds),
-                          ("--faults", faults)):
+                          ("--funding-limit", funding_limit), ("--faults", faults)):
         if value is not None:
             command += [option, str(value)]
     if symbols:

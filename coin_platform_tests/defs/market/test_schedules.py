@@ -1,11 +1,18 @@
-"""The live schedules: each tick asks for the day of the candle that just closed, all symbols, only missing."""
+"""The live schedules: each tick asks for the day of the candle that just closed, all symbols, only missing;
+the funding schedule asks for yesterday and today after each 8-hourly funding time."""
 
 import datetime as dt
 
 import dagster as dg
 import pytest
 
-from coin_platform.defs.market.schedules import CRON_BY_INTERVAL, build_live_schedule, live_run_request
+from coin_platform.defs.market.schedules import (
+    CRON_BY_INTERVAL,
+    build_funding_schedule,
+    build_live_schedule,
+    funding_run_request,
+    live_run_request,
+)
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
@@ -56,3 +63,33 @@ def test_each_interval_ticks_at_its_close_and_starts_its_ingest_job(interval):
     (request,) = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests
     assert _range(request) == ("2024-03-10|BTCUSDT", "2024-03-10|SOLUSDT")
     assert request.run_config["ops"] == {f"fetch_and_clean_{interval}": {"config": {"only_missing": True}}}
+
+
+@dg.job(name="ingest_funding")
+def funding_job() -> None:
+    noop()
+
+
+@pytest.mark.parametrize(
+    ("tick", "first", "last"),
+    [
+        # Midnight: yesterday is closed, every funding time of it has passed; today's first has too.
+        (dt.datetime(2024, 3, 11, 0, 5, tzinfo=dt.UTC), "2024-03-10", "2024-03-11"),
+        (dt.datetime(2024, 3, 11, 16, 5, tzinfo=dt.UTC), "2024-03-10", "2024-03-11"),
+        (dt.datetime(2024, 3, 11, 3, 5, tzinfo=dt.timezone(dt.timedelta(hours=9))), "2024-03-09", "2024-03-10"),
+    ],
+)
+def test_a_funding_tick_requests_yesterday_and_today_for_all_symbols(tick, first, last):
+    request = funding_run_request("ingest_funding", SYMBOLS, tick)
+    assert _range(request) == (f"{first}|BTCUSDT", f"{last}|SOLUSDT")
+    assert request.run_key == f"ingest_funding:{tick.isoformat()}"
+
+
+def test_the_funding_schedule_ticks_after_binances_funding_times():
+    schedule = build_funding_schedule(funding_job, SYMBOLS)
+    assert schedule.name == "funding_schedule" and schedule.job_name == "ingest_funding"
+    assert schedule.cron_schedule == "5 0,8,16 * * *" and schedule.execution_timezone == "UTC"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    tick = dt.datetime(2024, 3, 11, 8, 5, tzinfo=dt.UTC)
+    (request,) = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests
+    assert _range(request) == ("2024-03-10|BTCUSDT", "2024-03-11|SOLUSDT")

@@ -121,6 +121,7 @@ def test_fault_triggers_count_klines_requests(start_replay):
         "placed_503:at=1:on=klines",
         "lag:at=1:on=order",
         "malformed:at=1:on=order",
+        "bad_candles:at=1:on=funding",
     ],
 )
 def test_bad_fault_specs_are_refused_by_item(spec):

@@ -29,9 +29,10 @@ def server_time(url: str) -> int:
     return get(url, "/fapi/v1/time").json()["serverTime"]
 
 
-def wait_for_fresh_minute(seconds_needed: float) -> None:
-    """Weight windows are wall-clock minutes: start a budget test where it cannot straddle one."""
-    remaining = 60 - time.time() % 60
+def wait_for_fresh_minute(seconds_needed: float, window_s: float = 60) -> None:
+    """Weight windows are wall-clock minutes (fundingRate's: 5 minutes, `window_s=300`): start a budget test
+    where it cannot straddle one."""
+    remaining = window_s - time.time() % window_s
     if remaining < seconds_needed:
         time.sleep(remaining + 0.05)
 
