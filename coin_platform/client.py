@@ -24,7 +24,7 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportConnectionFailed, TransportError
 from gql.transport.requests import RequestsHTTPTransport
-from pydantic import MISSING, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import MISSING, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from requests.auth import HTTPBasicAuth
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS, normalize_interval
@@ -92,29 +92,23 @@ def symbol_list(symbol: Any) -> Any:
     return Annotated[list[symbol], Field(min_length=1, json_schema_extra={"uniqueItems": True})]
 
 
-# start and end come together; without them a run covers the last backtest.days days.
-RANGE_TOGETHER = {"start": ["end"], "end": ["start"]}
-MAX_DAYS = next(bound.le for bound in BacktestConfig.model_fields["days"].metadata if hasattr(bound, "le"))
-
-
 class BacktestRequest(BaseModel):
     """One backtest: the strategy (the run's partition) and the config.yaml `backtest:` defaults it overrides.
 
-    A field left out takes its default from config.yaml when the run starts; `stop_loss`, `take_profit`,
-    `fee` and `slippage` may also be null (no stop, no target; the trading section's fee and slippage).
+    Types and bounds are checked here; what depends on the configuration and the date (configured symbols,
+    start before end, nothing after today) the run checks when it resolves the request, as the API does before
+    it launches. A field left out, or a null `stop_loss`, `take_profit`, `fee` or `slippage`, takes its
+    default when the run starts: config.yaml's `backtest:` section (the trading section's fee and slippage),
+    all configured symbols, and the last `backtest.days` days up to yesterday.
     """
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, json_schema_extra={"dependentRequired": RANGE_TOGETHER}
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     strategy: _type_of(StrategyConfig, "name") = Field(description="a configured, enabled strategy name")
     symbols: symbol_list(str) | MISSING = MISSING
     interval: str | MISSING = MISSING
-    start: IsoDate | MISSING = Field(MISSING, description="first UTC day (YYYY-MM-DD), with end")
-    end: IsoDate | MISSING = Field(
-        MISSING, validate_default=True, description="last UTC day (YYYY-MM-DD, inclusive), with start"
-    )
+    start: IsoDate | MISSING = Field(MISSING, description="first UTC day (YYYY-MM-DD)")
+    end: IsoDate | MISSING = Field(MISSING, description="last UTC day (YYYY-MM-DD, inclusive), at most today")
     initial_cash: _type_of(BacktestConfig, "initial_cash") | MISSING = MISSING
     sizing: _type_of(BacktestConfig, "sizing") | MISSING = MISSING
     fraction: _type_of(BacktestConfig, "fraction") | MISSING = MISSING
@@ -145,39 +139,13 @@ class BacktestRequest(BaseModel):
             raise ValueError(f"{interval!r} not among {list(SUPPORTED_INTERVALS)}")
         return interval
 
-    @field_validator("start")
-    @classmethod
-    def _start_not_in_future(cls, start: dt.date) -> dt.date:
-        return _not_in_future(start)
-
-    @field_validator("end")
-    @classmethod
-    def _a_range_up_to_today(cls, end: dt.date, info: ValidationInfo) -> dt.date:
-        """start and end come together (neither: the last backtest.days days), in order, at most MAX_DAYS long."""
-        if "start" not in info.data:  # start itself was invalid: its error is reported
-            return end
-        start = info.data["start"]
-        if (start is MISSING) != (end is MISSING):
-            raise ValueError("start and end go together: give both (YYYY-MM-DD) or neither for the default days")
-        if end is MISSING:
-            return end
-        _not_in_future(end)
-        if end < start:
-            raise ValueError(f"end {end} is before start {start}")
-        if (end - start).days + 1 > MAX_DAYS:
-            raise ValueError(f"{start}..{end} spans more than {MAX_DAYS} days")
-        return end
+    def overrides(self) -> dict[str, Any]:
+        """The fields given (all but the strategy), as JSON values: dates as YYYY-MM-DD."""
+        return self.model_dump(mode="json", exclude={"strategy"})
 
     def run_config(self) -> dict[str, Any]:
-        """`backtest_job`'s run config: the fields given, as JSON values (dates as YYYY-MM-DD)."""
-        overrides = self.model_dump(mode="json", exclude={"strategy"})
-        return {"ops": {BACKTEST_ASSET: {"config": overrides}}}
-
-
-def _not_in_future(day: dt.date) -> dt.date:
-    if day > dt.datetime.now(dt.UTC).date():
-        raise ValueError(f"{day} is in the future (UTC)")
-    return day
+        """`backtest_job`'s run config: the overrides as the asset's config."""
+        return {"ops": {BACKTEST_ASSET: {"config": self.overrides()}}}
 
 
 @dataclass(frozen=True)
@@ -217,7 +185,7 @@ query BacktestRunErrors($runId: ID!, $afterCursor: String) {
       events {
         __typename
         ... on MessageEvent { message stepKey }
-        ... on ErrorEvent { error { message causes { message } } }
+        ... on ErrorEvent { error { message className causes { message className } } }
       }
     }
     ... on Error { message }
@@ -242,9 +210,17 @@ def _failure_of(events: list[Mapping[str, Any]]) -> str | None:
 
 
 def _error_text(event: Mapping[str, Any]) -> str:
-    """The innermost exception of an error event (Dagster wraps a step's in its own), else its message."""
+    """The innermost exception of an error event (Dagster wraps a step's in its own), else its message.
+
+    A `dagster.Failure` is the run's own message, so it is given without the exception's name.
+    """
     error = event.get("error")
-    text = (error["causes"][-1] if error["causes"] else error)["message"] if error else event["message"]
+    if not error:
+        return " ".join(event["message"].split())
+    innermost = error["causes"][-1] if error["causes"] else error
+    text = innermost["message"]
+    if innermost["className"] == "Failure":
+        text = text.partition(": ")[2] or text
     return " ".join(text.split())
 
 

@@ -35,8 +35,9 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events"},
     # The public backtest client: Dagster's GraphQL API through dagster_graphql (see the module docstring).
     "client": {"core", "settings"},
-    # The HTTP API: launches through the client, reads the runs' outputs from storage.
-    "api": {"core", "settings", "storage", "strategies", "client"},
+    # The HTTP API: checks a request as the run will (backtest's request resolution), launches it through
+    # the client, reads the run's outputs from storage.
+    "api": {"core", "settings", "storage", "strategies", "backtest", "client"},
     "defs": DOMAIN,
     "definitions": DOMAIN | {"defs"},
     "local": DOMAIN | {"defs", "definitions", "api"},

@@ -1,9 +1,10 @@
 """The HTTP API: launch a backtest, poll it, read its report; the configured strategies; health.
 
-A backtest is one run of Dagster's `backtest_job` (the task id is the run id): the API launches it
-over Dagster's GraphQL API and reads what the run wrote to the object store (progress while it
-works, then summary and report). It keeps no state of its own, so any number of API processes
-can serve the same deployment. In prod every endpoint but /health needs the API_TOKEN bearer token.
+A backtest is one run of Dagster's `backtest_job` (the task id is the run id): the API checks the
+request as the run will (backtest/request.py), launches it over Dagster's GraphQL API and reads
+what the run wrote to the object store (progress while it works, then summary and report). It
+keeps no state of its own, so any number of API processes can serve the same deployment. In prod
+every endpoint but /health needs the API_TOKEN bearer token.
 """
 
 import datetime as dt
@@ -15,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import pyarrow.fs as pafs
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi import Path as PathParameter
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -29,14 +31,16 @@ from coin_platform.api.models import (
     TaskState,
     backtest_request_model,
 )
+from coin_platform.backtest.request import parse_request, resolve_request
 from coin_platform.client import (
     BacktestClient,
     BacktestClientError,
+    BacktestRequest,
     DagsterUnreachableError,
     RunNotFoundError,
     RunState,
 )
-from coin_platform.settings import Settings, StrategyConfig
+from coin_platform.settings import ConfigError, PlatformConfig, Settings, StrategyConfig
 from coin_platform.storage.backtests import read_backtest_progress, read_backtest_report, read_backtest_summary
 from coin_platform.storage.object_store import ObjectStore
 from coin_platform.strategies.registry import build_strategy
@@ -98,6 +102,7 @@ def create_app(settings: Settings, *, environ: Mapping[str, str] | None = None) 
     def run_backtest(request: request_model) -> TaskCreated:  # type: ignore[valid-type]
         """Launch one backtest run; poll its status with the task id."""
         created_at = dt.datetime.now(dt.UTC)
+        _check_as_the_run_will(request, settings.config, created_at.date())
         return TaskCreated(task_id=client.launch(request), status="queued", created_at=created_at)
 
     @api.get("/backtests/status/{task_id}", response_model=TaskState, responses=UNKNOWN_TASK | DAGSTER_ANSWERS)
@@ -151,6 +156,21 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(create_app(settings), host=host, port=port)
+
+
+def _check_as_the_run_will(request: BacktestRequest, config: PlatformConfig, today: dt.date) -> None:
+    """Resolve the request against config.yaml and today's date with the run's own code, so what the run
+    would refuse (start after end, a day after today) is a 422 naming the field instead of a failed run."""
+    overrides = request.overrides()
+    try:
+        resolve_request(parse_request(overrides), request.strategy, config, today)
+    except ConfigError as exc:
+        key, _, problem = str(exc).partition(": ")
+        field = key.removeprefix("backtest.")
+        location = ("body", field) if field in type(request).model_fields else ("body",)
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": location, "msg": problem or str(exc), "input": overrides.get(field)}]
+        ) from None
 
 
 def _task_state(state: RunState, store: ObjectStore) -> TaskState:

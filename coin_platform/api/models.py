@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field
 
-from coin_platform.client import RANGE_TOGETHER, BacktestRequest, TaskStatus, symbol_list
+from coin_platform.client import BacktestRequest, TaskStatus, symbol_list
 from coin_platform.settings import PlatformConfig
 
 # A Dagster run id: a lower-case UUID (storage/layout.backtest_key accepts nothing wider).
@@ -18,9 +18,10 @@ def _no_strategy_enabled(name: str) -> str:
 
 def _defaults(config: PlatformConfig) -> dict[str, Any]:
     """What a backtest run takes for a field the request leaves out: config.yaml's `backtest:` section,
-    the configured symbols, and the trading section's costs."""
+    the configured symbols, and the trading section's costs (backtest/request.py resolve_request)."""
     return {
         "symbols": list(config.symbols),
+        "decision_path": False,
         "fee": config.trading.fee_rate,
         "slippage": config.trading.slippage_rate,
         **config.backtest.model_dump(exclude={"days"}),
@@ -37,7 +38,6 @@ def backtest_request_model(config: PlatformConfig) -> type[BacktestRequest]:
     defaults = _defaults(config)
 
     def document_defaults(schema: dict[str, Any]) -> None:
-        schema["dependentRequired"] = RANGE_TOGETHER
         for name, value in defaults.items():
             schema["properties"][name]["default"] = value
 

@@ -1,14 +1,14 @@
 """The API wired to real Dagster webservers and the session's SeaweedFS, with candles of a few days stored.
 
-`dagster dev` (webserver and daemon) runs launched backtests to the end; a second instance runs
-the webserver alone, so what a test launches there stays queued (the property test launches many).
-Both load the test-only backtest code location with the same settings as the API.
+Both webservers load the project's code location (coin_platform.definitions) with the same settings
+as the API and run without the daemon, so no schedule or sensor ticks. One launches every run at once
+(DefaultRunCoordinator), so backtests run to the end; the other queues them (the project's
+QueuedRunCoordinator) and, with no daemon to dequeue, they stay queued: the property test launches many.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +39,6 @@ STRATEGIES = [
     {"name": "ema_crossover", "kind": "ema_crossover", "intervals": ["15m", "1h"]},
     {"name": "macd_crossover", "kind": "macd_crossover", "enabled": False},
 ]
-LOCATION_MODULE = "coin_platform_tests.api.backtest_location"
 
 
 def candles(day: dt.date, seed: int) -> pl.DataFrame:
@@ -105,51 +104,38 @@ def api_settings(api_environment) -> Settings:
     return load_settings(api_environment)
 
 
-def _webserver(tmp_path_factory, env: dict[str, str], *, daemon: bool) -> Iterator[DagsterWebserver]:
+def _webserver(tmp_path_factory, env: dict[str, str], *, queue: bool) -> Iterator[DagsterWebserver]:
     home = tmp_path_factory.mktemp("dagster_home")
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    workspace = home / "workspace.yaml"
-    workspace.write_text(
-        yaml.safe_dump(
-            {
-                "load_from": [
-                    {
-                        "python_module": {
-                            "module_name": LOCATION_MODULE,
-                            "attribute": "defs",
-                            "location_name": "coin_platform",
-                            "working_directory": str(PROJECT_ROOT),
-                        }
-                    }
-                ]
-            }
-        )
-    )
-    with dagster_webserver(home, workspace, env, daemon=daemon) as webserver:
+    instance = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    if not queue:  # launch each run as it is submitted; the queue's limits have nothing to limit
+        instance["run_coordinator"] = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
+        instance["concurrency"].pop("runs")
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance))
+    with dagster_webserver(home, PROJECT_ROOT / "workspace.yaml", env, daemon=False) as webserver:
         yield webserver
 
 
 @pytest.fixture(scope="session")
-def dagster_dev(tmp_path_factory, api_environment) -> Iterator[DagsterWebserver]:
-    """`dagster dev`: launched runs are dequeued and run by the daemon."""
-    yield from _webserver(tmp_path_factory, api_environment, daemon=True)
+def dagster_runs(tmp_path_factory, api_environment) -> Iterator[DagsterWebserver]:
+    """The webserver launches each run as it is submitted; the run executes in its own process."""
+    yield from _webserver(tmp_path_factory, api_environment, queue=False)
 
 
 @pytest.fixture(scope="session")
 def dagster_queue_only(tmp_path_factory, api_environment) -> Iterator[DagsterWebserver]:
-    """The webserver without a daemon: launched runs stay queued."""
-    yield from _webserver(tmp_path_factory, api_environment, daemon=False)
+    """The webserver queues each run; with no daemon to dequeue it, it stays queued."""
+    yield from _webserver(tmp_path_factory, api_environment, queue=True)
 
 
 @pytest.fixture(scope="session")
-def api(api_settings, dagster_dev) -> Iterator[TestClient]:
-    """The local API (no token) over `dagster dev`."""
-    with TestClient(create_app(api_settings, environ={"DAGSTER_URL": dagster_dev.url})) as client:
+def api(api_settings, dagster_runs) -> Iterator[TestClient]:
+    """The local API (no token) over the webserver that runs what it launches."""
+    with TestClient(create_app(api_settings, environ={"DAGSTER_URL": dagster_runs.url})) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
 def queued_api(api_settings, dagster_queue_only) -> Iterator[TestClient]:
-    """The local API over the daemon-less webserver: what it launches stays queued."""
+    """The local API over the queueing webserver: what it launches stays queued."""
     with TestClient(create_app(api_settings, environ={"DAGSTER_URL": dagster_queue_only.url})) as client:
         yield client

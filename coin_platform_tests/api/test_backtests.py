@@ -1,7 +1,7 @@
 """A backtest over HTTP, end to end: POST run-async, poll the status to the end, read the report.
 
-The app is wired to `dagster dev` (its daemon runs what the API launches) and the session's
-SeaweedFS, where the run reads its candles and writes its outputs.
+The app is wired to a Dagster webserver of the project's code location that launches every run as it
+is submitted, and to the session's SeaweedFS, where the run reads its candles and writes its outputs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
-from coin_platform_tests.api.conftest import CANDLES_PER_DAY, DAYS, SYMBOLS
+from coin_platform.storage.backtests import read_backtest_summary
+from coin_platform.storage.object_store import ObjectStore
+from coin_platform_tests.api.conftest import DAYS, SYMBOLS
 
 RUN_TIMEOUT_S = 180
 POLL_S = 0.5
@@ -45,7 +47,7 @@ def _launch(api, **request) -> str:
     return body["task_id"]
 
 
-def test_a_backtest_runs_to_completed_with_its_metrics_and_report(api):
+def test_a_backtest_runs_to_completed_with_its_metrics_and_report(api, api_settings):
     task_id = _launch(
         api,
         strategy="rsi_reversal",
@@ -55,6 +57,7 @@ def test_a_backtest_runs_to_completed_with_its_metrics_and_report(api):
         end=DAYS[-1].isoformat(),
         leverage=2,
         stop_loss=None,
+        funding=False,
     )
     uuid.UUID(task_id)  # the Dagster run id
 
@@ -65,12 +68,15 @@ def test_a_backtest_runs_to_completed_with_its_metrics_and_report(api):
     assert all(0 <= p <= 1 for p in progress) and progress == sorted(progress)
     last = answers[-1]
     assert last == {"task_id": task_id, "status": "completed", "progress": 1.0, "error": None, "result": last["result"]}
-    assert last["result"]["candles"] == len(SYMBOLS) * len(DAYS) * CANDLES_PER_DAY
+    summary = read_backtest_summary(ObjectStore.from_settings(api_settings), task_id)
+    assert last["result"] == summary["metrics"]
+    assert isinstance(last["result"]["trade_count"], int)
+    assert summary["params"]["leverage"] == 2
 
     report = api.get(f"/api/backtests/{task_id}/report")
     assert report.status_code == 200
     assert report.headers["content-type"].startswith("text/html")
-    assert "<h1>rsi_reversal</h1>" in report.text
+    assert f"rsi_reversal · {', '.join(SYMBOLS)} · 15m · {DAYS[0]}..{DAYS[-1]}" in report.text
 
 
 def test_a_backtest_without_candles_fails_and_says_why(api):
@@ -83,7 +89,7 @@ def test_a_backtest_without_candles_fails_and_says_why(api):
 
     assert last["status"] == "failed"
     assert last["result"] is None
-    assert f"no 15m candles of ETHUSDT in {before}..{before}" in last["error"]
+    assert last["error"].startswith("backtest_report: no 15M candles for ETHUSDT between "), last["error"]
     report = api.get(f"/api/backtests/{task_id}/report")
     assert report.status_code == 404
     assert report.json()["detail"] == f"task {task_id} has no report: it is failed"

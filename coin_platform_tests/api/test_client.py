@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
+from coin_platform.backtest.request import BacktestRequest as RunRequest
 from coin_platform.client import (
     PARTITION_TAG,
     BacktestClient,
@@ -18,6 +19,7 @@ from coin_platform.client import (
     DagsterUnreachableError,
     RunNotFoundError,
 )
+from coin_platform.defs.backtest.reports import BacktestRunConfig
 from coin_platform.local.stack import free_port
 from coin_platform_tests.api.conftest import DAYS, SYMBOLS
 from coin_platform_tests.leaks import assert_secret_absent
@@ -25,6 +27,12 @@ from coin_platform_tests.leaks import assert_secret_absent
 pytestmark = pytest.mark.timeout(600)
 
 REQUEST = BacktestRequest(strategy="ema_crossover", symbols=[SYMBOLS[0]], start=DAYS[0], end=DAYS[0])
+
+
+def test_a_request_has_the_fields_of_the_runs_request():
+    """What the client sends is what backtest_job's config and the run's request resolution take."""
+    assert set(BacktestRequest.model_fields) - {"strategy"} == set(RunRequest.model_fields)
+    assert set(RunRequest.model_fields) == set(BacktestRunConfig.model_fields)
 
 
 def test_the_run_config_holds_only_the_fields_given_as_json_values():
@@ -35,8 +43,8 @@ def test_the_run_config_holds_only_the_fields_given_as_json_values():
     assert BacktestRequest(strategy="rsi_reversal").run_config() == {"ops": {"backtest_report": {"config": {}}}}
 
 
-def test_a_launched_run_is_waited_for_until_completed(dagster_dev):
-    client = BacktestClient(dagster_dev.url)
+def test_a_launched_run_is_waited_for_until_completed(dagster_runs):
+    client = BacktestClient(dagster_runs.url)
 
     run_id = client.launch(REQUEST)
     state = client.wait(run_id, timeout=180, poll_interval=0.5)
@@ -63,12 +71,10 @@ def test_an_unknown_run_is_not_found(dagster_queue_only):
 
 
 def test_a_run_of_another_job_is_no_backtest(dagster_queue_only):
-    """The asset's implicit job is a real run of this deployment, but not a backtest_job run."""
+    """An ingest run is a real run of this deployment, but not a backtest_job run."""
     dagster = DagsterGraphQLClient("127.0.0.1", port_number=int(dagster_queue_only.url.rsplit(":", 1)[1]))
-    run_id = dagster.submit_job_execution(
-        "__ASSET_JOB", run_config=REQUEST.run_config(), tags={PARTITION_TAG: REQUEST.strategy}
-    )
-    with pytest.raises(RunNotFoundError, match="is a __ASSET_JOB run, not a backtest"):
+    run_id = dagster.submit_job_execution("ingest_15m", tags={PARTITION_TAG: f"{DAYS[0]}|{SYMBOLS[0]}"})
+    with pytest.raises(RunNotFoundError, match="is a ingest_15m run, not a backtest"):
         BacktestClient(dagster_queue_only.url).status(run_id)
 
 
