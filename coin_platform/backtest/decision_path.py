@@ -24,17 +24,17 @@ Hold decisions place nothing and touch no state, so they are not sent to executi
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from coin_platform.core.intervals import interval_ms, normalize_interval
 from coin_platform.core.time import UTC_MS
-from coin_platform.events.candidates import candidates_from_features
-from coin_platform.events.schemas import Candidate, decision_id
+from coin_platform.events.candidates import candidate_from_row, signal_candidate_rows
+from coin_platform.events.schemas import candidate_id, decision_id
 from coin_platform.features import compute_features
 from coin_platform.ml.scorers import RuleScorer, live_scorer
 from coin_platform.settings import PlatformConfig
@@ -62,21 +62,28 @@ class DecisionPathRun:
     fills: pl.DataFrame  # ... and its fills
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 class _NextOpen:
     """The paper broker's price source over stored candles: the open of the candle `at` falls in."""
 
     def __init__(self, candles: pl.DataFrame, interval: str) -> None:
-        self._step = dt.timedelta(milliseconds=interval_ms(interval))
-        self._bars: dict[str, tuple[list[dt.datetime], list[float]]] = {}
-        for (symbol,), bars in candles.partition_by("symbol", as_dict=True, maintain_order=True).items():
-            self._bars[symbol] = (bars["open_time"].to_list(), bars["open"].to_list())
+        self._step_ms = interval_ms(interval)
+        self._bars: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            str(symbol): (bars["open_time"].dt.epoch("ms").to_numpy(), bars["open"].to_numpy())
+            for (symbol,), bars in candles.partition_by("symbol", as_dict=True, maintain_order=True).items()
+        }
 
     def __call__(self, symbol: str, at: dt.datetime) -> tuple[float, dt.datetime] | None:
-        times, opens = self._bars.get(symbol, ([], []))
-        index = bisect.bisect_right(times, at) - 1
-        if index < 0 or at >= times[index] + self._step:
+        if symbol not in self._bars:
+            return None
+        times, opens = self._bars[symbol]
+        at_ms = (at - _EPOCH) // dt.timedelta(milliseconds=1)
+        index = int(np.searchsorted(times, at_ms, side="right")) - 1
+        if index < 0 or at_ms >= times[index] + self._step_ms:
             return None  # before the first candle, after the last, or in a gap
-        return opens[index], times[index]
+        return float(opens[index]), dt.datetime.fromtimestamp(times[index] / 1000, dt.UTC)
 
 
 def run_decision_path(
@@ -115,34 +122,33 @@ def run_decision_path(
     )
     scope = TradingScope.from_config(config)
     decision_times = decision_times or {}
-    timed = [
-        (decision_times.get(decision_id(candidate.id), candidate.close_time + order_delay), candidate)
-        for interval, frame in bars.items()
-        for candidate in _candidates(frame, strategies, interval)
-        if start is None or candidate.open_time >= start
-    ]
-    timed.sort(key=lambda item: (item[0], item[1].symbol, item[1].strategy, item[1].signal))
-    decisions, executions = [], []
-    for now, candidate in timed:
-        decision = scorer.decide(candidate, candidate.features, now)
-        decisions.append(
-            {
-                "decision_id": decision.id,
-                "candidate_id": candidate.id,
-                "symbol": candidate.symbol,
-                "strategy": candidate.strategy,
-                "interval": candidate.interval,
-                "signal": candidate.signal,
-                "open_time": candidate.open_time,
-                "action": decision.action,
-                "confidence": decision.confidence,
-            }
+    sources = [source for interval, frame in bars.items() for source in _candidate_rows(frame, strategies, interval)]
+    decisions: dict[str, list] = {name: [] for name in _DECISION_SCHEMA}
+    executions: dict[str, list] = {"decision_id": [], "status": [], "reason": []}
+    for now, index, row in _in_decision_order(sources, start, order_delay, decision_times):
+        source = sources[index]
+        candidate = candidate_from_row(
+            source.rows.row(row, named=True), symbol=source.symbol, interval=source.interval, detected_at=now
         )
+        decision = scorer.decide(candidate, candidate.features, now)
+        for name, value in (
+            ("decision_id", decision.id),
+            ("candidate_id", candidate.id),
+            ("symbol", candidate.symbol),
+            ("strategy", candidate.strategy),
+            ("interval", candidate.interval),
+            ("signal", candidate.signal),
+            ("open_time", candidate.open_time),
+            ("action", decision.action),
+            ("confidence", decision.confidence),
+        ):
+            decisions[name].append(value)
         if decision.action == "hold":
             continue
         broker.clock = lambda now=now: now
         execution = execute_decision(decision, store=store, broker=broker, config=trading, scope=scope, now=now)
-        executions.append({"decision_id": decision.id, "status": execution.status, "reason": execution.reason})
+        for name, value in (("decision_id", decision.id), ("status", execution.status), ("reason", execution.reason)):
+            executions[name].append(value)
     return DecisionPathRun(
         interval=finest,
         candles=bars[finest],
@@ -182,20 +188,53 @@ def _bars(candles: pl.DataFrame) -> pl.DataFrame:
 def decision_candles(candles: Mapping[str, pl.DataFrame], strategies: Sequence[Strategy]) -> dict[str, dt.datetime]:
     """Decision id -> the open time of its candle, for every candidate of `strategies` on `candles` (by interval)."""
     return {
-        decision_id(candidate.id): candidate.open_time
+        _decision_id(source, row): open_time
         for interval, frame in candles.items()
-        for candidate in _candidates(_bars(frame), strategies, normalize_interval(interval))
+        for source in _candidate_rows(_bars(frame), strategies, normalize_interval(interval))
+        for row, open_time in enumerate(source.rows["open_time"])
     }
 
 
-def _candidates(bars: pl.DataFrame, strategies: Sequence[Strategy], interval: str) -> list[Candidate]:
-    """Every symbol's candidates, in the order the live path meets them."""
+@dataclass(frozen=True)
+class _CandidateRows:
+    """One symbol's candidates on one interval, as rows (a Candidate is made only when it is decided)."""
+
+    symbol: str
+    interval: str
+    rows: pl.DataFrame
+
+
+def _candidate_rows(bars: pl.DataFrame, strategies: Sequence[Strategy], interval: str) -> list[_CandidateRows]:
     wanted = [s for s in strategies if not s.intervals or interval in s.intervals]
-    found: list[Candidate] = []
-    for (symbol,), symbol_bars in bars.partition_by("symbol", as_dict=True, maintain_order=True).items():
-        features = compute_features(symbol_bars.drop("symbol"), interval)
-        detected_at = symbol_bars["open_time"][-1]
-        found += candidates_from_features(
-            wanted, features, symbol=str(symbol), interval=interval, detected_at=detected_at
+    return [
+        _CandidateRows(
+            str(symbol), interval, signal_candidate_rows(wanted, compute_features(symbol_bars.drop("symbol"), interval))
         )
-    return sorted(found, key=lambda c: (c.close_time, c.symbol, c.strategy, c.signal))
+        for (symbol,), symbol_bars in bars.partition_by("symbol", as_dict=True, maintain_order=True).items()
+    ]
+
+
+def _decision_id(source: _CandidateRows, row: int) -> str:
+    strategy, signal, open_time = (source.rows[column][row] for column in ("strategy", "signal", "open_time"))
+    return decision_id(candidate_id(strategy, source.symbol, source.interval, open_time, signal))
+
+
+def _in_decision_order(
+    sources: Sequence[_CandidateRows],
+    start: dt.datetime | None,
+    order_delay: dt.timedelta,
+    decision_times: Mapping[str, dt.datetime],
+) -> list[tuple[dt.datetime, int, int]]:
+    """(decision time, source, row) of every candidate from `start` on, in the order the live path meets
+    them: by decision time, then symbol, strategy and signal."""
+    keyed = []
+    for index, source in enumerate(sources):
+        closes = dt.timedelta(milliseconds=interval_ms(source.interval) - 1) + order_delay
+        columns = (source.rows[c].to_list() for c in ("open_time", "strategy", "signal"))
+        for row, (open_time, strategy, signal) in enumerate(zip(*columns, strict=True)):
+            if start is not None and open_time < start:
+                continue
+            now = decision_times.get(_decision_id(source, row)) if decision_times else None
+            keyed.append((now or open_time + closes, source.symbol, strategy, signal, index, row))
+    keyed.sort()
+    return [(now, index, row) for now, _, _, _, index, row in keyed]

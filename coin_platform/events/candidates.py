@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import polars as pl
 
@@ -35,32 +35,55 @@ def candidates_from_features(
 
     Within a candle, candidates come in (strategy, signal) order, the order detection publishes them in.
     """
+    rows = signal_candidate_rows(strategies, features, days=days)
+    return [
+        candidate_from_row(row, symbol=symbol, interval=interval, detected_at=detected_at)
+        for row in rows.iter_rows(named=True)
+    ]
+
+
+def signal_candidate_rows(
+    strategies: Sequence[Strategy], features: pl.DataFrame, *, days: Collection[dt.date] | None = None
+) -> pl.DataFrame:
+    """One row per candidate of one symbol's features frame: open_time, strategy, signal, close and the
+    carried features, sorted as candidates are published. A frame is far smaller than its Candidates."""
+    carried = [column for column in CARRIED_FEATURES if column in features.columns]
+    empty = pl.DataFrame(
+        schema={
+            "open_time": features.schema.get("open_time", pl.Datetime("ms", "UTC")),
+            "strategy": pl.String,
+            "signal": pl.String,
+            "close": pl.Float64,
+            **{c: features.schema[c] for c in carried},
+        }
+    )
     if not strategies or features.is_empty():
-        return []
+        return empty
     fired = signal_rows(strategies, features)
     if days is not None:
         fired = fired.filter(pl.col("open_time").dt.date().is_in(list(days)))
     if fired.is_empty():
-        return []
-    carried = [column for column in CARRIED_FEATURES if column in features.columns]
+        return empty
     rows = fired.select("open_time", "strategy", "signal").join(
         features.select("open_time", "close", *carried), on="open_time", how="left"
     )
-    duration = dt.timedelta(milliseconds=interval_ms(interval) - 1)
-    return [
-        Candidate(
-            strategy=row["strategy"],
-            symbol=symbol,
-            interval=interval,
-            open_time=row["open_time"],
-            close_time=row["open_time"] + duration,
-            signal=row["signal"],
-            price=row["close"],
-            features={k: _finite(row.get(k)) for k in CARRIED_FEATURES},
-            detected_at=detected_at,
-        )
-        for row in rows.sort("open_time", "strategy", "signal").iter_rows(named=True)
-    ]
+    return rows.sort("open_time", "strategy", "signal")
+
+
+def candidate_from_row(row: Mapping[str, object], *, symbol: str, interval: str, detected_at: dt.datetime) -> Candidate:
+    """The Candidate of one `signal_candidate_rows` row."""
+    open_time = row["open_time"]
+    return Candidate(
+        strategy=row["strategy"],
+        symbol=symbol,
+        interval=interval,
+        open_time=open_time,
+        close_time=open_time + dt.timedelta(milliseconds=interval_ms(interval) - 1),
+        signal=row["signal"],
+        price=row["close"],
+        features={k: _finite(row.get(k)) for k in CARRIED_FEATURES},
+        detected_at=detected_at,
+    )
 
 
 def _finite(value: float | None) -> float | None:

@@ -1,5 +1,9 @@
 """The trading record: orders, fills, positions, refused decisions and the paper broker's book, in one DuckDB file.
 
+`TradingStore.in_memory()` is the same store, the same SQL and the same transactions, on an
+in-memory SQLite database: the ledger of a decision-path backtest, where DuckDB's per-statement
+cost (about 0.4 ms) would dominate a year of decisions and a file or a lock has no use.
+
 DuckDB lets one process at a time write a file, and Dagster runs are separate processes, so the
 file is opened per use inside a `filelock.FileLock` held around open → use → close; a second
 process waits for the first instead of failing. Each use is one DuckDB transaction: an execution's
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
+import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -133,7 +139,7 @@ class TradingStore:
         self.path = Path(path).resolve()
         self.lock_path = Path(f"{self.path}.lock")
         self.lock_timeout_s = lock_timeout_s
-        self._held: duckdb.DuckDBPyConnection | None = None
+        self._held: sqlite3.Connection | None = None
 
     @classmethod
     def in_memory(cls) -> TradingStore:
@@ -143,7 +149,7 @@ class TradingStore:
         store.path = Path(f":memory:{id(store)}")
         store.lock_path = store.path
         store.lock_timeout_s = 0.0
-        store._held = _with_schema(duckdb.connect(":memory:"))
+        store._held = _sqlite_memory()
         return store
 
     @contextlib.contextmanager
@@ -154,20 +160,20 @@ class TradingStore:
             yield open_here[self.path]
             return
         with self._connection() as connection:
-            connection.begin()
+            connection.execute("BEGIN")
             transaction = StoreTransaction(connection)
             open_here[self.path] = transaction
             try:
                 yield transaction
             except BaseException:
-                connection.rollback()
+                connection.execute("ROLLBACK")
                 raise
             finally:
                 del open_here[self.path]
-            connection.commit()
+            connection.execute("COMMIT")
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection | sqlite3.Connection]:
         if self._held is not None:
             yield self._held
             return
@@ -221,33 +227,86 @@ def _with_schema(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnec
     return connection
 
 
+# Every table's columns and SQL types, read from _SCHEMA: how SQLite rows become the frames DuckDB returns.
+_COLUMN = re.compile(r"^\s*(\w+) (VARCHAR|DOUBLE|BOOLEAN|INTEGER|TIMESTAMPTZ)\b", re.MULTILINE)
+_TABLE_COLUMNS = {
+    re.search(r"CREATE TABLE IF NOT EXISTS (\w+)", statement).group(1): _COLUMN.findall(statement)  # type: ignore[union-attr]
+    for statement in _SCHEMA
+}
+_POLARS_TYPES = {
+    "VARCHAR": pl.String,
+    "DOUBLE": pl.Float64,
+    "BOOLEAN": pl.Boolean,
+    "INTEGER": pl.Int32,
+    "TIMESTAMPTZ": pl.Datetime("us", "UTC"),
+}
+
+
+# A backtest's ledger grows to years of orders, and every execution asks for the pending orders, the day's
+# realized PnL and the symbol's last order: without these, each is a scan of the whole table. (The live file
+# holds days of orders; DuckDB would turn an update of an indexed status into a delete and insert.)
+_BACKTEST_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS fills_by_time ON fills (filled_at)",
+    "CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status)",
+    "CREATE INDEX IF NOT EXISTS orders_by_symbol ON orders (symbol, created_at)",
+)
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    """A UTC instant as fixed-width ISO text, so SQLite compares and sorts it as time."""
+    if moment.tzinfo is None:
+        raise ValueError(f"the trading store keeps UTC instants; {moment.isoformat()} has no timezone")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _sqlite_memory() -> sqlite3.Connection:
+    """An in-memory SQLite database with the store's tables; its UTC timestamps and booleans read back typed
+    (the converters apply only to connections that ask for declared types, as this one does)."""
+    sqlite3.register_converter("TIMESTAMPTZ", lambda raw: dt.datetime.fromisoformat(raw.decode()))
+    sqlite3.register_converter("BOOLEAN", lambda raw: raw != b"0")
+    connection = sqlite3.connect(":memory:", detect_types=sqlite3.PARSE_DECLTYPES, isolation_level=None)
+    for statement in (*_SCHEMA, *_BACKTEST_INDEXES):
+        connection.execute(statement)
+    return connection
+
+
 class StoreTransaction:
     """Reads and writes inside one open transaction; get one from `TradingStore.transaction()`."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection | sqlite3.Connection) -> None:
         self._connection = connection
+
+    def _execute(self, sql: str, params: list | None = None):
+        params = params or []
+        if isinstance(self._connection, sqlite3.Connection):  # SQLite keeps instants as UTC text
+            params = [_utc_text(p) if isinstance(p, dt.datetime) else p for p in params]
+        return self._connection.execute(sql, params)
 
     def _one(self, sql: str, params: list | None = None) -> tuple | None:
         # fetchall, not fetchone: DuckDB 2 refuses the next statement while a result is unread.
-        rows = self._connection.execute(sql, params or []).fetchall()
+        rows = self._execute(sql, params).fetchall()
         return rows[0] if rows else None
 
-    def _frame(self, sql: str) -> pl.DataFrame:
-        return self._connection.sql(sql).pl()
+    def _table(self, table: str, order_by: str) -> pl.DataFrame:
+        sql = f"SELECT * FROM {table} ORDER BY {order_by}"
+        if isinstance(self._connection, duckdb.DuckDBPyConnection):
+            return self._connection.sql(sql).pl()
+        schema = {name: _POLARS_TYPES[kind] for name, kind in _TABLE_COLUMNS[table]}
+        return pl.DataFrame(self._connection.execute(sql).fetchall(), schema=schema, orient="row")
 
     # ------------------------------------------------------------ reads
 
     def orders(self) -> pl.DataFrame:
-        return self._frame("SELECT * FROM orders ORDER BY created_at, client_order_id")
+        return self._table("orders", "created_at, client_order_id")
 
     def fills(self) -> pl.DataFrame:
-        return self._frame("SELECT * FROM fills ORDER BY filled_at, client_order_id, seq")
+        return self._table("fills", "filled_at, client_order_id, seq")
 
     def positions(self) -> pl.DataFrame:
-        return self._frame("SELECT * FROM positions ORDER BY symbol")
+        return self._table("positions", "symbol")
 
     def rejections(self) -> pl.DataFrame:
-        return self._frame("SELECT * FROM rejections ORDER BY created_at, decision_id")
+        return self._table("rejections", "created_at, decision_id")
 
     def previous_outcome(self, decision_id: str) -> str | None:
         """How an already handled decision ended (its order's status or the rule that refused it); None if new."""
@@ -278,7 +337,7 @@ class StoreTransaction:
 
     def pending_orders(self) -> list[PendingOrder]:
         """Orders recorded before sending whose outcome is not known yet, oldest first."""
-        rows = self._connection.execute(
+        rows = self._execute(
             "SELECT client_order_id, symbol, side, quantity, reduce_only, reference_price, broker, created_at "
             "FROM orders WHERE status = ? ORDER BY created_at, client_order_id",
             [PENDING],
@@ -296,8 +355,11 @@ class StoreTransaction:
 
     def last_order_at(self, symbol: str) -> dt.datetime | None:
         """When the symbol's latest order that a broker accepted, or may have accepted (pending), was created."""
-        row = self._one("SELECT max(created_at) FROM orders WHERE symbol = ? AND status <> 'REJECTED'", [symbol])
-        return row[0]
+        row = self._one(
+            "SELECT created_at FROM orders WHERE symbol = ? AND status <> 'REJECTED' ORDER BY created_at DESC LIMIT 1",
+            [symbol],
+        )
+        return row[0] if row else None
 
     def summary(self, marks: Mapping[str, float]) -> TradingSummary:
         realized = unrealized = fees = 0.0
@@ -320,14 +382,14 @@ class StoreTransaction:
     # ------------------------------------------------------------ writes
 
     def record_rejection(self, decision: Decision, *, rule: str, reason: str, created_at: dt.datetime) -> None:
-        self._connection.execute(
+        self._execute(
             "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?)",
             [decision.id, decision.strategy, decision.signal, decision.symbol, rule, reason, created_at],
         )
 
     def record_pending(self, decision: Decision, order: OrderRequest, *, broker: str, created_at: dt.datetime) -> None:
         """The order row, written before the order is sent: from here it counts toward exposure and cooldown."""
-        self._connection.execute(
+        self._execute(
             "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, NULL, 0, NULL, ?)",
             [
                 order.client_order_id,
@@ -373,7 +435,7 @@ class StoreTransaction:
     def record_fill(self, order: OrderRequest, seq: int, fill: Fill) -> Position:
         """Record one fill of `order` and move the symbol's position by it."""
         effect = apply_fill(self.position(order.symbol), order.side, fill.quantity, fill.price, fill.fee)
-        self._connection.execute(
+        self._execute(
             "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 order.client_order_id,
@@ -388,7 +450,7 @@ class StoreTransaction:
             ],
         )
         position = effect.position
-        self._connection.execute(
+        self._execute(
             "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)",
             [
                 position.symbol,
@@ -421,7 +483,7 @@ class StoreTransaction:
         )
 
     def record_paper_order(self, order: OrderRequest, exchange_order_id: str, fill: Fill) -> None:
-        self._connection.execute(
+        self._execute(
             "INSERT INTO paper_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 order.client_order_id,

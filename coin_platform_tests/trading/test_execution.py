@@ -18,8 +18,15 @@ LATER = NOW + 10 * MINUTE
 DEFAULTS = TradingConfig()
 
 
+@pytest.fixture(params=["duckdb file", "in-memory sqlite"])
+def store(request, tmp_path) -> TradingStore:
+    """Every rule holds on the file store and on the in-memory one decision-path backtests use."""
+    return TradingStore(tmp_path / "trading.duckdb") if request.param == "duckdb file" else TradingStore.in_memory()
+
+
 @pytest.fixture
-def store(tmp_path) -> TradingStore:
+def file_store(tmp_path) -> TradingStore:
+    """For what only a file can do: survive a restart."""
     return TradingStore(tmp_path / "trading.duckdb")
 
 
@@ -73,11 +80,11 @@ def test_hold_places_nothing(store, tape):
     assert store.orders().is_empty() and store.rejections().is_empty() and tape.asked == []
 
 
-def test_a_duplicate_decision_doubles_nothing_even_after_a_restart(store, tape):
+def test_a_duplicate_decision_doubles_nothing_even_after_a_restart(file_store, tape):
     decision = make_decision()
-    assert run(decision, store, tape).status == "filled"
-    again = run(decision, store, tape)
-    restarted = TradingStore(store.path)
+    assert run(decision, file_store, tape).status == "filled"
+    again = run(decision, file_store, tape)
+    restarted = TradingStore(file_store.path)
     after_restart = run(decision, restarted, tape)
     for execution in (again, after_restart):
         assert execution.status == "duplicate" and execution.order is None
@@ -86,9 +93,9 @@ def test_a_duplicate_decision_doubles_nothing_even_after_a_restart(store, tape):
     assert (restarted.orders().height, restarted.fills().height, len(tape.asked)) == (1, 1, 1)
 
 
-def test_restart_resumes_positions(store, tape):
-    run(make_decision("BTCUSDT", "enter_long", 50_000.0), store, tape)
-    new_store = TradingStore(store.path)
+def test_restart_resumes_positions(file_store, tape):
+    run(make_decision("BTCUSDT", "enter_long", 50_000.0), file_store, tape)
+    new_store = TradingStore(file_store.path)
     assert new_store.position("BTCUSDT").quantity == 0.002
     closed = run(make_decision("BTCUSDT", "exit_long", 51_000.0, candle_close=LATER), new_store, tape, now=LATER)
     assert closed.order.quantity == 0.002 and closed.position.quantity == 0.0

@@ -14,8 +14,15 @@ def order(side: str = "buy", quantity: float = 0.002, *, reduce_only: bool = Fal
     return OrderRequest(order_id, "BTCUSDT", side, quantity, reduce_only, reference_price=49_900.0)
 
 
+@pytest.fixture(params=["duckdb file", "in-memory sqlite"])
+def store(request, tmp_path) -> TradingStore:
+    """Every rule holds on the file store and on the in-memory one decision-path backtests use."""
+    return TradingStore(tmp_path / "trading.duckdb") if request.param == "duckdb file" else TradingStore.in_memory()
+
+
 @pytest.fixture
-def store(tmp_path) -> TradingStore:
+def file_store(tmp_path) -> TradingStore:
+    """For what only a file can do: survive a restart."""
     return TradingStore(tmp_path / "trading.duckdb")
 
 
@@ -38,10 +45,10 @@ def test_sell_gets_the_price_minus_slippage(store):
     assert (fill.price, fill.fee) == (pytest.approx(49_990.0, rel=1e-12), pytest.approx(0.09998, rel=1e-12))
 
 
-def test_a_resubmitted_id_returns_the_first_fill_and_places_nothing(store):
+def test_a_resubmitted_id_returns_the_first_fill_and_places_nothing(file_store):
     tape = PriceTape({"BTCUSDT": [(NOW, 50_000.0), (NOW + MINUTE, 60_000.0)]})
-    first = paper_broker(store, tape).submit(order())
-    restarted_store = TradingStore(store.path)
+    first = paper_broker(file_store, tape).submit(order())
+    restarted_store = TradingStore(file_store.path)
     again = paper_broker(restarted_store, tape, at=NOW + MINUTE).submit(order())
     assert again.existing and again.fills == first.fills and again.exchange_order_id == first.exchange_order_id
     assert len(tape.asked) == 1  # the second submit never looked for a price

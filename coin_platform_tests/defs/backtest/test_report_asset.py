@@ -1,12 +1,16 @@
 """backtest_report and strategy_leaderboard in Dagster, over real candles in SeaweedFS."""
 
+import datetime as dt
 import uuid
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from coin_platform.definitions import build_definitions
+from coin_platform.market.funding import FUNDING_SCHEMA
 from coin_platform.storage.backtests import read_backtest_progress, read_backtest_report, read_backtest_summary
+from coin_platform.storage.funding import write_funding_day
 from coin_platform_tests.backtest.test_decision_path import DAY
 from coin_platform_tests.defs.backtest.stored import stored_day_settings
 from coin_platform_tests.defs.harness import object_store
@@ -94,3 +98,23 @@ def test_the_leaderboard_ranks_every_strategy_and_symbol(settings):
     metadata = result.asset_materializations_for_node("strategy_leaderboard")[0].metadata
     assert metadata["dagster/row_count"].value == 1  # one strategy × one symbol
     assert "data:image/png;base64," in metadata["chart"].value
+
+
+def test_stored_funding_rates_are_charged_to_positions_held_across_them(settings):
+    store = object_store(settings)
+    times = [dt.datetime(2022, 12, 13, hour, 0, 0, 7000, tzinfo=dt.UTC) for hour in (0, 8, 16)]  # stamped ms late
+    write_funding_day(
+        store,
+        "ADAUSDT",
+        DAY,
+        pl.DataFrame(
+            {"symbol": "ADAUSDT", "funding_time": times, "funding_rate": [0.01] * 3, "mark_price": [None] * 3},
+            schema=FUNDING_SCHEMA,
+        ),
+    )
+    day = {"start": DAY.isoformat(), "end": DAY.isoformat()}
+    charged = read_backtest_summary(store, _backtest(settings, {**day, "funding": True}).run_id)
+    free = read_backtest_summary(store, _backtest(settings, {**day, "funding": False}).run_id)
+    assert charged["funding_rows"] == 3 and free["funding_rows"] == 0
+    assert charged["params"]["funding_events"] >= 1
+    assert charged["metrics"]["final_equity"] != free["metrics"]["final_equity"]
