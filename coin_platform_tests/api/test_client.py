@@ -6,12 +6,14 @@ import datetime as dt
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import dagster as dg
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
 from coin_platform.backtest.request import BacktestRequest as RunRequest
 from coin_platform.client import (
     PARTITION_TAG,
+    STATUS_OF,
     BacktestClient,
     BacktestClientError,
     BacktestRequest,
@@ -33,6 +35,10 @@ def test_a_request_has_the_fields_of_the_runs_request():
     """What the client sends is what backtest_job's config and the run's request resolution take."""
     assert set(BacktestRequest.model_fields) - {"strategy"} == set(RunRequest.model_fields)
     assert set(RunRequest.model_fields) == set(BacktestRunConfig.model_fields)
+
+
+def test_every_dagster_run_status_has_its_task_status():
+    assert set(STATUS_OF) == {status.value for status in dg.DagsterRunStatus}
 
 
 def test_the_run_config_holds_only_the_fields_given_as_json_values():
