@@ -45,6 +45,7 @@ STATUS_OF: dict[str, TaskStatus] = {
     "QUEUED": "queued",
     "STARTING": "queued",
     "STARTED": "running",
+    "SUSPENDED": "running",  # started, waiting on external work without a worker
     "CANCELING": "running",
     "SUCCESS": "completed",
     "FAILURE": "failed",
@@ -270,7 +271,11 @@ class BacktestClient:
             raise BacktestClientError(f"Dagster at {self.url} could not read run {run_id}: {run.get('message')}")
         if run["jobName"] != BACKTEST_JOB:
             raise RunNotFoundError(f"run {run_id} on {self.url} is a {run['jobName']} run, not a backtest")
-        status = STATUS_OF[run["status"]]
+        status = STATUS_OF.get(run["status"])
+        if status is None:
+            raise BacktestClientError(
+                f"run {run_id} on {self.url} has a run status this client does not know: {run['status']}"
+            )
         return RunState(
             run_id=run["runId"],
             status=status,
