@@ -18,7 +18,7 @@ install: $(INSTALLED)
 .env:
 	cp .env.example .env
 
-# Local stack + Dagster UI on 127.0.0.1:3000; Ctrl-C stops all of it.
+# Local stack + Dagster UI on 127.0.0.1:3000 + the HTTP API on 127.0.0.1:8800; Ctrl-C stops all of it.
 dev: install .env
 	$(BIN)/coin dev
 
@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/latency.py --json-out bench/results/latency.json
 	PYTHONPATH=. $(BIN)/python bench/backtest_report.py --json-out bench/results/backtest_report.json
 	$(BIN)/python bench/decision_path.py --json-out bench/results/decision_path.json
+	PYTHONPATH=. $(BIN)/python bench/api.py --json-out bench/results/api.json
 
 stack-up: install .env
 	$(BIN)/coin stack up

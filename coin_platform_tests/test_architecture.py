@@ -2,7 +2,9 @@
 
 Each room of the package may import only the rooms listed for it (and the standard library and
 third-party packages). `core` imports nothing of the project; the Dagster layer (`defs`,
-`definitions`) sits on top, and `local` (dev tooling) is imported by nobody.
+`definitions`) sits on top, and `local` (dev tooling) is imported by nobody. Domain code, the
+client and the API import no Dagster: `client` speaks to a Dagster deployment over its GraphQL
+API with dagster_graphql, which is that API's client, not the Dagster layer.
 """
 
 import ast
@@ -31,10 +33,18 @@ ALLOWED: dict[str, set[str]] = {
     # Backtests run the live code: strategies, features, the scorer, the risk guard and the paper broker.
     "backtest": {"core", "settings", "market", "features", "indicators", "strategies", "events", "ml", "trading"},
     "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events"},
+    # The public backtest client: Dagster's GraphQL API through dagster_graphql (see the module docstring).
+    "client": {"core", "settings"},
+    # The HTTP API: checks a request as the run will (backtest's request resolution), launches it through
+    # the client, reads the run's outputs from storage.
+    "api": {"core", "settings", "storage", "strategies", "backtest", "client"},
     "defs": DOMAIN,
     "definitions": DOMAIN | {"defs"},
-    "local": DOMAIN | {"defs", "definitions"},
+    "local": DOMAIN | {"defs", "definitions", "api"},
 }
+# The Dagster layer and dev tooling build on Dagster; everything else stays plain Python.
+DAGSTER_ROOMS = {"defs", "definitions", "local"}
+DAGSTER_CLIENTS = {"client": {"dagster_graphql"}}
 
 
 def _room(path: Path) -> str:
@@ -62,6 +72,26 @@ def _imports_by_room() -> dict[str, set[str]]:
 def test_every_room_is_in_the_table():
     rooms = {_room(p) for p in PACKAGE.rglob("*.py")} - {"__init__"}
     assert rooms == set(ALLOWED)
+
+
+def _third_party_by_room() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = defaultdict(set)
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found[_room(path)].update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found[_room(path)].add(node.module.split(".")[0])
+    return found
+
+
+def test_only_the_dagster_layer_and_dev_tooling_import_dagster():
+    dagster = {
+        room: sorted(name for name in names if name.startswith("dagster") and name not in DAGSTER_CLIENTS.get(room, ()))
+        for room, names in _third_party_by_room().items()
+        if room not in DAGSTER_ROOMS
+    }
+    assert {room: names for room, names in dagster.items() if names} == {}
 
 
 def test_dependencies_never_point_up():

@@ -138,3 +138,24 @@ def test_backtest_report_bench_prints_its_measurements(tmp_path):
     assert set(result["png_bytes"]) == {"equity_drawdown", "returns_by_symbol"}
     assert result["pngs_within_goal"] is True
     assert result["html_bytes"] > 1_000_000  # BokehJS is inlined
+
+
+def test_api_bench_prints_both_measurements(tmp_path):
+    """bench/api.py on two days of 1h candles and three launches: its JSON's shape, never its timings."""
+    json_out = tmp_path / "api.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "api.py"), "--requests", "3", "--days", "2", "--interval", "1h",
+         "--json-out", str(json_out)],
+        capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert json.loads(json_out.read_text()) == result
+    assert result["bench"] == "api"
+    assert result["params"]["candles"] == 48
+    assert result["run_async_ms"]["n"] == 3
+    assert result["run_async_ms"]["p50"] <= result["run_async_ms"]["p95"] <= result["run_async_ms"]["max"]
+    backtest = result["backtest"]
+    assert 0 < backtest["run_launch_share"] < 1
+    assert backtest["request_to_completed_s"] >= backtest["run_launch_s"] + backtest["run_s"]
+    assert isinstance(backtest["trade_count"], int)

@@ -1,4 +1,4 @@
-"""The `coin` command: the local stack and the replay server."""
+"""The `coin` command: the local stack, `coin dev`, the HTTP API and the replay server."""
 
 from __future__ import annotations
 
@@ -61,7 +61,13 @@ def dev(demo: bool) -> None:
     """The local stack and the Dagster UI; Ctrl-C stops all of it."""
     import os
 
-    from coin_platform.local.dev import backfill_recent_days, prepare_dagster_home, run_dagster_dev
+    from coin_platform.local.dev import (
+        api_url,
+        backfill_recent_days,
+        prepare_dagster_home,
+        run_dagster_dev,
+        start_api,
+    )
     from coin_platform.local.stack import StackError
     from coin_platform.settings import get_settings
 
@@ -72,22 +78,47 @@ def dev(demo: bool) -> None:
     home = prepare_dagster_home(settings)
     os.environ["DAGSTER_HOME"] = str(home)
     code = 1
+    api = None
     try:
         for line in local_stack.up():
             click.echo(line)
         if demo:
             backfill_recent_days(settings, settings.config.demo.days, click.echo)
+        api = start_api(settings, settings.coin_home.resolve() / "logs" / "api.log")
+        click.echo(f"API on {api_url(settings)} (docs: {api_url(settings)}/docs; pid {api.pid}, log {api.log_file})")
         click.echo(f"Dagster UI on http://127.0.0.1:{settings.config.local_stack.dagster_port} "
-                   "(Ctrl-C stops the UI and the stack)")
+                   "(Ctrl-C stops the UI, the API and the stack)")
         code = run_dagster_dev(settings, home)
     except StackError as exc:
         click.echo(f"Error: {exc}", err=True)
     except KeyboardInterrupt:
         code = 130
     finally:
+        if api is not None:
+            api.stop()
+            click.echo(f"api: stopped (pid {api.pid})")
         for line in local_stack.down():
             click.echo(line)
     raise SystemExit(code)
+
+
+@main.command("api")
+@click.option("--host", help="Address to listen on [default: config.yaml api.host].")
+@click.option("--port", type=int, help="Port to listen on [default: config.yaml api.port].")
+def api(host: str | None, port: int | None) -> None:
+    """The HTTP API (async backtests, strategies, health) until Ctrl-C.
+
+    Dagster's webserver is DAGSTER_URL, else the local UI (local_stack.dagster_port); in prod
+    every endpoint but /health needs the bearer token API_TOKEN.
+    """
+    from coin_platform.api.app import serve
+    from coin_platform.settings import ConfigError, get_settings
+
+    try:
+        settings = get_settings()
+        serve(settings, host=host or settings.config.api.host, port=port or settings.config.api.port)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()

@@ -1,6 +1,7 @@
-"""`coin dev [--demo]`: the local stack and the Dagster UI, started and stopped together.
+"""`coin dev [--demo]`: the local stack, the HTTP API and the Dagster UI, started and stopped together.
 
-The demo runs offline: the replay server joins the stack, the last days are
+The API (`coin api`) runs in the background like the stack's services and is stopped by PID. The
+demo runs offline: the replay server joins the stack, the last days are
 backfilled before the UI opens (runs recorded in the local instance, so the UI
 shows them), and the live schedules keep candles (and the funding schedule funding
 rates) arriving.
@@ -17,9 +18,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
+
+from coin_platform.local.stack.ports import require_free
+from coin_platform.local.stack.processes import ServiceProcess, spawn, wait_until_ready
 from coin_platform.settings import PROJECT_ROOT, Settings
 
 DAGSTER_STOP_TIMEOUT_S = 60
+# Importing FastAPI, pydantic and the GraphQL client takes a few seconds on a busy 2-core machine.
+API_START_TIMEOUT_S = 60
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -74,6 +81,33 @@ def backfill_recent_days(settings: Settings, days: int, echo: Callable[[str], No
         succeeded &= result.success
         echo(f"  history: {'done' if result.success else 'FAILED (see the run in the UI)'}")
     return succeeded
+
+
+def api_url(settings: Settings) -> str:
+    """Where `coin api` answers on this machine (a wildcard address is reached on loopback)."""
+    host = settings.config.api.host
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{settings.config.api.port}"
+
+
+def _api_answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def start_api(settings: Settings, log_file: Path) -> ServiceProcess:
+    """`coin api` in the background (config.yaml `api:`), returned once GET /health answers."""
+    require_free("the API", {"HTTP": settings.config.api.port}, "change api.port in config.yaml")
+    command = [sys.executable, "-m", "coin_platform.local.cli", "api"]
+    process = spawn("api", command, log_file, dict(os.environ))
+    url = api_url(settings)
+    try:
+        wait_until_ready(process, lambda: _api_answers(url), f"GET {url}/health", API_START_TIMEOUT_S)
+    except BaseException:
+        process.stop()
+        raise
+    return process
 
 
 def _default_signal_handlers() -> None:

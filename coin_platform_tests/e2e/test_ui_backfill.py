@@ -12,11 +12,7 @@ back from the object store.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,11 +26,11 @@ from dagster._core.instance.ref import InstanceRef
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from coin_platform.local.dev import prepare_dagster_home
-from coin_platform.local.stack import LOOPBACK, free_port
 from coin_platform.settings import PROJECT_ROOT, Settings
 from coin_platform.storage.layout import raw_klines_key
 from coin_platform.storage.ohlcv import read_ohlcv_day
 from coin_platform_tests.defs.harness import market_settings, object_store
+from coin_platform_tests.fixtures.dagster import dagster_webserver
 
 # Debian's Chromium (`make test` installs it); Playwright never downloads a browser here.
 CHROMIUM = "/usr/bin/chromium"
@@ -44,10 +40,8 @@ CHROMIUM_ARGS = [
 ]
 SYMBOLS = ("BTCUSDT", "SOLUSDT")
 ASSETS = ("ohlcv_1m", "raw_klines_1m")
-UI_START_TIMEOUT_S = 90
 # The backfill daemon looks at backfills every 30 s: launch, runs, then one more look to finish.
 BACKFILL_TIMEOUT_S = 180
-STOP_TIMEOUT_S = 30
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -63,57 +57,6 @@ class DagsterUI:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _default_signal_handlers() -> None:
-    # `dagster dev` started from a background job inherits SIGINT ignored and maps SIGTERM onto it.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the process group of `dagster dev` (webserver, daemon, code server, run workers),
-    SIGKILL whatever is left after the grace period, and reap the leader."""
-    pgid = process.pid  # its own session: the group id is the leader's PID
-    for sig, grace in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5.0)):
-        if not _group_alive(pgid):
-            break
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            process.poll()
-            if not _group_alive(pgid):
-                break
-            time.sleep(0.1)
-    process.wait(timeout=5)
-    assert not _group_alive(pgid), f"processes of dagster dev (group {pgid}) are still running"
-
-
-def _wait_for_code_location(url: str, process: subprocess.Popen, log_tail) -> None:
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-    deadline = time.monotonic() + UI_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"dagster dev exited with {process.returncode}:\n{log_tail()}"
-        try:
-            response = requests.post(f"{url}/graphql", json={"query": query}, timeout=5)
-            entries = response.json()["data"]["workspaceOrError"]["locationEntries"]
-            if entries and all(entry["loadStatus"] == "LOADED" for entry in entries):
-                return
-        except (requests.RequestException, ValueError, KeyError, TypeError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the code location did not load within {UI_START_TIMEOUT_S} s:\n{log_tail()}")
-
-
 @pytest.fixture
 def dagster_ui(tmp_path, replay_server, seaweedfs, s3_bucket, tansu) -> Iterator[DagsterUI]:
     """`dagster dev` on a free loopback port, the project's workspace, everything pointed at the fixtures."""
@@ -121,8 +64,6 @@ def dagster_ui(tmp_path, replay_server, seaweedfs, s3_bucket, tansu) -> Iterator
     settings = market_settings(tmp_path, replay_server.url, seaweedfs, s3_bucket, symbols=SYMBOLS, intervals=("1m",))
     home = prepare_dagster_home(settings)
     env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
         "COIN_CONFIG": str(tmp_path / "config.yaml"),
         "COIN_HOME": str(settings.coin_home),
         "MARKET_SOURCE": "replay",
@@ -134,25 +75,8 @@ def dagster_ui(tmp_path, replay_server, seaweedfs, s3_bucket, tansu) -> Iterator
         "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key,
         "KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap_servers,
     }
-    port = free_port()
-    log_file = tmp_path / "dagster-dev.log"
-    command = [
-        str(Path(sys.executable).parent / "dagster"), "dev",
-        "-h", LOOPBACK, "-p", str(port),
-        "-w", str(PROJECT_ROOT / "workspace.yaml"),
-    ]
-    with log_file.open("wb") as log:
-        # cwd = DAGSTER_HOME: `dagster dev` would load a .env from its working directory over this env.
-        process = subprocess.Popen(
-            command, env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_default_signal_handlers,
-        )
-    ui = DagsterUI(f"http://{LOOPBACK}:{port}", home, settings, log_file)
-    try:
-        _wait_for_code_location(ui.url, process, ui.log_tail)
-        yield ui
-    finally:
-        _stop_group(process)
+    with dagster_webserver(home, PROJECT_ROOT / "workspace.yaml", env) as webserver:
+        yield DagsterUI(webserver.url, home, settings, webserver.log_file)
 
 
 def _last_week(today: dt.date) -> list[dt.date]:

@@ -21,7 +21,7 @@ def coin(*args: str, home: Path, **environ: str) -> subprocess.CompletedProcess[
 
 
 @pytest.mark.parametrize(("args", "commands"), [
-    ((), {"dev", "replay", "stack"}),
+    ((), {"api", "dev", "replay", "stack"}),
     (("stack",), {"up", "down", "status"}),
     (("replay",), {"serve"}),
 ])
@@ -60,4 +60,17 @@ def test_a_missing_config_file_is_a_one_line_error(tmp_path):
     result = coin("stack", "status", home=tmp_path, COIN_CONFIG=str(missing))
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: config file not found: {missing}"
+    assert "Traceback" not in result.stderr
+
+
+def test_api_help_offers_host_and_port(tmp_path):
+    result = coin("api", "--help", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "--host" in result.stdout and "--port" in result.stdout
+
+
+def test_the_api_in_prod_without_a_token_is_a_one_line_error(tmp_path):
+    result = coin("api", home=tmp_path, COIN_PLATFORM_ENV="prod", API_TOKEN="")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: API_TOKEN is not set: in prod")
     assert "Traceback" not in result.stderr

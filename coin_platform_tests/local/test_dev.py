@@ -1,16 +1,20 @@
-"""`coin dev [--demo]`'s plan, without starting Dagster: its instance home, the demo's days, the command."""
+"""`coin dev [--demo]`'s plan, without starting Dagster: its instance home, the demo's days, the command,
+and the API it starts next to the UI (a real `coin api` process, stopped by PID)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
-from coin_platform.local.dev import backfill_window, dagster_dev_command, prepare_dagster_home
-from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
+from coin_platform.local.dev import api_url, backfill_window, dagster_dev_command, prepare_dagster_home, start_api
+from coin_platform.local.stack import StackError, free_port
+from coin_platform.settings import PROJECT_ROOT, ApiConfig, Settings, load_settings
 
 
 @pytest.fixture
@@ -57,3 +61,55 @@ def test_dagster_dev_runs_the_projects_workspace_on_loopback(settings):
     ]
     (location,) = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())["load_from"]
     assert location["python_module"]["module_name"] == "coin_platform.definitions"
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The project's config.yaml with the API on a free port, in this process and for the `coin api` it starts."""
+    config = yaml.safe_load((PROJECT_ROOT / "config.yaml").read_text())
+    config["api"] = {"host": "127.0.0.1", "port": free_port()}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    environ = {"COIN_CONFIG": str(path), "COIN_HOME": str(tmp_path / ".coin"), "COIN_PLATFORM_ENV": "local",
+               "DAGSTER_URL": f"http://127.0.0.1:{free_port()}"}
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    return load_settings(environ)
+
+
+def test_the_api_starts_in_the_background_and_stops_by_pid(api_settings, tmp_path):
+    log_file = tmp_path / "api.log"
+
+    api = start_api(api_settings, log_file)
+    try:
+        assert api_url(api_settings) == f"http://127.0.0.1:{api_settings.config.api.port}"
+        health = requests.get(f"{api_url(api_settings)}/health", timeout=10).json()
+        assert health["status"] == "degraded" and not health["dagster"]["ok"]  # no Dagster in this test
+        strategies = requests.get(f"{api_url(api_settings)}/api/strategies", timeout=10).json()
+        assert [s["name"] for s in strategies] == [s.name for s in api_settings.config.strategies]
+    finally:
+        api.stop()
+    assert not api.is_running()
+    assert "Uvicorn running on" in log_file.read_text()
+
+
+def test_the_api_refuses_a_port_in_use(api_settings, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", api_settings.config.api.port))
+        taken.listen()
+        with pytest.raises(StackError, match=r"cannot start the API: .* change api.port in config.yaml"):
+            start_api(api_settings, tmp_path / "api.log")
+
+
+def test_an_api_that_cannot_start_says_why(api_settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("COIN_PLATFORM_ENV", "prod")
+    with pytest.raises(StackError, match="api exited during start-up(.|\n)*API_TOKEN is not set"):
+        start_api(api_settings, tmp_path / "api.log")
+
+
+def test_a_wildcard_api_host_is_reached_on_loopback(settings):
+    wildcard = settings.model_copy(
+        update={"config": settings.config.model_copy(update={"api": ApiConfig(host="0.0.0.0", port=8800)})}
+    )
+    assert api_url(wildcard) == "http://127.0.0.1:8800"
