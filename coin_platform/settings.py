@@ -300,6 +300,11 @@ class Settings(_Strict):
         return value
 
     @property
+    def api_token_required(self) -> bool:
+        """The HTTP API refuses to serve without API_TOKEN in prod (locally it is loopback-only by default)."""
+        return self.env == "prod"
+
+    @property
     def market_base_url(self) -> str:
         return self.replay_url if self.market_source == "replay" else self.binance_fapi_url
 

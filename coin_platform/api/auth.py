@@ -17,9 +17,9 @@ def api_token(settings: Settings, environ: Mapping[str, str]) -> str | None:
     """The token every endpoint but /health asks for: API_TOKEN when set (it must be set in prod)."""
     token = environ.get(TOKEN_VARIABLE) or None
     if token is None:
-        if settings.env == "prod":
+        if settings.api_token_required:
             raise ConfigError(
-                f"{TOKEN_VARIABLE} is not set: in prod (COIN_PLATFORM_ENV=prod) the API requires a bearer token; "
+                f"{TOKEN_VARIABLE} is not set: in prod the API requires a bearer token; "
                 f"set {TOKEN_VARIABLE} in the environment, e.g. to the output of `openssl rand -hex 32`"
             )
         return None
