@@ -147,6 +147,7 @@ def test_api_bench_prints_both_measurements(tmp_path):
         [sys.executable, str(PROJECT_ROOT / "bench" / "api.py"), "--requests", "3", "--days", "2", "--interval", "1h",
          "--json-out", str(json_out)],
         capture_output=True, text=True, timeout=280, check=False,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},  # as `make bench` runs it
     )
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
