@@ -55,32 +55,15 @@ from coin_platform.backtest.engine import (
     _with_features,
 )
 from coin_platform.backtest.margin import BTCUSDT_BRACKETS, MarginBrackets
+from coin_platform.backtest.metrics import METRIC_LABELS
 from coin_platform.core.signals import SIGNALS
 from coin_platform.indicators import ema
 from coin_platform.settings import ConfigError
 from coin_platform.strategies import STRATEGY_CLASSES, Strategy
 
-# The metrics a sweep reports, in coin_platform.backtest.metrics' keys and order (less buy & hold).
-SWEEP_METRICS = (
-    "total_return_pct",
-    "final_equity",
-    "cagr_pct",
-    "return_ann_pct",
-    "volatility_ann_pct",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "max_drawdown_pct",
-    "max_drawdown_duration_s",
-    "exposure_pct",
-    "trade_count",
-    "win_rate_pct",
-    "best_trade_pct",
-    "worst_trade_pct",
-    "profit_factor",
-    "expectancy_pct",
-    "avg_holding_s",
-)
+# The metrics a sweep reports: coin_platform.backtest.metrics' keys in its order, less buy & hold (a sweep
+# has no benchmark). The kernel's metric indices below follow this order.
+SWEEP_METRICS = tuple(key for key in METRIC_LABELS if key != "buy_and_hold_return_pct")
 # Metrics a sweep may optimise: higher is better for each (max_drawdown_pct is ≤ 0).
 OPTIMISABLE = (
     "total_return_pct",
