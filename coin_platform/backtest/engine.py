@@ -545,7 +545,11 @@ def _simulate_kernel(
     n_bars = len(open_)
     n_symbols = len(starts) - 1
     equity = np.empty(n_bars)
-    capacity = n_bars + n_symbols  # every trade enters at its own bar's open
+    # Every trade enters at the open after a bar with an entry signal, so their count bounds the trades.
+    # A tight bound, not one row per bar: the records stay small enough for malloc to reuse their pages.
+    capacity = 0
+    for i in range(n_bars):
+        capacity += (enter_long[i] != 0) | (enter_short[i] != 0)
     ints = np.empty((capacity, 5), np.int64)
     floats = np.empty((capacity, 8))
     count = 0
@@ -609,6 +613,10 @@ def _simulate_series(
     no stop or target; `brackets` the rows of MarginBrackets.arrays(). Writes equity[start:end] and
     the trades from row `count` on; returns the next free trade row and the first funding event at
     or after `end`.
+
+    Indices. Bars are read through unsigned copies of their index (`u`, `k`): numba wraps a signed
+    index that may be negative on every access (a compare and a conditional move per array), which
+    made the quiet loops below 2.5× longer; bar indices here are never negative.
     """
     fee, slippage, sizing_value, stop_loss, take_profit, leverage = (
         costs[0],
@@ -633,18 +641,19 @@ def _simulate_series(
     i = start - 1
     while i < end - 1:
         i += 1
+        u = np.uint64(i)  # see `Indices` in the docstring
         while event < len(funding_bar) and funding_bar[event] <= i:  # those of skipped flat bars too
             if side != 0:
                 price = funding_price[event]
                 if math.isnan(price):
-                    price = open_[i]
+                    price = open_[u]
                 payment = -side * quantity * price * funding_rate[event]
                 cash += payment
                 funding_total += payment
             event += 1
 
         if exit_next >= 0 and side != 0:
-            fill = open_[i] * (1.0 - side * slippage)
+            fill = open_[u] * (1.0 - side * slippage)
             exit_fee = fee * quantity * fill
             gross = side * quantity * (fill - entry_price)
             cash += gross - exit_fee
@@ -661,7 +670,7 @@ def _simulate_series(
         exit_next = -1
 
         if enter_next != 0:
-            fill = open_[i] * (1.0 + enter_next * slippage)
+            fill = open_[u] * (1.0 + enter_next * slippage)
             available = cash  # flat here: the equity is the cash
             if sizing_kind == _EQUITY_FRACTION:
                 size = sizing_value * available / (fill * (1.0 / leverage + fee))
@@ -695,27 +704,27 @@ def _simulate_series(
 
         touched = False
         if side == 1:
-            touched = low[i] <= adverse or high[i] >= favourable
+            touched = low[u] <= adverse or high[u] >= favourable
         elif side == -1:
-            touched = high[i] >= adverse or low[i] <= favourable
+            touched = high[u] >= adverse or low[u] <= favourable
         if touched or (side != 0 and i == end - 1):
             reason = -1
             fill = exit_fee = 0.0
-            worst = low[i] if side == 1 else high[i]
-            best = high[i] if side == 1 else low[i]
-            if has_liquidation and side * (open_[i] - liquidation) <= 0:
+            worst = low[u] if side == 1 else high[u]
+            best = high[u] if side == 1 else low[u]
+            if has_liquidation and side * (open_[u] - liquidation) <= 0:
                 reason = _LIQUIDATION
             elif has_stop and side * (worst - stop) <= 0:
                 reason = _STOP_LOSS
-                fill = (open_[i] if side * (open_[i] - stop) < 0 else stop) * (1.0 - side * slippage)
+                fill = (open_[u] if side * (open_[u] - stop) < 0 else stop) * (1.0 - side * slippage)
             elif has_liquidation and side * (worst - liquidation) <= 0:
                 reason = _LIQUIDATION
             elif not math.isnan(target) and side * (best - target) >= 0:
                 reason = _TAKE_PROFIT
-                fill = open_[i] if side * (open_[i] - target) > 0 else target
+                fill = open_[u] if side * (open_[u] - target) > 0 else target
             elif i == end - 1:
                 reason = _END_OF_DATA
-                fill = close[i] * (1.0 - side * slippage)
+                fill = close[u] * (1.0 - side * slippage)
             if reason == _LIQUIDATION:
                 # Closed at LP; what is left of the isolated margin is the clearance fee.
                 fill = liquidation
@@ -745,17 +754,17 @@ def _simulate_series(
                 count += 1
                 side = 0
 
-        equity[i] = cash + side * quantity * (close[i] - entry_price) if side != 0 else cash
+        equity[u] = cash + side * quantity * (close[u] - entry_price) if side != 0 else cash
         if i == end - 1:
             continue
-        wants_long = enter_long[i] != 0 and exit_long[i] == 0
-        wants_short = enter_short[i] != 0 and exit_short[i] == 0
+        wants_long = enter_long[u] != 0 and exit_long[u] == 0
+        wants_short = enter_short[u] != 0 and exit_short[u] == 0
         if side == 1:
-            if exit_long[i] != 0:
+            if exit_long[u] != 0:
                 exit_next = _REVERSE if wants_short else _SIGNAL
                 enter_next = -1 if wants_short else 0
         elif side == -1:
-            if exit_short[i] != 0:
+            if exit_short[u] != 0:
                 exit_next = _REVERSE if wants_long else _SIGNAL
                 enter_next = 1 if wants_long else 0
         elif wants_long != wants_short:
@@ -766,16 +775,25 @@ def _simulate_series(
         quiet_until = min(end - 1, funding_bar[event] if event < len(funding_bar) else end)
         j = i + 1
         if side == 1:
-            while j < quiet_until and low[j] > adverse and high[j] < favourable and exit_long[j] == 0:
-                equity[j] = cash + quantity * (close[j] - entry_price)
+            while j < quiet_until:
+                k = np.uint64(j)
+                if not (low[k] > adverse and high[k] < favourable and exit_long[k] == 0):
+                    break
+                equity[k] = cash + quantity * (close[k] - entry_price)
                 j += 1
         elif side == -1:
-            while j < quiet_until and high[j] < adverse and low[j] > favourable and exit_short[j] == 0:
-                equity[j] = cash - quantity * (close[j] - entry_price)
+            while j < quiet_until:
+                k = np.uint64(j)
+                if not (high[k] < adverse and low[k] > favourable and exit_short[k] == 0):
+                    break
+                equity[k] = cash - quantity * (close[k] - entry_price)
                 j += 1
         else:
-            while j < end - 1 and enter_long[j] == 0 and enter_short[j] == 0:
-                equity[j] = cash
+            while j < end - 1:
+                k = np.uint64(j)
+                if not (enter_long[k] == 0 and enter_short[k] == 0):
+                    break
+                equity[k] = cash
                 j += 1
         i = j - 1
     while event < len(funding_bar) and funding_bar[event] < end:
