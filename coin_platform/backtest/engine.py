@@ -75,6 +75,7 @@ directory (numba's own fallback); NUMBA_CACHE_DIR overrides both.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -225,7 +226,7 @@ def simulate(
         *map(_read_only, (*prices, starts, *signals, funding_bar, funding_rate, funding_price)),
         sleeve,
         costs,
-        _read_only(np.stack(brackets.arrays())),
+        _bracket_rows(brackets),
     )
     params = {
         "fee": fee,
@@ -363,9 +364,15 @@ def _read_only(values: np.ndarray) -> np.ndarray:
     return values
 
 
+@functools.lru_cache(maxsize=32)
+def _bracket_rows(brackets: MarginBrackets) -> np.ndarray:
+    """The kernel's `brackets` (MarginBrackets.arrays() as rows), built once per table: it is read-only."""
+    return _read_only(np.stack(brackets.arrays()))
+
+
 def _prices(frame: pl.DataFrame, name: str) -> np.ndarray:
     values = frame.get_column(name).cast(pl.Float64).to_numpy()
-    if not values.min() > 0 or not values.max() < math.inf:  # NaN fails both comparisons
+    if _bad_prices(_read_only(values)):
         bad = int(np.flatnonzero(~(np.isfinite(values) & (values > 0)))[0])
         raise BacktestInputError(f"{name} must be finite and > 0; row {bad} has {values[bad]!r}")
     return values
@@ -803,11 +810,40 @@ def _simulate_series(
 
 @njit(cache=True)
 def _first_disorder(times, runs):
-    """The first row not later than the row before it in the same run (of `runs`, if any), or -1."""
+    """The first row not later than the row before it in the same run (of `runs`, if any), or -1.
+
+    Counts first, in a loop LLVM vectorizes (shifted slices, no early exit: ≈0.05 ms a year of 1m
+    bars), and looks for the row only when there is one.
+    """
+    later, earlier = times[1:], times[:-1]
+    disorders = 0
+    if len(runs) == 0:
+        for i in range(len(later)):
+            disorders += later[i] <= earlier[i]
+    else:
+        same_later, same_earlier = runs[1:], runs[:-1]
+        for i in range(len(later)):
+            disorders += (later[i] <= earlier[i]) & (same_later[i] == same_earlier[i])
+    if disorders == 0:
+        return -1
     for i in range(1, len(times)):
         if times[i] <= times[i - 1] and (len(runs) == 0 or runs[i] == runs[i - 1]):
             return i
     return -1
+
+
+# A float64's bits as int64 lie in (0, _INF_BITS) exactly when it is finite and > 0 (NaN and −x are outside).
+_INF_BITS = 0x7FF0000000000000
+
+
+@njit(cache=True)
+def _bad_prices(values):
+    """How many values are not finite and > 0, in one vectorized pass over their bits."""
+    bits = values.view(np.int64)
+    bad = 0
+    for i in range(len(bits)):
+        bad += (bits[i] <= 0) | (bits[i] >= _INF_BITS)
+    return bad
 
 
 @njit(cache=True)
