@@ -241,13 +241,8 @@ def simulate(
         "symbols": symbols,
         "bars": frame.height,
     }
-    return BacktestResult(
-        trades=_trades_frame(trade_ints, trade_floats, symbols, frame.get_column("open_time"), leverage),
-        equity=_equity_frame(frame, symbols, equity),
-        total_equity=_total_equity(frame, symbols, equity, sleeve),
-        initial_cash=float(initial_cash),
-        params=params,
-    )
+    frames = _KernelFrames(frame, symbols, equity, trade_ints, trade_floats, sleeve, float(leverage))
+    return BacktestResult.lazy(frames, initial_cash=float(initial_cash), params=params)
 
 
 # --- input checks and preparation -------------------------------------------------------------
@@ -468,59 +463,88 @@ def _funding_events(
 # --- results ----------------------------------------------------------------------------------------
 
 
-def _trades_frame(
-    ints: np.ndarray, floats: np.ndarray, symbols: list[str], open_time: pl.Series, leverage: float
-) -> pl.DataFrame:
-    column = dict(zip(_INT_FIELDS, ints.T, strict=True)) | dict(zip(_FLOAT_FIELDS, floats.T, strict=True))
-    return pl.DataFrame(
-        {
-            "symbol": pl.Series(symbols, dtype=pl.String).gather(column["symbol"]),
-            "side": pl.Series(SIDES, dtype=pl.String).gather((column["side"] < 0).astype(np.int64)),
-            "entry_time": open_time.gather(column["entry_bar"]),
-            "entry_price": column["entry_price"],
-            "exit_time": open_time.gather(column["exit_bar"]),
-            "exit_price": column["exit_price"],
-            "size": column["size"],
-            "fees": column["fees"],
-            "funding": column["funding"],
-            "pnl": column["pnl"],
-            "return": column["return"],
-            "exit_reason": pl.Series(EXIT_REASONS, dtype=pl.String).gather(column["reason"]),
-            "leverage": np.full(len(ints), float(leverage)),
-            "liquidation_price": pl.Series(column["liquidation_price"], nan_to_null=True),
-        },
-        schema=TRADES_SCHEMA,
-    )
+class _KernelFrames:
+    """The kernel's arrays, made into a BacktestResult's frames when one is first read (BacktestResult.lazy).
 
+    Holds the sorted frame's open_time and symbol columns (polars memory, not copies) and the
+    kernel's own arrays; nothing here is mutated, so each frame is built at most once per result.
+    """
 
-def _equity_frame(frame: pl.DataFrame, symbols: list[str], equity: np.ndarray) -> pl.DataFrame:
-    symbol = (
-        frame.get_column("symbol").cast(pl.String)
-        if "symbol" in frame.columns
-        else pl.Series("symbol", symbols, dtype=pl.String).new_from_index(0, frame.height)
-    )
-    return pl.DataFrame(
-        {"open_time": frame.get_column("open_time"), "symbol": symbol, "equity": equity}, schema=EQUITY_SCHEMA
-    )
+    def __init__(
+        self,
+        frame: pl.DataFrame,
+        symbols: list[str],
+        equity: np.ndarray,
+        ints: np.ndarray,
+        floats: np.ndarray,
+        sleeve: float,
+        leverage: float,
+    ) -> None:
+        self.symbols = symbols
+        self._open_time = frame.get_column("open_time")
+        self._symbol = frame.get_column("symbol") if "symbol" in frame.columns else None
+        self._equity = equity
+        self._ints = ints
+        self._floats = floats
+        self._sleeve = sleeve
+        self._leverage = leverage
 
+    def trades(self) -> pl.DataFrame:
+        code = dict(zip(_INT_FIELDS, self._ints.T, strict=True))
+        value = dict(zip(_FLOAT_FIELDS, self._floats.T, strict=True))
+        times = self._open_time.dt.epoch("ms").to_numpy()
 
-def _total_equity(frame: pl.DataFrame, symbols: list[str], equity: np.ndarray, sleeve: float) -> pl.DataFrame:
-    """Sum of the sleeves at every open time of any symbol, and the drawdown from the running peak."""
-    if len(symbols) == 1:
-        times, total = frame.get_column("open_time"), equity
-    else:
-        wide = (
-            pl.DataFrame(
-                {"open_time": frame.get_column("open_time"), "symbol": frame.get_column("symbol"), "e": equity}
-            )
-            .pivot(on="symbol", index="open_time", values="e")
-            .sort("open_time")
+        def lookup(names: tuple[str, ...] | list[str], codes: np.ndarray) -> pl.Series:
+            return pl.Series(names, dtype=pl.String).gather(pl.Series(codes.astype(np.uint32)))  # uint32: no cast
+
+        def at(bars: np.ndarray) -> pl.Series:
+            return pl.Series(times[bars]).cast(UTC_MS)
+
+        return pl.DataFrame(
+            {
+                "symbol": lookup(self.symbols, code["symbol"]),
+                "side": lookup(SIDES, code["side"] < 0),
+                "entry_time": at(code["entry_bar"]),
+                "entry_price": value["entry_price"],
+                "exit_time": at(code["exit_bar"]),
+                "exit_price": value["exit_price"],
+                "size": value["size"],
+                "fees": value["fees"],
+                "funding": value["funding"],
+                "pnl": value["pnl"],
+                "return": value["return"],
+                "exit_reason": lookup(EXIT_REASONS, code["reason"]),
+                "leverage": np.full(len(self._ints), self._leverage),
+                "liquidation_price": pl.Series(value["liquidation_price"], nan_to_null=True),
+            },
+            schema=TRADES_SCHEMA,
         )
-        sleeves = [pl.col(s).forward_fill().fill_null(sleeve) for s in symbols]
-        summed = wide.select("open_time", total=pl.sum_horizontal(sleeves))
-        times, total = summed.get_column("open_time"), summed.get_column("total").to_numpy()
-    drawdown = _drawdown(total)
-    return pl.DataFrame({"open_time": times, "equity": total, "drawdown": drawdown}, schema=TOTAL_EQUITY_SCHEMA)
+
+    def equity(self) -> pl.DataFrame:
+        symbol = (
+            self._symbol.cast(pl.String)
+            if self._symbol is not None
+            else pl.Series("symbol", self.symbols, dtype=pl.String).new_from_index(0, len(self._open_time))
+        )
+        return pl.DataFrame(
+            {"open_time": self._open_time, "symbol": symbol, "equity": self._equity}, schema=EQUITY_SCHEMA
+        )
+
+    def total_equity(self) -> pl.DataFrame:
+        """Sum of the sleeves at every open time of any symbol, and the drawdown from the running peak."""
+        if len(self.symbols) == 1:
+            times, total = self._open_time, self._equity
+        else:
+            wide = (
+                pl.DataFrame({"open_time": self._open_time, "symbol": self._symbol, "e": self._equity})
+                .pivot(on="symbol", index="open_time", values="e")
+                .sort("open_time")
+            )
+            sleeves = [pl.col(s).forward_fill().fill_null(self._sleeve) for s in self.symbols]
+            summed = wide.select("open_time", total=pl.sum_horizontal(sleeves))
+            times, total = summed.get_column("open_time"), summed.get_column("total").to_numpy()
+        drawdown = _drawdown(total)
+        return pl.DataFrame({"open_time": times, "equity": total, "drawdown": drawdown}, schema=TOTAL_EQUITY_SCHEMA)
 
 
 # --- the compiled core ------------------------------------------------------------------------------
