@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 
 from coin_platform.backtest import (
     BacktestInputError,
+    BacktestResult,
     EquityFraction,
     FixedNotional,
     liquidation_price,
@@ -21,6 +22,7 @@ from coin_platform.backtest import (
     simulate,
     strategy_signals,
 )
+from coin_platform.backtest.result import EQUITY_SCHEMA, TOTAL_EQUITY_SCHEMA, TRADES_SCHEMA
 from coin_platform.features import compute_features
 from coin_platform.settings import PROJECT_ROOT
 from coin_platform.strategies import EmaCrossover, VolumeZoneBreakout
@@ -477,3 +479,36 @@ def test_funding_while_flat_is_skipped_and_a_later_position_still_pays():
     funding = funding_rows([("", at(3), 0.01, None), ("", at(10), 0.001, None)])
     trade = only_trade(simulate(frame, **FLAT, initial_cash=1_000, funding=funding))
     assert trade["funding"] == pytest.approx(-10 * 100 * 0.001)
+
+
+# --- the result ---------------------------------------------------------------------------------------------
+
+
+def test_the_result_frames_keep_their_schemas_and_are_built_once_on_first_access():
+    strategy = EmaCrossover(name="ema", fast=10, slow=30)
+    candles = pl.concat([random_walk_candles(800, seed=1, symbol="A"), random_walk_candles(800, seed=2, symbol="B")])
+    leveraged, at_1x = run_backtest(candles, strategy, leverage=3), run_backtest(candles, strategy)
+    for result in (leveraged, at_1x, simulate(bars([100, 101, 102]))):  # the last: no trades, one unnamed series
+        assert "trades" not in vars(result) and "total_equity" not in vars(result)  # nothing built yet
+        assert result.trades.schema == TRADES_SCHEMA
+        assert result.equity.schema == EQUITY_SCHEMA
+        assert result.total_equity.schema == TOTAL_EQUITY_SCHEMA
+        assert result.trades is result.trades and result.total_equity is result.total_equity
+        assert result.symbols == result.equity["symbol"].unique(maintain_order=True).to_list()
+    assert set(leveraged.trades["side"]) == {"long", "short"}
+    assert leveraged.trades["liquidation_price"].null_count() == 0
+    longs_at_1x = at_1x.trades.filter(side="long")
+    assert longs_at_1x.height > 0 and longs_at_1x["liquidation_price"].null_count() == longs_at_1x.height  # NaN: null
+
+
+def test_a_result_of_ready_frames_keeps_them_and_no_result_can_be_changed():
+    made = simulate(bars([100, 101, 102, 103], signals={"enter_long": [0]}))
+    ready = BacktestResult(
+        trades=made.trades, equity=made.equity, total_equity=made.total_equity, initial_cash=10_000.0
+    )
+    assert ready.trades is made.trades and ready.total_equity is made.total_equity
+    assert ready.symbols == made.symbols == [""]
+    assert ready.metrics == made.metrics
+    for result in (made, ready):
+        with pytest.raises(AttributeError, match="read-only"):
+            result.trades = made.trades.head(0)
