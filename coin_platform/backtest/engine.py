@@ -211,23 +211,28 @@ def simulate(
     brackets: MarginBrackets = BTCUSDT_BRACKETS,
 ) -> BacktestResult:
     """Fill the signals of `frame` (open_time, open, high, low, close, the four Boolean SIGNALS,
-    optionally symbol) and account for them; the compiled core of `run_backtest`."""
+    optionally symbol) and account for them; the compiled core of `run_backtest`.
+
+    The kernel checks the bars (open times later than the bar before within a symbol, prices
+    finite and > 0) block by block just before it fills them, so a sorted, valid frame is read
+    once; when a block fails, the frame is sorted (or the problem raised) and run again. The
+    result's frames are built from the kernel's arrays when first read.
+    """
     _check_parameters(fee, slippage, initial_cash, sizing, stop_loss, take_profit, leverage)
     _require_columns(frame, ("open_time", *PRICE_COLUMNS, *SIGNALS), "frame")
-    frame = _ordered(frame)
-    times = frame.get_column("open_time").dt.epoch("ms").to_numpy()
-    symbols, starts = _symbol_blocks(frame)
-    prices = [_prices(frame, name) for name in PRICE_COLUMNS]
-    signals = [_signal(frame, name) for name in SIGNALS]
-    funding_bar, funding_rate, funding_price = _funding_events(funding, symbols, starts, times)
-    sleeve = initial_cash / len(symbols)
+    frame = _normalized(frame)
+    if "symbol" in frame.columns and not frame.get_column("symbol").is_sorted():
+        frame = _ordered(frame)
     costs = _costs(fee, slippage, sizing, stop_loss, take_profit, leverage)
-    equity, trade_ints, trade_floats = _simulate_kernel(
-        *map(_read_only, (*prices, starts, *signals, funding_bar, funding_rate, funding_price)),
-        sleeve,
-        costs,
-        _bracket_rows(brackets),
-    )
+    run = _run_kernel(frame, funding, initial_cash, costs, brackets)
+    if run is None:  # the kernel checks each block of bars just before it fills them, and one failed:
+        frame = _ordered(frame)  # sorted when the times were not, or a candle given twice raises
+        for name in PRICE_COLUMNS:
+            _prices(frame, name)  # a bad price raises, naming it
+        run = _run_kernel(frame, funding, initial_cash, costs, brackets)
+        if run is None:
+            raise AssertionError("the kernel refused bars that the checks passed")
+    symbols, sleeve, funding_bar, (equity, trade_ints, trade_floats) = run
     params = {
         "fee": fee,
         "slippage": slippage,
@@ -243,6 +248,27 @@ def simulate(
     }
     frames = _KernelFrames(frame, symbols, equity, trade_ints, trade_floats, sleeve, float(leverage))
     return BacktestResult.lazy(frames, initial_cash=float(initial_cash), params=params)
+
+
+def _run_kernel(
+    frame: pl.DataFrame, funding: pl.DataFrame | None, initial_cash: float, costs: np.ndarray, brackets: MarginBrackets
+) -> tuple[list[str], float, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+    """(symbols, sleeve cash, funding event bars, the kernel's equity and trade records) of `frame`,
+    whose symbols are sorted; None when a bar fails the kernel's checks (disordered or duplicate
+    open times, a price not finite and > 0)."""
+    times = frame.get_column("open_time").dt.epoch("ms").to_numpy()
+    symbols, starts = _symbol_blocks(frame)
+    prices = [frame.get_column(name).cast(pl.Float64).to_numpy() for name in PRICE_COLUMNS]  # no copy if it can
+    signals = [_signal(frame, name) for name in SIGNALS]
+    funding_bar, funding_rate, funding_price = _funding_events(funding, symbols, starts, times)
+    sleeve = initial_cash / len(symbols)
+    *arrays, passed = _simulate_kernel(
+        *map(_read_only, (*prices, times, starts, *signals, funding_bar, funding_rate, funding_price)),
+        sleeve,
+        costs,
+        _bracket_rows(brackets),
+    )
+    return (symbols, sleeve, funding_bar, tuple(arrays)) if passed else None
 
 
 # --- input checks and preparation -------------------------------------------------------------
@@ -308,18 +334,24 @@ def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -
         raise BacktestInputError(f"{what}.open_time must be a Datetime, got {frame.schema['open_time']}")
 
 
-def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` sorted by (symbol, open_time) with UTC ms open times; sorts only when it is not.
-
-    Raises on a null open time or one given twice for a symbol.
-    """
+def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with UTC ms open times; raises on a null open time or symbol."""
     if frame.schema["open_time"] != UTC_MS:
         frame = frame.with_columns(pl.col("open_time").cast(UTC_MS))
     if frame.get_column("open_time").null_count():
         raise BacktestInputError("open_time has nulls")
-    has_symbol = "symbol" in frame.columns
-    if has_symbol and frame.get_column("symbol").null_count():
+    if "symbol" in frame.columns and frame.get_column("symbol").null_count():
         raise BacktestInputError("symbol has nulls")
+    return frame
+
+
+def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` sorted by (symbol, open_time) with UTC ms open times; sorts only when it is not.
+
+    Raises on a null open time or symbol, or an open time given twice for a symbol.
+    """
+    frame = _normalized(frame)
+    has_symbol = "symbol" in frame.columns
     if not _increasing_per_symbol(frame):
         frame = frame.sort(["symbol", "open_time"] if has_symbol else "open_time", maintain_order=True)
         if not _increasing_per_symbol(frame):
@@ -369,7 +401,7 @@ def _prices(frame: pl.DataFrame, name: str) -> np.ndarray:
     values = frame.get_column(name).cast(pl.Float64).to_numpy()
     if _bad_prices(_read_only(values)):
         bad = int(np.flatnonzero(~(np.isfinite(values) & (values > 0)))[0])
-        raise BacktestInputError(f"{name} must be finite and > 0; row {bad} has {values[bad]!r}")
+        raise BacktestInputError(f"{name} must be finite and > 0; row {bad} has {float(values[bad])!r}")
     return values
 
 
@@ -557,6 +589,7 @@ def _simulate_kernel(
     high,
     low,
     close,
+    times,
     starts,
     enter_long,
     exit_long,
@@ -610,8 +643,12 @@ def _simulate_kernel(
             ints,
             floats,
             count,
+            times,
+            True,
         )
-    return equity, ints[:count], floats[:count]
+        if count < 0:  # a bar failed the checks: the caller finds which and says so
+            return equity, ints[:0], floats[:0], False
+    return equity, ints[:count], floats[:count], True
 
 
 @njit(cache=True)
@@ -638,6 +675,8 @@ def _simulate_series(
     ints,
     floats,
     count,
+    times,
+    check,
 ):
     """One sleeve over bars [start, end): funding, fills at the open, intrabar exits, mark at the close.
 
@@ -670,10 +709,15 @@ def _simulate_series(
     enter_next = 0  # the side to enter at the next open, or 0
     while event < len(funding_bar) and funding_bar[event] < start:
         event += 1
+    checked = start if check else end  # bars [start, checked) passed `_bars_pass`
     i = start - 1
     while i < end - 1:
         i += 1
         u = np.uint64(i)  # see `Indices` in the docstring
+        if i == checked:
+            checked = min(checked + _CHECK_BLOCK, end)
+            if not _bars_pass(open_, high, low, close, times, start, i, checked):
+                return -1, event
         while event < len(funding_bar) and funding_bar[event] <= i:  # those of skipped flat bars too
             if side != 0:
                 price = funding_price[event]
@@ -804,7 +848,7 @@ def _simulate_series(
         if exit_next >= 0 or enter_next != 0:
             continue
         # Nothing pending: mark the bars on which nothing can happen (most of them) in a tight loop.
-        quiet_until = min(end - 1, funding_bar[event] if event < len(funding_bar) else end)
+        quiet_until = min(end - 1, checked, funding_bar[event] if event < len(funding_bar) else end)
         j = i + 1
         if side == 1:
             while j < quiet_until:
@@ -821,7 +865,7 @@ def _simulate_series(
                 equity[k] = cash - quantity * (close[k] - entry_price)
                 j += 1
         else:
-            while j < end - 1:
+            while j < min(end - 1, checked):
                 k = np.uint64(j)
                 if not (enter_long[k] == 0 and enter_short[k] == 0):
                     break
@@ -831,6 +875,26 @@ def _simulate_series(
     while event < len(funding_bar) and funding_bar[event] < end:
         event += 1
     return count, event
+
+
+_CHECK_BLOCK = 2048  # bars checked at once, just before they are simulated: they stay in the L2 cache
+
+
+@njit(cache=True)
+def _bars_pass(open_, high, low, close, times, start, lo, hi):
+    """Whether bars [lo, hi) of the series starting at `start` have finite prices > 0 and open
+    times later than the bar before (within the series), in vectorized passes over the block."""
+    bad = 0
+    for prices in (open_, high, low, close):
+        bits = prices[lo:hi].view(np.int64)  # see _bad_prices
+        for k in range(len(bits)):
+            bad += (bits[k] <= 0) | (bits[k] >= _INF_BITS)
+    first = max(lo, start + 1)
+    if first < hi:
+        later, earlier = times[first:hi], times[first - 1 : hi - 1]
+        for k in range(len(later)):
+            bad += later[k] <= earlier[k]
+    return bad == 0
 
 
 @njit(cache=True)

@@ -417,6 +417,28 @@ def test_bad_frames_are_refused_with_the_problem_named():
         run_backtest(frame.drop("volume"), EmaCrossover(name="ema"))
 
 
+def test_bars_are_checked_in_every_block_the_kernel_fills():
+    candles = random_walk_candles(5_000, seed=5)  # the kernel checks 2,048 bars at a time
+    frame, _ = strategy_signals(candles, EmaCrossover(name="ema", fast=10, slow=30))
+    expected = simulate(frame)
+    swapped = pl.concat([frame.head(4_000), frame.slice(4_001, 1), frame.slice(4_000, 1), frame.tail(998)])
+    assert_frame_equal(simulate(swapped).trades, expected.trades)  # sorted, as anywhere else
+    assert_frame_equal(simulate(swapped).equity, expected.equity)
+    with pytest.raises(BacktestInputError, match="twice"):
+        simulate(pl.concat([frame.head(4_500), frame.slice(4_499, 1), frame.tail(500)]))
+
+    def spoiled(frame: pl.DataFrame, name: str, row: int, value: float) -> pl.DataFrame:
+        return frame.with_columns(pl.when(pl.int_range(pl.len()) == row).then(value).otherwise(name).alias(name))
+
+    with pytest.raises(BacktestInputError, match="close must be finite and > 0; row 4500 has inf"):
+        simulate(spoiled(frame, "close", 4_500, float("inf")))
+    two = pl.concat([frame.with_columns(symbol=pl.lit(s)) for s in ("A", "B")]).select("symbol", *frame.columns)
+    b_swapped = pl.concat([two.head(5_000), swapped.with_columns(symbol=pl.lit("B")).select(two.columns)])
+    assert_frame_equal(simulate(b_swapped).trades, simulate(two).trades)
+    with pytest.raises(BacktestInputError, match="high must be finite and > 0; row 7000 has 0.0"):
+        simulate(spoiled(two, "high", 7_000, 0.0))
+
+
 # --- the compiled kernel is cached on disk --------------------------------------------------------------
 
 _RUN_ONCE = """
