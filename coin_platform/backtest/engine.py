@@ -84,7 +84,7 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-from coin_platform.backtest.margin import BTCUSDT_BRACKETS, MarginBrackets, liquidation_price_nb
+from coin_platform.backtest.margin import BTCUSDT_BRACKETS, MarginBrackets
 from coin_platform.backtest.result import (
     EQUITY_SCHEMA,
     EXIT_REASONS,
@@ -698,7 +698,9 @@ def _simulate_series(
         costs[6],
     )
     sizing_kind = int(costs[2])
+    committed_per_notional = 1.0 / leverage + fee  # margin plus entry fee per unit of notional
     floors, caps, ratios, cums = brackets[0], brackets[1], brackets[2], brackets[3]
+    last_bracket = len(floors) - 1
     cash = sleeve_cash
     side = 0
     quantity = entry_price = margin = entry_fee = funding_total = 0.0
@@ -749,10 +751,10 @@ def _simulate_series(
             fill = open_[u] * (1.0 + enter_next * slippage)
             available = cash  # flat here: the equity is the cash
             if sizing_kind == _EQUITY_FRACTION:
-                size = sizing_value * available / (fill * (1.0 / leverage + fee))
+                size = sizing_value * available / (fill * committed_per_notional)
             else:
                 size = sizing_value / fill
-                if size * fill * (1.0 / leverage + fee) > available:
+                if size * fill * committed_per_notional > available:
                     size = 0.0
             if available > 0 and size > 0:
                 side = enter_next
@@ -763,7 +765,35 @@ def _simulate_series(
                 entry_fee = fee * size * fill
                 funding_total = 0.0
                 cash -= entry_fee
-                liquidation = liquidation_price_nb(side, size, fill, margin, floors, caps, ratios, cums)
+                # The liquidation price: margin.liquidation_price_nb's walk written out, bit for bit the same
+                # (a test holds them equal). Called, it spilled the kernel's registers; inlined, numba
+                # refcounted the four bracket arrays around it (12 atomic operations a trade). A bracket
+                # whose numerator and denominator have opposite signs gives LP <= 0, whose notional lies
+                # below every floor, so the walk moves down without dividing (a 1x long never divides).
+                liquidation = math.nan
+                notional = size * fill
+                b = 0
+                for kb in range(last_bracket):  # caps increase: counting those below finds the entry bracket
+                    b += notional > caps[kb]
+                for _ in range(last_bracket + 1):
+                    ub = np.uint64(b)
+                    numerator = margin + cums[ub] - side * size * fill
+                    denominator = size * ratios[ub] - side * size
+                    if (numerator >= 0 and denominator < 0) or (numerator <= 0 and denominator > 0):
+                        liquidation = -1.0  # <= 0, as the division would give
+                        if b == 0:
+                            break
+                        b -= 1
+                        continue
+                    liquidation = numerator / denominator
+                    if b > 0 and size * liquidation <= floors[ub]:
+                        b -= 1
+                    elif b < last_bracket and size * liquidation > caps[ub]:
+                        b += 1
+                    else:
+                        break
+                if not liquidation > 0:
+                    liquidation = math.nan  # no price liquidates the position
                 stop = fill * (1.0 - side * stop_loss)  # NaN without a stop-loss
                 target = fill * (1.0 + side * take_profit)
                 has_liquidation = not math.isnan(liquidation)

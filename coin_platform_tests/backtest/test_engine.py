@@ -215,6 +215,23 @@ def test_the_liquidation_price_follows_binance_for_a_hand_computed_long_and_shor
     assert trade["exit_price"] == pytest.approx((10_000 + 50 + 1_000 * 100) / (1_000 * 0.005 + 1_000))
 
 
+def test_the_kernel_liquidation_prices_are_those_of_margin_bit_for_bit():
+    # The kernel writes margin.liquidation_price_nb's bracket walk out; every bracket, both sides,
+    # walks up and down (notionals near the caps), 1x longs (none) and gaps through LP.
+    candles = random_walk_candles(2_000, seed=11, volatility=4e-3)
+    frame, _ = strategy_signals(candles, EmaCrossover(name="ema", fast=5, slow=20))
+    checked = 0
+    for leverage in (1.0, 1.25, 2.0, 10.0, 50.0, 125.0):  # 1.25: a huge long walks down past LP <= 0
+        for usdt in np.geomspace(1e3, 1e9, 19):
+            result = simulate(frame, sizing=FixedNotional(float(usdt)), leverage=leverage, initial_cash=1e10)
+            for trade in result.trades.iter_rows(named=True):
+                side, size, price = 1 if trade["side"] == "long" else -1, trade["size"], trade["entry_price"]
+                margin = size * price / leverage  # as the kernel computes it
+                assert trade["liquidation_price"] == liquidation_price(side, size, price, margin)
+                checked += 1
+    assert checked > 5_000
+
+
 def test_a_stop_between_entry_and_liquidation_triggers_first_and_one_beyond_does_not():
     frame = bars([100, 100, 95], low=[100, 99, 90], signals={"enter_long": [0]})
     saved = only_trade(simulate(frame, **FLAT, leverage=10, stop_loss=0.05))
