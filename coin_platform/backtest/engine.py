@@ -86,10 +86,8 @@ from numba import njit
 
 from coin_platform.backtest.margin import BTCUSDT_BRACKETS, MarginBrackets
 from coin_platform.backtest.result import (
-    EQUITY_SCHEMA,
     EXIT_REASONS,
     SIDES,
-    TOTAL_EQUITY_SCHEMA,
     BacktestResult,
 )
 from coin_platform.core.intervals import INTERVAL_MS, normalize_interval
@@ -560,7 +558,7 @@ class _KernelFrames:
             else pl.Series("symbol", self.symbols, dtype=pl.String).new_from_index(0, len(self._open_time))
         )
         return pl.DataFrame(
-            {"open_time": self._open_time, "symbol": symbol, "equity": self._equity}, schema=EQUITY_SCHEMA
+            [self._open_time.alias("open_time"), symbol.alias("symbol"), pl.Series("equity", self._equity)]
         )
 
     def total_equity(self) -> pl.DataFrame:
@@ -576,8 +574,9 @@ class _KernelFrames:
             sleeves = [pl.col(s).forward_fill().fill_null(self._sleeve) for s in self.symbols]
             summed = wide.select("open_time", total=pl.sum_horizontal(sleeves))
             times, total = summed.get_column("open_time"), summed.get_column("total").to_numpy()
-        drawdown = _drawdown(total)
-        return pl.DataFrame({"open_time": times, "equity": total, "drawdown": drawdown}, schema=TOTAL_EQUITY_SCHEMA)
+        total = np.ascontiguousarray(total, dtype=np.float64)
+        columns = [times.alias("open_time"), pl.Series("equity", total), pl.Series("drawdown", _drawdown(total))]
+        return pl.DataFrame(columns)  # from Series: no schema to check (TOTAL_EQUITY_SCHEMA, as a test asserts)
 
 
 # --- the compiled core ------------------------------------------------------------------------------
@@ -965,14 +964,16 @@ def _bad_prices(values):
     return bad
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # numpy's: x / 0 is not checked, so the division vectorizes
 def _drawdown(equity):
-    """equity / running peak − 1, in one pass."""
+    """equity / running peak − 1: the peaks in one pass, the divisions in a second, vectorized one."""
     drawdown = np.empty(len(equity))
     peak = -math.inf
     for i in range(len(equity)):
         peak = max(peak, equity[i])
-        drawdown[i] = equity[i] / peak - 1.0
+        drawdown[i] = peak
+    for i in range(len(equity)):
+        drawdown[i] = equity[i] / drawdown[i] - 1.0
     return drawdown
 
 
