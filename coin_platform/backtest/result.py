@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -34,7 +33,18 @@ EQUITY_SCHEMA: dict[str, pl.DataType] = {"open_time": UTC_MS, "symbol": pl.Strin
 TOTAL_EQUITY_SCHEMA: dict[str, pl.DataType] = {"open_time": UTC_MS, "equity": pl.Float64(), "drawdown": pl.Float64()}
 
 
-@dataclass(frozen=True)
+class ResultFrames(Protocol):
+    """Builds a result's frames on first access (the engine's kernel arrays, for instance)."""
+
+    symbols: list[str]
+
+    def trades(self) -> pl.DataFrame: ...
+
+    def equity(self) -> pl.DataFrame: ...
+
+    def total_equity(self) -> pl.DataFrame: ...
+
+
 class BacktestResult:
     """One backtest over one or more symbols, each trading its own sleeve of `initial_cash / n_symbols`.
 
@@ -44,16 +54,62 @@ class BacktestResult:
     equity        per symbol and bar: the sleeve marked to market at the bar's close
     total_equity  per bar: the sum of the sleeves, and drawdown from the running peak (a fraction ≤ 0)
     params        the run's parameters, for reports
+
+    `BacktestResult(trades=..., equity=..., total_equity=..., initial_cash=...)` holds ready frames;
+    `BacktestResult.lazy(frames, ...)` builds each frame from `frames` on first access and keeps it
+    (the engine's way: most of a run's cost would otherwise be frames nobody reads). Read-only.
     """
 
-    trades: pl.DataFrame
-    equity: pl.DataFrame
-    total_equity: pl.DataFrame
-    initial_cash: float
-    params: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        trades: pl.DataFrame,
+        equity: pl.DataFrame,
+        total_equity: pl.DataFrame,
+        initial_cash: float,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.__dict__.update(
+            trades=trades,
+            equity=equity,
+            total_equity=total_equity,
+            initial_cash=initial_cash,
+            params={} if params is None else params,
+            _frames=None,
+        )
+
+    @classmethod
+    def lazy(cls, frames: ResultFrames, initial_cash: float, params: dict[str, Any] | None = None) -> BacktestResult:
+        """A result whose trades, equity and total_equity `frames` builds when first read."""
+        result = cls.__new__(cls)
+        result.__dict__.update(initial_cash=initial_cash, params={} if params is None else params, _frames=frames)
+        return result
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"BacktestResult is read-only (cannot set {name})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"BacktestResult is read-only (cannot delete {name})")
+
+    def __repr__(self) -> str:
+        return f"BacktestResult(symbols={self.symbols!r}, initial_cash={self.initial_cash!r}, params={self.params!r})"
+
+    # Lazy results fill these on first access; ready frames sit in the instance's __dict__ and shadow them.
+    @cached_property
+    def trades(self) -> pl.DataFrame:
+        return self._frames.trades()
+
+    @cached_property
+    def equity(self) -> pl.DataFrame:
+        return self._frames.equity()
+
+    @cached_property
+    def total_equity(self) -> pl.DataFrame:
+        return self._frames.total_equity()
 
     @property
     def symbols(self) -> list[str]:
+        if self._frames is not None:
+            return list(self._frames.symbols)
         return self.equity.get_column("symbol").unique(maintain_order=True).to_list()
 
     @cached_property

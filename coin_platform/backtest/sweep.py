@@ -477,10 +477,11 @@ def _evaluate(
     """One set on rows [lo, hi), starting flat: the engine's `_simulate_series`, then the metrics."""
     bars = hi - lo
     inside = (funding_bar >= lo) & (funding_bar < hi)
+    # check=False: run_sweep checked the bars once, not once per set.
     count, _ = _simulate_series(
         open_[lo:hi], high[lo:hi], low[lo:hi], close[lo:hi], enter_long[lo:hi], exit_long[lo:hi],
         enter_short[lo:hi], exit_short[lo:hi], 0, bars, 0, funding_bar[inside] - lo, funding_rate[inside],
-        funding_price[inside], 0, initial_cash, costs, brackets, equity, ints, floats, 0,
+        funding_price[inside], 0, initial_cash, costs, brackets, equity, ints, floats, 0, times[lo:hi], False,
     )  # fmt: skip
     _series_metrics(times[lo:hi], day_end[lo:hi], equity[:bars], ints[:count], floats[:count], initial_cash, out)
 

@@ -34,6 +34,7 @@ def test_bench_prints_one_json_object_with_identical_trades(tmp_path):
     assert size["ours"]["trades"] == size["vectorbt"]["trades"] == size["backtesting_py"]["closed_trades"] + 1
     assert size["goals_met"]["identical_trades"] is True
     assert set(size["ours"]["cold"]) == {"import_s", "first_call_s", "cold_s"}
+    assert size["ours"]["simulate_and_first_read_ms"] > 0  # the lazy frames' cost is timed too
     sweep = result["sweep"]
     assert sweep["pairs"] == 1000 and sweep["vectorbt"]["pairs_measured"] == 4
     assert set(sweep["best_by_sharpe"]) == {"fast", "slow"}

@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 
 from coin_platform.backtest import (
     BacktestInputError,
+    BacktestResult,
     EquityFraction,
     FixedNotional,
     liquidation_price,
@@ -21,6 +22,7 @@ from coin_platform.backtest import (
     simulate,
     strategy_signals,
 )
+from coin_platform.backtest.result import EQUITY_SCHEMA, TOTAL_EQUITY_SCHEMA, TRADES_SCHEMA
 from coin_platform.features import compute_features
 from coin_platform.settings import PROJECT_ROOT
 from coin_platform.strategies import EmaCrossover, VolumeZoneBreakout
@@ -211,6 +213,23 @@ def test_the_liquidation_price_follows_binance_for_a_hand_computed_long_and_shor
     trade = only_trade(simulate(short, **FLAT, leverage=10))
     assert trade["exit_reason"] == "liquidation"
     assert trade["exit_price"] == pytest.approx((10_000 + 50 + 1_000 * 100) / (1_000 * 0.005 + 1_000))
+
+
+def test_the_kernel_liquidation_prices_are_those_of_margin_bit_for_bit():
+    # The kernel writes margin.liquidation_price_nb's bracket walk out; every bracket, both sides,
+    # walks up and down (notionals near the caps), 1x longs (none) and gaps through LP.
+    candles = random_walk_candles(2_000, seed=11, volatility=4e-3)
+    frame, _ = strategy_signals(candles, EmaCrossover(name="ema", fast=5, slow=20))
+    checked = 0
+    for leverage in (1.0, 1.25, 2.0, 10.0, 50.0, 125.0):  # 1.25: a huge long walks down past LP <= 0
+        for usdt in np.geomspace(1e3, 1e9, 19):
+            result = simulate(frame, sizing=FixedNotional(float(usdt)), leverage=leverage, initial_cash=1e10)
+            for trade in result.trades.iter_rows(named=True):
+                side, size, price = 1 if trade["side"] == "long" else -1, trade["size"], trade["entry_price"]
+                margin = size * price / leverage  # as the kernel computes it
+                assert trade["liquidation_price"] == liquidation_price(side, size, price, margin)
+                checked += 1
+    assert checked > 5_000
 
 
 def test_a_stop_between_entry_and_liquidation_triggers_first_and_one_beyond_does_not():
@@ -415,6 +434,28 @@ def test_bad_frames_are_refused_with_the_problem_named():
         run_backtest(frame.drop("volume"), EmaCrossover(name="ema"))
 
 
+def test_bars_are_checked_in_every_block_the_kernel_fills():
+    candles = random_walk_candles(5_000, seed=5)  # the kernel checks 2,048 bars at a time
+    frame, _ = strategy_signals(candles, EmaCrossover(name="ema", fast=10, slow=30))
+    expected = simulate(frame)
+    swapped = pl.concat([frame.head(4_000), frame.slice(4_001, 1), frame.slice(4_000, 1), frame.tail(998)])
+    assert_frame_equal(simulate(swapped).trades, expected.trades)  # sorted, as anywhere else
+    assert_frame_equal(simulate(swapped).equity, expected.equity)
+    with pytest.raises(BacktestInputError, match="twice"):
+        simulate(pl.concat([frame.head(4_500), frame.slice(4_499, 1), frame.tail(500)]))
+
+    def spoiled(frame: pl.DataFrame, name: str, row: int, value: float) -> pl.DataFrame:
+        return frame.with_columns(pl.when(pl.int_range(pl.len()) == row).then(value).otherwise(name).alias(name))
+
+    with pytest.raises(BacktestInputError, match="close must be finite and > 0; row 4500 has inf"):
+        simulate(spoiled(frame, "close", 4_500, float("inf")))
+    two = pl.concat([frame.with_columns(symbol=pl.lit(s)) for s in ("A", "B")]).select("symbol", *frame.columns)
+    b_swapped = pl.concat([two.head(5_000), swapped.with_columns(symbol=pl.lit("B")).select(two.columns)])
+    assert_frame_equal(simulate(b_swapped).trades, simulate(two).trades)
+    with pytest.raises(BacktestInputError, match="high must be finite and > 0; row 7000 has 0.0"):
+        simulate(spoiled(two, "high", 7_000, 0.0))
+
+
 # --- the compiled kernel is cached on disk --------------------------------------------------------------
 
 _RUN_ONCE = """
@@ -477,3 +518,36 @@ def test_funding_while_flat_is_skipped_and_a_later_position_still_pays():
     funding = funding_rows([("", at(3), 0.01, None), ("", at(10), 0.001, None)])
     trade = only_trade(simulate(frame, **FLAT, initial_cash=1_000, funding=funding))
     assert trade["funding"] == pytest.approx(-10 * 100 * 0.001)
+
+
+# --- the result ---------------------------------------------------------------------------------------------
+
+
+def test_the_result_frames_keep_their_schemas_and_are_built_once_on_first_access():
+    strategy = EmaCrossover(name="ema", fast=10, slow=30)
+    candles = pl.concat([random_walk_candles(800, seed=1, symbol="A"), random_walk_candles(800, seed=2, symbol="B")])
+    leveraged, at_1x = run_backtest(candles, strategy, leverage=3), run_backtest(candles, strategy)
+    for result in (leveraged, at_1x, simulate(bars([100, 101, 102]))):  # the last: no trades, one unnamed series
+        assert "trades" not in vars(result) and "total_equity" not in vars(result)  # nothing built yet
+        assert result.trades.schema == TRADES_SCHEMA
+        assert result.equity.schema == EQUITY_SCHEMA
+        assert result.total_equity.schema == TOTAL_EQUITY_SCHEMA
+        assert result.trades is result.trades and result.total_equity is result.total_equity
+        assert result.symbols == result.equity["symbol"].unique(maintain_order=True).to_list()
+    assert set(leveraged.trades["side"]) == {"long", "short"}
+    assert leveraged.trades["liquidation_price"].null_count() == 0
+    longs_at_1x = at_1x.trades.filter(side="long")
+    assert longs_at_1x.height > 0 and longs_at_1x["liquidation_price"].null_count() == longs_at_1x.height  # NaN: null
+
+
+def test_a_result_of_ready_frames_keeps_them_and_no_result_can_be_changed():
+    made = simulate(bars([100, 101, 102, 103], signals={"enter_long": [0]}))
+    ready = BacktestResult(
+        trades=made.trades, equity=made.equity, total_equity=made.total_equity, initial_cash=10_000.0
+    )
+    assert ready.trades is made.trades and ready.total_equity is made.total_equity
+    assert ready.symbols == made.symbols == [""]
+    assert ready.metrics == made.metrics
+    for result in (made, ready):
+        with pytest.raises(AttributeError, match="read-only"):
+            result.trades = made.trades.head(0)
