@@ -912,17 +912,14 @@ _CHECK_BLOCK = 2048  # bars checked at once, just before they are simulated: the
 @njit(cache=True)
 def _bars_pass(open_, high, low, close, times, start, lo, hi):
     """Whether bars [lo, hi) of the series starting at `start` have finite prices > 0 and open
-    times later than the bar before (within the series), in vectorized passes over the block."""
+    times later than the bar before (within the series), in one vectorized pass over the block."""
+    o, h, l_, c = open_.view(np.int64), high.view(np.int64), low.view(np.int64), close.view(np.int64)
     bad = 0
-    for prices in (open_, high, low, close):
-        bits = prices[lo:hi].view(np.int64)  # see _bad_prices
-        for k in range(len(bits)):
-            bad += (bits[k] <= 0) | (bits[k] >= _INF_BITS)
-    first = max(lo, start + 1)
-    if first < hi:
-        later, earlier = times[first:hi], times[first - 1 : hi - 1]
-        for k in range(len(later)):
-            bad += later[k] <= earlier[k]
+    for k in range(np.uint64(lo), np.uint64(hi)):
+        bad += (o[k] <= 0) | (o[k] >= _INF_BITS) | (h[k] <= 0) | (h[k] >= _INF_BITS)
+        bad += (l_[k] <= 0) | (l_[k] >= _INF_BITS) | (c[k] <= 0) | (c[k] >= _INF_BITS)
+    for k in range(np.uint64(max(lo, start + 1)), np.uint64(hi)):
+        bad += times[k] <= times[k - np.uint64(1)]
     return bad == 0
 
 
