@@ -255,7 +255,7 @@ def _run_kernel(
     """(symbols, sleeve cash, funding event bars, the kernel's equity segments and trade records) of `frame`,
     whose symbols are sorted; None when a bar fails the kernel's checks (disordered or duplicate
     open times, a price not finite and > 0)."""
-    times = frame.get_column("open_time").dt.epoch("ms").to_numpy()
+    times = _epoch_ms(frame.get_column("open_time"))
     symbols, starts = _symbol_blocks(frame)
     prices = [frame.get_column(name).cast(pl.Float64).to_numpy() for name in PRICE_COLUMNS]  # no copy if it can
     signals = [_signal(frame, name) for name in SIGNALS]
@@ -360,8 +360,14 @@ def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+def _epoch_ms(open_time: pl.Series) -> np.ndarray:
+    """UTC ms open times (no nulls) as int64 epoch ms: a view of polars' memory, not dt.epoch's
+    query (~30 µs each call, whatever the length)."""
+    return open_time.to_numpy().view(np.int64)
+
+
 def _increasing_per_symbol(frame: pl.DataFrame) -> bool:
-    times = frame.get_column("open_time").dt.epoch("ms").to_numpy()
+    times = _epoch_ms(frame.get_column("open_time"))
     if "symbol" not in frame.columns:
         return _first_disorder(_read_only(times), _read_only(np.zeros(0, np.uint32))) < 0
     symbol = frame.get_column("symbol")
@@ -526,7 +532,7 @@ class _KernelFrames:
     def trades(self) -> pl.DataFrame:
         code = dict(zip(_INT_FIELDS, self._ints.T, strict=True))
         floats = self._floats
-        times = self._open_time.dt.epoch("ms").to_numpy()
+        times = _epoch_ms(self._open_time)
 
         def lookup(name: str, names: Sequence[str], codes: np.ndarray) -> pl.Series:
             return pl.Series(name, names, dtype=pl.String).gather(pl.Series(codes.astype(np.uint32)))  # no cast
