@@ -540,8 +540,9 @@ class _KernelFrames:
         def at(name: str, bars: np.ndarray) -> pl.Series:
             return pl.Series(name, times[bars]).cast(UTC_MS)
 
-        def value(name: str) -> pl.Series:
-            return pl.Series(name, floats[:, _FLOAT_FIELDS.index(name)], dtype=pl.Float64)
+        def value(name: str, nan_to_null: bool = False) -> pl.Series:
+            column = floats[:, _FLOAT_FIELDS.index(name)]
+            return pl.Series(name, column, dtype=pl.Float64, nan_to_null=nan_to_null)  # not fill_nan: a query
 
         columns = [
             lookup("symbol", self.symbols, code["symbol"]),
@@ -557,7 +558,7 @@ class _KernelFrames:
             value("return"),
             lookup("exit_reason", EXIT_REASONS, code["reason"]),
             pl.Series("leverage", np.full(len(floats), self._leverage)),
-            value("liquidation_price").fill_nan(None),
+            value("liquidation_price", nan_to_null=True),
         ]
         return pl.DataFrame(columns)  # from Series: no schema to check (TRADES_SCHEMA, as a test asserts)
 
