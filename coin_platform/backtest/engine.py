@@ -257,7 +257,7 @@ def _run_kernel(
     open times, a price not finite and > 0)."""
     times = _epoch_ms(frame.get_column("open_time"))
     symbols, starts = _symbol_blocks(frame)
-    prices = [frame.get_column(name).cast(pl.Float64).to_numpy() for name in PRICE_COLUMNS]  # no copy if it can
+    prices = [_float64(frame.get_column(name)).to_numpy() for name in PRICE_COLUMNS]  # no copy if it can
     signals = [_signal(frame, name) for name in SIGNALS]
     funding_bar, funding_rate, funding_price = _funding_events(funding, symbols, starts, times)
     sleeve = initial_cash / len(symbols)
@@ -326,16 +326,18 @@ def _costs(
 
 
 def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [name for name in columns if name not in frame.columns]
+    present = set(frame.columns)
+    missing = [name for name in columns if name not in present]
     if missing:
         raise BacktestInputError(f"{what} lacks columns {missing}")
-    if not isinstance(frame.schema["open_time"], pl.Datetime):
-        raise BacktestInputError(f"{what}.open_time must be a Datetime, got {frame.schema['open_time']}")
+    dtype = frame.get_column("open_time").dtype  # not frame.schema: that builds the whole schema
+    if not isinstance(dtype, pl.Datetime):
+        raise BacktestInputError(f"{what}.open_time must be a Datetime, got {dtype}")
 
 
 def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` with UTC ms open times; raises on a null open time or symbol."""
-    if frame.schema["open_time"] != UTC_MS:
+    if frame.get_column("open_time").dtype != UTC_MS:
         frame = frame.with_columns(pl.col("open_time").cast(UTC_MS))
     if frame.get_column("open_time").null_count():
         raise BacktestInputError("open_time has nulls")
@@ -402,8 +404,12 @@ def _bracket_rows(brackets: MarginBrackets) -> np.ndarray:
     return _read_only(np.stack(brackets.arrays()))
 
 
+def _float64(column: pl.Series) -> pl.Series:
+    return column if column.dtype == pl.Float64 else column.cast(pl.Float64)
+
+
 def _prices(frame: pl.DataFrame, name: str) -> np.ndarray:
-    values = frame.get_column(name).cast(pl.Float64).to_numpy()
+    values = _float64(frame.get_column(name)).to_numpy()
     if _bad_prices(_read_only(values)):
         bad = int(np.flatnonzero(~(np.isfinite(values) & (values > 0)))[0])
         raise BacktestInputError(f"{name} must be finite and > 0; row {bad} has {float(values[bad])!r}")
@@ -523,7 +529,7 @@ class _KernelFrames:
         self._open_time = frame.get_column("open_time")
         self._symbol = frame.get_column("symbol") if "symbol" in frame.columns else None
         self._segments = segments
-        self._close = frame.get_column("close").cast(pl.Float64).to_numpy()  # the kernel's close
+        self._close = _float64(frame.get_column("close")).to_numpy()  # the kernel's close
         self._ints = ints
         self._floats = floats
         self._sleeve = sleeve
