@@ -230,7 +230,7 @@ def simulate(
         run = _run_kernel(frame, funding, initial_cash, costs, brackets)
         if run is None:
             raise AssertionError("the kernel refused bars that the checks passed")
-    symbols, sleeve, funding_bar, (equity, trade_ints, trade_floats) = run
+    symbols, sleeve, funding_bar, (segment_bars, segment_values, trade_ints, trade_floats) = run
     params = {
         "fee": fee,
         "slippage": slippage,
@@ -244,19 +244,20 @@ def simulate(
         "symbols": symbols,
         "bars": frame.height,
     }
-    frames = _KernelFrames(frame, symbols, equity, trade_ints, trade_floats, sleeve, float(leverage))
+    segments = (segment_bars, segment_values)
+    frames = _KernelFrames(frame, symbols, segments, trade_ints, trade_floats, sleeve, float(leverage))
     return BacktestResult.lazy(frames, initial_cash=float(initial_cash), params=params)
 
 
 def _run_kernel(
     frame: pl.DataFrame, funding: pl.DataFrame | None, initial_cash: float, costs: np.ndarray, brackets: MarginBrackets
 ) -> tuple[list[str], float, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
-    """(symbols, sleeve cash, funding event bars, the kernel's equity and trade records) of `frame`,
+    """(symbols, sleeve cash, funding event bars, the kernel's equity segments and trade records) of `frame`,
     whose symbols are sorted; None when a bar fails the kernel's checks (disordered or duplicate
     open times, a price not finite and > 0)."""
-    times = frame.get_column("open_time").dt.epoch("ms").to_numpy()
+    times = _epoch_ms(frame.get_column("open_time"))
     symbols, starts = _symbol_blocks(frame)
-    prices = [frame.get_column(name).cast(pl.Float64).to_numpy() for name in PRICE_COLUMNS]  # no copy if it can
+    prices = [_float64(frame.get_column(name)).to_numpy() for name in PRICE_COLUMNS]  # no copy if it can
     signals = [_signal(frame, name) for name in SIGNALS]
     funding_bar, funding_rate, funding_price = _funding_events(funding, symbols, starts, times)
     sleeve = initial_cash / len(symbols)
@@ -325,16 +326,18 @@ def _costs(
 
 
 def _require_columns(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [name for name in columns if name not in frame.columns]
+    present = set(frame.columns)
+    missing = [name for name in columns if name not in present]
     if missing:
         raise BacktestInputError(f"{what} lacks columns {missing}")
-    if not isinstance(frame.schema["open_time"], pl.Datetime):
-        raise BacktestInputError(f"{what}.open_time must be a Datetime, got {frame.schema['open_time']}")
+    dtype = frame.get_column("open_time").dtype  # not frame.schema: that builds the whole schema
+    if not isinstance(dtype, pl.Datetime):
+        raise BacktestInputError(f"{what}.open_time must be a Datetime, got {dtype}")
 
 
 def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` with UTC ms open times; raises on a null open time or symbol."""
-    if frame.schema["open_time"] != UTC_MS:
+    if frame.get_column("open_time").dtype != UTC_MS:
         frame = frame.with_columns(pl.col("open_time").cast(UTC_MS))
     if frame.get_column("open_time").null_count():
         raise BacktestInputError("open_time has nulls")
@@ -359,8 +362,14 @@ def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+def _epoch_ms(open_time: pl.Series) -> np.ndarray:
+    """UTC ms open times (no nulls) as int64 epoch ms: a view of polars' memory, not dt.epoch's
+    query (~30 µs each call, whatever the length)."""
+    return open_time.to_numpy().view(np.int64)
+
+
 def _increasing_per_symbol(frame: pl.DataFrame) -> bool:
-    times = frame.get_column("open_time").dt.epoch("ms").to_numpy()
+    times = _epoch_ms(frame.get_column("open_time"))
     if "symbol" not in frame.columns:
         return _first_disorder(_read_only(times), _read_only(np.zeros(0, np.uint32))) < 0
     symbol = frame.get_column("symbol")
@@ -395,8 +404,12 @@ def _bracket_rows(brackets: MarginBrackets) -> np.ndarray:
     return _read_only(np.stack(brackets.arrays()))
 
 
+def _float64(column: pl.Series) -> pl.Series:
+    return column if column.dtype == pl.Float64 else column.cast(pl.Float64)
+
+
 def _prices(frame: pl.DataFrame, name: str) -> np.ndarray:
-    values = frame.get_column(name).cast(pl.Float64).to_numpy()
+    values = _float64(frame.get_column(name)).to_numpy()
     if _bad_prices(_read_only(values)):
         bad = int(np.flatnonzero(~(np.isfinite(values) & (values > 0)))[0])
         raise BacktestInputError(f"{name} must be finite and > 0; row {bad} has {float(values[bad])!r}")
@@ -496,15 +509,17 @@ def _funding_events(
 class _KernelFrames:
     """The kernel's arrays, made into a BacktestResult's frames when one is first read (BacktestResult.lazy).
 
-    Holds the sorted frame's open_time and symbol columns (polars memory, not copies) and the
-    kernel's own arrays; nothing here is mutated, so each frame is built at most once per result.
+    Holds the sorted frame's open_time, symbol and close columns (polars memory, not copies) and
+    the kernel's own arrays: the trade records and the equity segments, from which the equity per
+    bar is built once, when equity or total_equity is first read. Nothing here is mutated, so each
+    frame is built at most once per result.
     """
 
     def __init__(
         self,
         frame: pl.DataFrame,
         symbols: list[str],
-        equity: np.ndarray,
+        segments: tuple[np.ndarray, np.ndarray],
         ints: np.ndarray,
         floats: np.ndarray,
         sleeve: float,
@@ -513,7 +528,8 @@ class _KernelFrames:
         self.symbols = symbols
         self._open_time = frame.get_column("open_time")
         self._symbol = frame.get_column("symbol") if "symbol" in frame.columns else None
-        self._equity = equity
+        self._segments = segments
+        self._close = _float64(frame.get_column("close")).to_numpy()  # the kernel's close
         self._ints = ints
         self._floats = floats
         self._sleeve = sleeve
@@ -522,7 +538,7 @@ class _KernelFrames:
     def trades(self) -> pl.DataFrame:
         code = dict(zip(_INT_FIELDS, self._ints.T, strict=True))
         floats = self._floats
-        times = self._open_time.dt.epoch("ms").to_numpy()
+        times = _epoch_ms(self._open_time)
 
         def lookup(name: str, names: Sequence[str], codes: np.ndarray) -> pl.Series:
             return pl.Series(name, names, dtype=pl.String).gather(pl.Series(codes.astype(np.uint32)))  # no cast
@@ -530,8 +546,9 @@ class _KernelFrames:
         def at(name: str, bars: np.ndarray) -> pl.Series:
             return pl.Series(name, times[bars]).cast(UTC_MS)
 
-        def value(name: str) -> pl.Series:
-            return pl.Series(name, floats[:, _FLOAT_FIELDS.index(name)], dtype=pl.Float64)
+        def value(name: str, nan_to_null: bool = False) -> pl.Series:
+            column = floats[:, _FLOAT_FIELDS.index(name)]
+            return pl.Series(name, column, dtype=pl.Float64, nan_to_null=nan_to_null)  # not fill_nan: a query
 
         columns = [
             lookup("symbol", self.symbols, code["symbol"]),
@@ -547,9 +564,13 @@ class _KernelFrames:
             value("return"),
             lookup("exit_reason", EXIT_REASONS, code["reason"]),
             pl.Series("leverage", np.full(len(floats), self._leverage)),
-            value("liquidation_price").fill_nan(None),
+            value("liquidation_price", nan_to_null=True),
         ]
         return pl.DataFrame(columns)  # from Series: no schema to check (TRADES_SCHEMA, as a test asserts)
+
+    @functools.cached_property
+    def _equity(self) -> np.ndarray:
+        return _equity_from_segments(_read_only(self._close), *map(_read_only, self._segments))
 
     def equity(self) -> pl.DataFrame:
         symbol = (
@@ -603,12 +624,12 @@ def _simulate_kernel(
 ):
     """Every symbol's block of bars in turn, each its own sleeve (`_simulate_series`).
 
-    Returns the equity per bar and the trade records (ints: symbol, side, entry bar, exit bar,
-    reason; floats: _FLOAT_FIELDS).
+    Returns the equity segments (see `_equity_from_segments`), the trade records (ints: symbol,
+    side, entry bar, exit bar, reason; floats: _FLOAT_FIELDS) and whether every bar passed the checks.
     """
     n_bars = len(open_)
     n_symbols = len(starts) - 1
-    equity = np.empty(n_bars)
+    no_equity = np.empty(0)  # the equity per bar is built from the segments when it is read
     # Every trade enters at the open after a bar with an entry signal, so their count bounds the trades.
     # A tight bound, not one row per bar: the records stay small enough for malloc to reuse their pages.
     capacity = 0
@@ -616,10 +637,14 @@ def _simulate_kernel(
         capacity += (enter_long[i] != 0) | (enter_short[i] != 0)
     ints = np.empty((capacity, 5), np.int64)
     floats = np.empty((capacity, 8))
+    # A sleeve's state changes only on bars with an entry, an exit or a funding payment.
+    segment_bars = np.empty(n_symbols + 2 * capacity + len(funding_bar), np.int64)
+    segment_values = np.empty((len(segment_bars), 3))
     count = 0
     event = 0
+    segment = 0
     for s in range(n_symbols):
-        count, event = _simulate_series(
+        count, event, segment = _simulate_series(
             open_,
             high,
             low,
@@ -638,16 +663,19 @@ def _simulate_kernel(
             sleeve_cash,
             costs,
             brackets,
-            equity,
+            no_equity,
             ints,
             floats,
             count,
             times,
             True,
+            segment_bars,
+            segment_values,
+            segment,
         )
         if count < 0:  # a bar failed the checks: the caller finds which and says so
-            return equity, ints[:0], floats[:0], False
-    return equity, ints[:count], floats[:count], True
+            return segment_bars[:0], segment_values[:0], ints[:0], floats[:0], False
+    return segment_bars[:segment], segment_values[:segment], ints[:count], floats[:count], True
 
 
 @njit(cache=True)
@@ -676,13 +704,19 @@ def _simulate_series(
     count,
     times,
     check,
+    segment_bars,
+    segment_values,
+    segment,
 ):
     """One sleeve over bars [start, end): funding, fills at the open, intrabar exits, mark at the close.
 
     `costs` is (fee, slippage, sizing kind, sizing value, stop_loss, take_profit, leverage), NaN for
-    no stop or target; `brackets` the rows of MarginBrackets.arrays(). Writes equity[start:end] and
-    the trades from row `count` on; returns the next free trade row and the first funding event at
-    or after `end`.
+    no stop or target; `brackets` the rows of MarginBrackets.arrays(). Writes the trades from row
+    `count` on, and the equity: marked into equity[start:end] when `equity` is not empty (the
+    sweep's metrics read every bar), else as segments from row `segment` on, one per bar whose state
+    (cash, side × quantity, entry price) changed (`_equity_from_segments`). With `check`, it checks
+    each block of bars (`_bars_pass`) before it fills them and returns count -1 at a failed one.
+    Returns the next free trade row, the first funding event at or after `end` and the next segment.
 
     Indices. Bars are read through unsigned copies of their index (`u`, `k`): numba wraps a signed
     index that may be negative on every access (a compare and a conditional move per array), which
@@ -711,6 +745,8 @@ def _simulate_series(
     while event < len(funding_bar) and funding_bar[event] < start:
         event += 1
     checked = start if check else end  # bars [start, checked) passed `_bars_pass`
+    marks = len(equity) > 0  # mark every bar into `equity`, or record the segments of constant state
+    first_segment = segment
     i = start - 1
     while i < end - 1:
         i += 1
@@ -718,7 +754,7 @@ def _simulate_series(
         if i == checked:
             checked = min(checked + _CHECK_BLOCK, end)
             if not _bars_pass(open_, high, low, close, times, start, i, checked):
-                return -1, event
+                return -1, event, segment
         while event < len(funding_bar) and funding_bar[event] <= i:  # those of skipped flat bars too
             if side != 0:
                 price = funding_price[event]
@@ -859,7 +895,22 @@ def _simulate_series(
                 count += 1
                 side = 0
 
-        equity[u] = cash + side * quantity * (close[u] - entry_price) if side != 0 else cash
+        if marks:
+            equity[u] = cash + side * quantity * (close[u] - entry_price) if side != 0 else cash
+        else:
+            held = side * quantity if side != 0 else 0.0
+            last = segment - 1
+            if (
+                segment == first_segment
+                or cash != segment_values[last, 0]
+                or held != segment_values[last, 1]
+                or (held != 0.0 and entry_price != segment_values[last, 2])
+            ):
+                segment_bars[segment] = i
+                segment_values[segment, 0] = cash
+                segment_values[segment, 1] = held
+                segment_values[segment, 2] = entry_price
+                segment += 1
         if i == end - 1:
             continue
         wants_long = enter_long[u] != 0 and exit_long[u] == 0
@@ -884,26 +935,29 @@ def _simulate_series(
                 k = np.uint64(j)
                 if not (low[k] > adverse and high[k] < favourable and exit_long[k] == 0):
                     break
-                equity[k] = cash + quantity * (close[k] - entry_price)
+                if marks:
+                    equity[k] = cash + quantity * (close[k] - entry_price)
                 j += 1
         elif side == -1:
             while j < quiet_until:
                 k = np.uint64(j)
                 if not (high[k] < adverse and low[k] > favourable and exit_short[k] == 0):
                     break
-                equity[k] = cash - quantity * (close[k] - entry_price)
+                if marks:
+                    equity[k] = cash - quantity * (close[k] - entry_price)
                 j += 1
         else:
             while j < min(end - 1, checked):
                 k = np.uint64(j)
                 if not (enter_long[k] == 0 and enter_short[k] == 0):
                     break
-                equity[k] = cash
+                if marks:
+                    equity[k] = cash
                 j += 1
         i = j - 1
     while event < len(funding_bar) and funding_bar[event] < end:
         event += 1
-    return count, event
+    return count, event, segment
 
 
 _CHECK_BLOCK = 2048  # bars checked at once, just before they are simulated: they stay in the L2 cache
@@ -912,17 +966,14 @@ _CHECK_BLOCK = 2048  # bars checked at once, just before they are simulated: the
 @njit(cache=True)
 def _bars_pass(open_, high, low, close, times, start, lo, hi):
     """Whether bars [lo, hi) of the series starting at `start` have finite prices > 0 and open
-    times later than the bar before (within the series), in vectorized passes over the block."""
+    times later than the bar before (within the series), in one vectorized pass over the block."""
+    o, h, l_, c = open_.view(np.int64), high.view(np.int64), low.view(np.int64), close.view(np.int64)
     bad = 0
-    for prices in (open_, high, low, close):
-        bits = prices[lo:hi].view(np.int64)  # see _bad_prices
-        for k in range(len(bits)):
-            bad += (bits[k] <= 0) | (bits[k] >= _INF_BITS)
-    first = max(lo, start + 1)
-    if first < hi:
-        later, earlier = times[first:hi], times[first - 1 : hi - 1]
-        for k in range(len(later)):
-            bad += later[k] <= earlier[k]
+    for k in range(np.uint64(lo), np.uint64(hi)):
+        bad += (o[k] <= 0) | (o[k] >= _INF_BITS) | (h[k] <= 0) | (h[k] >= _INF_BITS)
+        bad += (l_[k] <= 0) | (l_[k] >= _INF_BITS) | (c[k] <= 0) | (c[k] >= _INF_BITS)
+    for k in range(np.uint64(max(lo, start + 1)), np.uint64(hi)):
+        bad += times[k] <= times[k - np.uint64(1)]
     return bad == 0
 
 
@@ -962,6 +1013,26 @@ def _bad_prices(values):
     for i in range(len(bits)):
         bad += (bits[i] <= 0) | (bits[i] >= _INF_BITS)
     return bad
+
+
+@njit(cache=True)
+def _equity_from_segments(close, segment_bars, segment_values):
+    """The equity per bar, from the kernel's segments: from segment_bars[s] to the next segment's bar
+    (or the last bar) a sleeve holds segment_values[s] = (cash, side × quantity, entry price), so its
+    equity is cash + held × (close − entry price), or the cash when flat: what the kernel's loop
+    marks, bit for bit."""
+    equity = np.empty(len(close))
+    for s in range(len(segment_bars)):
+        lo = np.uint64(segment_bars[s])  # unsigned: no negative-index wraparound
+        hi = np.uint64(segment_bars[s + 1] if s + 1 < len(segment_bars) else len(close))
+        cash, held, entry_price = segment_values[s, 0], segment_values[s, 1], segment_values[s, 2]
+        if held == 0.0:
+            for i in range(lo, hi):
+                equity[i] = cash
+        else:
+            for i in range(lo, hi):
+                equity[i] = cash + held * (close[i] - entry_price)
+    return equity
 
 
 @njit(cache=True, error_model="numpy")  # numpy's: x / 0 is not checked, so the division vectorizes

@@ -478,10 +478,11 @@ def _evaluate(
     bars = hi - lo
     inside = (funding_bar >= lo) & (funding_bar < hi)
     # check=False: run_sweep checked the bars once, not once per set.
-    count, _ = _simulate_series(
+    count, _, _ = _simulate_series(
         open_[lo:hi], high[lo:hi], low[lo:hi], close[lo:hi], enter_long[lo:hi], exit_long[lo:hi],
         enter_short[lo:hi], exit_short[lo:hi], 0, bars, 0, funding_bar[inside] - lo, funding_rate[inside],
         funding_price[inside], 0, initial_cash, costs, brackets, equity, ints, floats, 0, times[lo:hi], False,
+        np.empty(0, np.int64), np.empty((0, 3)), 0,  # no segments: it marks every bar into `equity`
     )  # fmt: skip
     _series_metrics(times[lo:hi], day_end[lo:hi], equity[:bars], ints[:count], floats[:count], initial_cash, out)
 

@@ -551,3 +551,30 @@ def test_a_result_of_ready_frames_keeps_them_and_no_result_can_be_changed():
     for result in (made, ready):
         with pytest.raises(AttributeError, match="read-only"):
             result.trades = made.trades.head(0)
+
+
+def test_the_equity_built_from_the_kernel_segments_is_the_marked_equity_bit_for_bit():
+    # simulate records the equity as segments of constant state and builds it on first access;
+    # the sweep has the kernel mark every bar. Both must give the same floats.
+    from coin_platform.backtest import engine
+
+    candles = random_walk_candles(6_000, seed=13, volatility=3e-3, symbol="BTCUSDT")
+    frame, _ = strategy_signals(candles, EmaCrossover(name="ema", fast=5, slow=20))
+    funding = candles.filter(pl.col("open_time").dt.minute() == 0).select(
+        "symbol", funding_time="open_time", funding_rate=pl.lit(1e-4), mark_price=pl.lit(None, pl.Float64)
+    )
+    costs = engine._costs(0.001, 2e-4, EquityFraction(0.8), 0.01, 0.015, 10.0)
+    result = simulate(frame, slippage=2e-4, sizing=EquityFraction(0.8), stop_loss=0.01, take_profit=0.015,
+                      leverage=10.0, funding=funding)  # fmt: skip
+    assert set(result.trades["exit_reason"]) >= {"reverse", "stop_loss", "take_profit"}
+    arrays = [engine._read_only(frame[c].to_numpy()) for c in engine.PRICE_COLUMNS]
+    signals = [engine._read_only(engine._signal(frame, c)) for c in engine.SIGNALS]
+    times = engine._read_only(frame["open_time"].dt.epoch("ms").to_numpy())
+    events = [engine._read_only(a) for a in engine._funding_events(funding, ["BTCUSDT"], np.array([0, 6_000]), times)]
+    marked, ints, floats = np.empty(6_000), np.empty((6_000, 5), np.int64), np.empty((6_000, 8))
+    count, _, _ = engine._simulate_series(
+        *arrays, *signals, 0, 6_000, 0, *events, 0, 10_000.0, costs, engine._bracket_rows(engine.BTCUSDT_BRACKETS),
+        marked, ints, floats, 0, times, False, np.empty(0, np.int64), np.empty((0, 3)), 0,
+    )  # fmt: skip
+    assert count == result.trades.height
+    assert np.array_equal(result.equity["equity"].to_numpy(), marked)
