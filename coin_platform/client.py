@@ -16,7 +16,7 @@ import datetime as dt
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -24,15 +24,10 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportConnectionFailed, TransportError
 from gql.transport.requests import RequestsHTTPTransport
-from pydantic import MISSING, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from requests.auth import HTTPBasicAuth
 
-from coin_platform.core.intervals import SUPPORTED_INTERVALS, normalize_interval
-from coin_platform.core.symbols import is_binance_symbol
-from coin_platform.settings import BacktestConfig, Rate, StrategyConfig
+from coin_platform.backtest.request import BACKTEST_JOB, BacktestRequest
 
-BACKTEST_JOB = "backtest_job"
-BACKTEST_ASSET = "backtest_report"
 PARTITION_TAG = "dagster/partition"
 DEFAULT_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 1.0
@@ -67,86 +62,6 @@ class RunNotFoundError(BacktestClientError):
 
 class BacktestTimeoutError(BacktestClientError, TimeoutError):
     """The run did not finish within the wait."""
-
-
-def _iso_date(value: object) -> object:
-    """A JSON date is a `YYYY-MM-DD` string; strict mode would refuse any string, so it is parsed here."""
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value) if len(value) == 10 else value
-        except ValueError:
-            return value  # the date type's own error names the field
-    return value
-
-
-IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
-
-
-def _type_of(model: type[BaseModel], name: str) -> Any:
-    """The type and bounds of `model.<name>`: a request is held to what config.yaml may say."""
-    field = model.model_fields[name]
-    return Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
-
-
-def symbol_list(symbol: Any) -> Any:
-    """A request's symbols: at least one, none twice."""
-    return Annotated[list[symbol], Field(min_length=1, json_schema_extra={"uniqueItems": True})]
-
-
-class BacktestRequest(BaseModel):
-    """One backtest: the strategy (the run's partition) and the config.yaml `backtest:` defaults it overrides.
-
-    Types and bounds are checked here; what depends on the configuration and the date (configured symbols,
-    start before end, nothing after today) the run checks when it resolves the request, as the API does before
-    it launches. A field left out, or a null `stop_loss`, `take_profit`, `fee` or `slippage`, takes its
-    default when the run starts: config.yaml's `backtest:` section (the trading section's fee and slippage),
-    all configured symbols, and the last `backtest.days` days up to yesterday.
-    """
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    strategy: _type_of(StrategyConfig, "name") = Field(description="a configured, enabled strategy name")
-    symbols: symbol_list(str) | MISSING = MISSING
-    interval: str | MISSING = MISSING
-    start: IsoDate | MISSING = Field(MISSING, description="first UTC day (YYYY-MM-DD)")
-    end: IsoDate | MISSING = Field(MISSING, description="last UTC day (YYYY-MM-DD, inclusive), at most today")
-    initial_cash: _type_of(BacktestConfig, "initial_cash") | MISSING = MISSING
-    sizing: _type_of(BacktestConfig, "sizing") | MISSING = MISSING
-    fraction: _type_of(BacktestConfig, "fraction") | MISSING = MISSING
-    stop_loss: _type_of(BacktestConfig, "stop_loss") | MISSING = MISSING
-    take_profit: _type_of(BacktestConfig, "take_profit") | MISSING = MISSING
-    leverage: _type_of(BacktestConfig, "leverage") | MISSING = MISSING
-    funding: bool | MISSING = MISSING
-    fee: Rate | None | MISSING = MISSING
-    slippage: Rate | None | MISSING = MISSING
-    decision_path: bool | MISSING = Field(
-        MISSING, description="false: the strategy's signals only; true: through the scorer and risk guard as live"
-    )
-
-    @field_validator("symbols")
-    @classmethod
-    def _binance_symbols(cls, symbols: list[str]) -> list[str]:
-        for symbol in symbols:
-            if not is_binance_symbol(symbol):
-                raise ValueError(f"{symbol!r} is not a Binance symbol like BTCUSDT")
-        if len(set(symbols)) != len(symbols):
-            raise ValueError("a symbol is listed twice")
-        return symbols
-
-    @field_validator("interval")
-    @classmethod
-    def _supported_interval(cls, interval: str) -> str:
-        if normalize_interval(interval) != interval or interval not in SUPPORTED_INTERVALS:
-            raise ValueError(f"{interval!r} not among {list(SUPPORTED_INTERVALS)}")
-        return interval
-
-    def overrides(self) -> dict[str, Any]:
-        """The fields given (all but the strategy), as JSON values: dates as YYYY-MM-DD."""
-        return self.model_dump(mode="json", exclude={"strategy"})
-
-    def run_config(self) -> dict[str, Any]:
-        """`backtest_job`'s run config: the overrides as the asset's config."""
-        return {"ops": {BACKTEST_ASSET: {"config": self.overrides()}}}
 
 
 @dataclass(frozen=True)

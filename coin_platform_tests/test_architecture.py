@@ -33,8 +33,9 @@ ALLOWED: dict[str, set[str]] = {
     # Backtests run the live code: strategies, features, the scorer, the risk guard and the paper broker.
     "backtest": {"core", "settings", "market", "features", "indicators", "strategies", "events", "ml", "trading"},
     "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events"},
-    # The public backtest client: Dagster's GraphQL API through dagster_graphql (see the module docstring).
-    "client": {"core", "settings"},
+    # The public backtest client: Dagster's GraphQL API through dagster_graphql (see the module docstring);
+    # it sends backtest's own request model (backtest.request, which loads no engine).
+    "client": {"core", "settings", "backtest"},
     # The HTTP API: checks a request as the run will (backtest's request resolution), launches it through
     # the client, reads the run's outputs from storage.
     "api": {"core", "settings", "storage", "strategies", "backtest", "client"},

@@ -5,7 +5,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field
 
-from coin_platform.client import BacktestRequest, TaskStatus, symbol_list
+from coin_platform.backtest.request import BacktestRequest, symbol_list
+from coin_platform.client import TaskStatus
 from coin_platform.settings import PlatformConfig
 
 # A Dagster run id: a lower-case UUID (storage/layout.backtest_key accepts nothing wider).

@@ -13,40 +13,38 @@ guards, parameter sweeps and walk-forward optimisation.
 Pure domain code (polars, numpy, numba); no Dagster.
 """
 
-from coin_platform.backtest.analysis import LookaheadReport, RecursiveReport, lookahead_analysis, recursive_analysis
-from coin_platform.backtest.engine import (
-    BacktestInputError,
-    EquityFraction,
-    FixedNotional,
-    Sizing,
-    run_backtest,
-    simulate,
-    strategy_signals,
-)
-from coin_platform.backtest.margin import BTCUSDT_BRACKETS, Bracket, MarginBrackets, liquidation_price
-from coin_platform.backtest.result import EXIT_REASONS, BacktestResult
-from coin_platform.backtest.sweep import SWEEP_METRICS, SweepResult, WalkForward, run_sweep
+import importlib
 
-__all__ = [
-    "BTCUSDT_BRACKETS",
-    "EXIT_REASONS",
-    "BacktestInputError",
-    "BacktestResult",
-    "Bracket",
-    "EquityFraction",
-    "FixedNotional",
-    "LookaheadReport",
-    "MarginBrackets",
-    "RecursiveReport",
-    "SWEEP_METRICS",
-    "SweepResult",
-    "WalkForward",
-    "Sizing",
-    "liquidation_price",
-    "lookahead_analysis",
-    "recursive_analysis",
-    "run_sweep",
-    "run_backtest",
-    "simulate",
-    "strategy_signals",
-]
+# Where each public name lives. Loaded on first use, so `coin_platform.backtest.request` (the client and
+# the API) can be imported without compiling or loading the engine's numba kernels.
+_MODULE_OF = {
+    "LookaheadReport": "analysis",
+    "RecursiveReport": "analysis",
+    "lookahead_analysis": "analysis",
+    "recursive_analysis": "analysis",
+    "BacktestInputError": "engine",
+    "EquityFraction": "engine",
+    "FixedNotional": "engine",
+    "Sizing": "engine",
+    "run_backtest": "engine",
+    "simulate": "engine",
+    "strategy_signals": "engine",
+    "BTCUSDT_BRACKETS": "margin",
+    "Bracket": "margin",
+    "MarginBrackets": "margin",
+    "liquidation_price": "margin",
+    "EXIT_REASONS": "result",
+    "BacktestResult": "result",
+    "SWEEP_METRICS": "sweep",
+    "SweepResult": "sweep",
+    "WalkForward": "sweep",
+    "run_sweep": "sweep",
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)

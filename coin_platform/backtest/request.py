@@ -1,45 +1,112 @@
 """What one backtest run is asked to do, resolved against config.yaml's defaults and checked.
 
-The Dagster run config and the HTTP API both carry a `BacktestRequest` (every field optional:
-absent means config.yaml's `backtest:` default, or the trading section's fee and slippage), and
-both resolve it with `resolve_request`, so a bad value fails the same way wherever it came from:
-a ConfigError naming `backtest.<field>`.
+`BacktestOverrides` is what a run's config carries: every field optional, and a field left out (or a null
+`stop_loss`, `take_profit`, `fee` or `slippage`) takes config.yaml's `backtest:` default, or the trading
+section's fee and slippage. `BacktestRequest` adds the strategy, the run's partition: it is what the client
+sends and what the HTTP API accepts. Both are this one model, so the UI's run config, the client and the
+API check a value the same way, and `resolve_request` fills the defaults in and checks what depends on the
+configuration and the date, failing with a ConfigError naming `backtest.<field>`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import MISSING, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS, normalize_interval
-from coin_platform.settings import ConfigError, PlatformConfig
+from coin_platform.core.symbols import is_binance_symbol
+from coin_platform.settings import BacktestConfig, ConfigError, PlatformConfig, Rate, StrategyConfig
 
-Cost = Annotated[float, Field(ge=0, lt=0.1, allow_inf_nan=False)]
+# The Dagster job a backtest runs as, and its one asset (whose config the overrides are).
+BACKTEST_JOB = "backtest_job"
+REPORT_ASSET = "backtest_report"
 
 
-class BacktestRequest(BaseModel):
-    """A backtest's parameters as a user gives them; None = the configured default."""
+def _iso_date(value: object) -> object:
+    """A JSON date is a `YYYY-MM-DD` string; strict mode would refuse any string, so it is parsed here."""
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value) if len(value) == 10 else value
+        except ValueError:
+            return value  # the date type's own error names the field
+    return value
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    symbols: list[str] | None = Field(default=None, min_length=1)
-    interval: str | None = None
-    start: dt.date | None = None
-    end: dt.date | None = None  # inclusive
-    initial_cash: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    sizing: Literal["equity_fraction", "fixed_notional"] | None = None
-    fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
-    stop_loss: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = None
-    take_profit: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    leverage: Annotated[float, Field(ge=1, le=125, allow_inf_nan=False)] | None = None
-    funding: bool | None = None
-    fee: Cost | None = None
-    slippage: Cost | None = None
-    # False: the strategy's signals through the engine; True: through the scorer and risk guard, as live.
-    decision_path: bool = False
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+
+
+def _type_of(model: type[BaseModel], name: str) -> Any:
+    """The type and bounds of `model.<name>`: a request is held to what config.yaml may say."""
+    field = model.model_fields[name]
+    return Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+
+
+def symbol_list(symbol: Any) -> Any:
+    """A request's symbols: at least one, none twice."""
+    return Annotated[list[symbol], Field(min_length=1, json_schema_extra={"uniqueItems": True})]
+
+
+class BacktestOverrides(BaseModel):
+    """A backtest's parameters that override config.yaml's `backtest:` defaults; what is left out keeps them.
+
+    Types and bounds are checked here; what depends on the configuration and the date (configured symbols,
+    start before end, nothing after today) `resolve_request` checks. Defaults when left out: config.yaml's
+    `backtest:` section (the trading section's fee and slippage), all configured symbols, and the last
+    `backtest.days` days up to yesterday.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    symbols: symbol_list(str) | MISSING = MISSING
+    interval: str | MISSING = MISSING
+    start: IsoDate | MISSING = Field(MISSING, description="first UTC day (YYYY-MM-DD)")
+    end: IsoDate | MISSING = Field(MISSING, description="last UTC day (YYYY-MM-DD, inclusive), at most today")
+    initial_cash: _type_of(BacktestConfig, "initial_cash") | MISSING = MISSING
+    sizing: _type_of(BacktestConfig, "sizing") | MISSING = MISSING
+    fraction: _type_of(BacktestConfig, "fraction") | MISSING = MISSING
+    stop_loss: _type_of(BacktestConfig, "stop_loss") | MISSING = MISSING
+    take_profit: _type_of(BacktestConfig, "take_profit") | MISSING = MISSING
+    leverage: _type_of(BacktestConfig, "leverage") | MISSING = MISSING
+    funding: bool | MISSING = MISSING
+    fee: Rate | None | MISSING = MISSING
+    slippage: Rate | None | MISSING = MISSING
+    decision_path: bool | MISSING = Field(
+        MISSING, description="false: the strategy's signals only; true: through the scorer and risk guard as live"
+    )
+
+    @field_validator("symbols")
+    @classmethod
+    def _binance_symbols(cls, symbols: list[str]) -> list[str]:
+        for symbol in symbols:
+            if not is_binance_symbol(symbol):
+                raise ValueError(f"{symbol!r} is not a Binance symbol like BTCUSDT")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("a symbol is listed twice")
+        return symbols
+
+    @field_validator("interval")
+    @classmethod
+    def _supported_interval(cls, interval: str) -> str:
+        if normalize_interval(interval) != interval or interval not in SUPPORTED_INTERVALS:
+            raise ValueError(f"{interval!r} not among {list(SUPPORTED_INTERVALS)}")
+        return interval
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields given (the strategy aside), as JSON values: dates as YYYY-MM-DD."""
+        return self.model_dump(mode="json", exclude={"strategy"})
+
+
+class BacktestRequest(BacktestOverrides):
+    """One backtest: the strategy (the run's partition) and the config.yaml `backtest:` defaults it overrides."""
+
+    strategy: _type_of(StrategyConfig, "name") = Field(description="a configured, enabled strategy name")
+
+    def run_config(self) -> dict[str, Any]:
+        """`backtest_job`'s run config: the overrides as the asset's config."""
+        return {"ops": {REPORT_ASSET: {"config": self.overrides()}}}
 
 
 @dataclass(frozen=True)
@@ -74,10 +141,10 @@ class ResolvedBacktest:
         return dt.datetime(after.year, after.month, after.day, tzinfo=dt.UTC) - dt.timedelta(milliseconds=1)
 
 
-def parse_request(values: dict) -> BacktestRequest:
-    """A BacktestRequest from plain values (run config, JSON), or ConfigError naming the field."""
+def parse_request(values: dict) -> BacktestOverrides:
+    """BacktestOverrides from plain values (run config, JSON), or ConfigError naming the field."""
     try:
-        return BacktestRequest.model_validate(values)
+        return BacktestOverrides.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(
             f"backtest.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in exc.errors()
@@ -86,24 +153,19 @@ def parse_request(values: dict) -> BacktestRequest:
 
 
 def resolve_request(
-    request: BacktestRequest, strategy: str | None, config: PlatformConfig, today: dt.date
+    request: BacktestOverrides, strategy: str | None, config: PlatformConfig, today: dt.date
 ) -> ResolvedBacktest:
     """Fill the defaults in and check what depends on the config and the date (and `strategy`, when named)."""
     names = [s.name for s in config.strategies]
     if strategy is not None and strategy not in names:
         raise ConfigError(f"backtest.strategy: {strategy!r} is not a configured strategy ({', '.join(names)})")
     defaults = config.backtest
-    symbols = tuple(s.strip().upper() for s in request.symbols) if request.symbols else config.symbols
+    symbols = tuple(_pick(request.symbols, config.symbols))
     if unknown := [s for s in symbols if s not in config.symbols]:
         raise ConfigError(f"backtest.symbols: {unknown} are not configured symbols ({', '.join(config.symbols)})")
-    try:
-        interval = normalize_interval(request.interval) if request.interval else defaults.interval
-    except ValueError:
-        interval = None
-    if interval not in SUPPORTED_INTERVALS:
-        raise ConfigError(f"backtest.interval: {request.interval!r} is not one of {list(SUPPORTED_INTERVALS)}")
-    end = request.end or today - dt.timedelta(days=1)
-    start = request.start or max(config.history_start, end - dt.timedelta(days=defaults.days - 1))
+    interval = _pick(request.interval, defaults.interval)
+    end = _pick(request.end, today - dt.timedelta(days=1))
+    start = _pick(request.start, max(config.history_start, end - dt.timedelta(days=defaults.days - 1)))
     if end > today:
         raise ConfigError(f"backtest.end: {end} is in the future (today is {today} UTC)")
     if start > end:
@@ -115,7 +177,7 @@ def resolve_request(
         start=start,
         end=end,
         initial_cash=_pick(request.initial_cash, defaults.initial_cash),
-        sizing=request.sizing or defaults.sizing,
+        sizing=_pick(request.sizing, defaults.sizing),
         fraction=_pick(request.fraction, defaults.fraction),
         notional=config.trading.order_notional_usdt,
         stop_loss=_pick(request.stop_loss, defaults.stop_loss),
@@ -124,9 +186,10 @@ def resolve_request(
         funding=_pick(request.funding, defaults.funding),
         fee=_pick(request.fee, config.trading.fee_rate),
         slippage=_pick(request.slippage, config.trading.slippage_rate),
-        decision_path=request.decision_path,
+        decision_path=_pick(request.decision_path, False),
     )
 
 
 def _pick(value, default):
-    return default if value is None else value
+    """A field's value, or its default when the request left it out (or gave null)."""
+    return default if value is None or value is MISSING else value

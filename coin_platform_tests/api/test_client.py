@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +12,7 @@ import dagster as dg
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from coin_platform.backtest.request import BacktestRequest as RunRequest
+from coin_platform.backtest.request import BacktestOverrides, parse_request
 from coin_platform.client import (
     PARTITION_TAG,
     STATUS_OF,
@@ -31,10 +33,21 @@ pytestmark = pytest.mark.timeout(600)
 REQUEST = BacktestRequest(strategy="ema_crossover", symbols=[SYMBOLS[0]], start=DAYS[0], end=DAYS[0])
 
 
-def test_a_request_has_the_fields_of_the_runs_request():
-    """What the client sends is what backtest_job's config and the run's request resolution take."""
-    assert set(BacktestRequest.model_fields) - {"strategy"} == set(RunRequest.model_fields)
-    assert set(RunRequest.model_fields) == set(BacktestRunConfig.model_fields)
+def test_what_the_client_sends_is_what_the_run_parses():
+    """The UI's run config has the request's fields, and the run reads back exactly what the client sent."""
+    assert set(BacktestRunConfig.model_fields) == set(BacktestOverrides.model_fields)
+    request = BacktestRequest(strategy="rsi_reversal", symbols=["BTCUSDT"], start="2025-01-01", fee=None, leverage=2)
+    assert parse_request(request.overrides()) == BacktestOverrides(
+        symbols=["BTCUSDT"], start=dt.date(2025, 1, 1), fee=None, leverage=2
+    )
+
+
+def test_the_client_imports_without_the_backtest_engine():
+    """A client process launches runs; it never loads numba or compiles the engine."""
+    heavy = ["numba", "coin_platform.backtest.engine"]
+    script = f"import sys, coin_platform.client; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert loaded == "[]\n"
 
 
 def test_every_dagster_run_status_has_its_task_status():

@@ -28,7 +28,7 @@ def test_an_empty_request_is_the_configured_defaults():
 
 
 def test_given_values_win_and_the_range_never_starts_before_the_history():
-    request = parse_request({"symbols": ["ethusdt"], "interval": "15M", "end": "2025-01-10", "leverage": 1, "fee": 0})
+    request = parse_request({"symbols": ["ETHUSDT"], "interval": "15m", "end": "2025-01-10", "leverage": 1, "fee": 0})
     resolved = resolve_request(request, "ema", CONFIG, TODAY)
     assert (resolved.symbols, resolved.interval, resolved.leverage, resolved.fee) == (("ETHUSDT",), "15m", 1.0, 0.0)
     assert resolved.start == dt.date(2025, 1, 1)
@@ -45,6 +45,10 @@ def test_given_values_win_and_the_range_never_starts_before_the_history():
         ({"start": "2025-02-30"}, "backtest.start"),
         ({"symbols": []}, "backtest.symbols"),
         ({"colour": "red"}, "backtest.colour"),
+        ({"symbols": ["ethusdt"]}, "backtest.symbols"),
+        ({"interval": "15M"}, "backtest.interval"),
+        ({"interval": "7m"}, "backtest.interval"),
+        ({"leverage": "2"}, "backtest.leverage"),
     ],
 )
 def test_a_bad_value_is_named(values, field):
@@ -56,7 +60,6 @@ def test_a_bad_value_is_named(values, field):
     ("values", "strategy", "field"),
     [
         ({"symbols": ["DOGEUSDT"]}, "ema", "backtest.symbols"),
-        ({"interval": "7m"}, "ema", "backtest.interval"),
         ({"end": "2025-06-11"}, "ema", "backtest.end"),
         ({"start": "2025-06-05", "end": "2025-06-01"}, "ema", "backtest.start"),
         ({}, "nope", "backtest.strategy"),

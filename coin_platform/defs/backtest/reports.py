@@ -10,7 +10,14 @@ import polars as pl
 
 from coin_platform.backtest.engine import BacktestInputError
 from coin_platform.backtest.report import markdown_image, render_leaderboard, render_report
-from coin_platform.backtest.request import BacktestRequest, ResolvedBacktest, parse_request, resolve_request
+from coin_platform.backtest.request import (
+    BACKTEST_JOB,
+    REPORT_ASSET,
+    BacktestOverrides,
+    ResolvedBacktest,
+    parse_request,
+    resolve_request,
+)
 from coin_platform.backtest.result import BacktestResult
 from coin_platform.backtest.runner import NoCandlesInRange, run_request, warmup_start
 from coin_platform.defs.backtest.candles import load_candles
@@ -22,8 +29,6 @@ from coin_platform.storage.funding import read_funding
 from coin_platform.storage.object_store import ObjectStore
 from coin_platform.strategies import build_strategy
 
-BACKTEST_JOB = "backtest_job"
-REPORT_ASSET = "backtest_report"
 # The metrics shown in the UI's table, in this order.
 SHOWN_METRICS = (
     "total_return_pct",
@@ -58,7 +63,7 @@ class BacktestRunConfig(dg.Config):
     slippage: float | None = None
     decision_path: bool = False
 
-    def request(self) -> BacktestRequest:
+    def request(self) -> BacktestOverrides:
         return parse_request(self.model_dump(exclude_none=True))
 
 
