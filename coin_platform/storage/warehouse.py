@@ -348,7 +348,8 @@ class SnowflakeWarehouse(Warehouse):
             if self.stage.store is not None:
                 self.stage.store.write_bytes(f"{path}/part.parquet", local.read_bytes())
             else:
-                cursor.execute(f"PUT 'file://{local}' @{self.stage.name}/{path}/ OVERWRITE = TRUE AUTO_COMPRESS = FALSE")
+                target = f"@{self.stage.name}/{path}/"
+                cursor.execute(f"PUT 'file://{local}' {target} OVERWRITE = TRUE AUTO_COMPRESS = FALSE")
             cursor.execute("BEGIN")
             try:
                 cursor.execute(

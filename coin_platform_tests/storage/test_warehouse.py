@@ -38,12 +38,16 @@ SNOWPIPE_DIR = Path(__file__).resolve().parents[2] / "dbt_snowflake" / "snowpipe
 def real_day() -> pl.DataFrame:
     """A real Binance USD-M day (ADAUSDT 1m, Lean's capture) in the platform's OHLCV schema."""
     bars = lean_minute_bars("binance/lean/cryptofuture/minute/adausdt/20221213_trade.zip", DAY)
-    return bars.with_columns(
-        quote_volume=pl.col("close") * pl.col("volume"),
-        trades=pl.lit(0, pl.Int64),
-        taker_buy_volume=pl.col("volume") / 2,
-        taker_buy_quote_volume=pl.col("close") * pl.col("volume") / 2,
-    ).select(list(OHLCV_SCHEMA)).cast(OHLCV_SCHEMA)
+    return (
+        bars.with_columns(
+            quote_volume=pl.col("close") * pl.col("volume"),
+            trades=pl.lit(0, pl.Int64),
+            taker_buy_volume=pl.col("volume") / 2,
+            taker_buy_quote_volume=pl.col("close") * pl.col("volume") / 2,
+        )
+        .select(list(OHLCV_SCHEMA))
+        .cast(OHLCV_SCHEMA)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +55,13 @@ def stored_day(seaweedfs) -> pl.DataFrame:
     """The real day written to and read back from SeaweedFS by the platform's OHLCV writer and reader."""
     bucket = "warehouse-storage-test"
     seaweedfs.client().create_bucket(Bucket=bucket)
-    store = ObjectStore.s3(bucket, endpoint_url=seaweedfs.endpoint_url, access_key=seaweedfs.access_key,
-                           secret_key=seaweedfs.secret_key, region=seaweedfs.region)
+    store = ObjectStore.s3(
+        bucket,
+        endpoint_url=seaweedfs.endpoint_url,
+        access_key=seaweedfs.access_key,
+        secret_key=seaweedfs.secret_key,
+        region=seaweedfs.region,
+    )
     write_ohlcv_day(store, "1m", SYMBOL, DAY, real_day(), hours_closed=24, only_missing=False)
     frame = read_ohlcv_day(store, "1m", SYMBOL, DAY)
     return frame.select(pl.lit(SYMBOL).alias("symbol"), pl.all())
@@ -63,8 +72,9 @@ def test_a_partition_from_the_object_store_loads_and_reloads_to_the_same_rows(tm
     assert warehouse.load_partition("ohlcv_1m", stored_day, DAY, SYMBOL) == stored_day.height > 1000
     first = warehouse.query(f"SELECT * FROM raw.ohlcv_1m WHERE symbol = '{SYMBOL}' ORDER BY open_time")
     assert first["open_time"].dtype == pl.Datetime("us", "UTC")
-    assert_frame_equal(first.with_columns(pl.col("open_time").cast(UTC_MS)), stored_day.sort("open_time"),
-                       check_exact=True)
+    assert_frame_equal(
+        first.with_columns(pl.col("open_time").cast(UTC_MS)), stored_day.sort("open_time"), check_exact=True
+    )
 
     # The next day and another symbol stay as they are when the partition is loaded again.
     neighbour = stored_day.with_columns(pl.col("open_time") + dt.timedelta(days=1))
@@ -125,8 +135,7 @@ def held_in_another_process(path: Path, how: str) -> Iterator[subprocess.Popen]:
             print("held", flush=True)
             sys.stdin.readline()
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "held"
         yield child
@@ -175,8 +184,12 @@ def snowflake_warehouse(fakesnow_server, snowflake_database) -> SnowflakeWarehou
     @contextlib.contextmanager
     def connect():
         connection = snowflake.connector.connect(
-            account="coin", user="loader", private_key=key, database=snowflake_database,
-            session_parameters={"TIMEZONE": "UTC"}, **fakesnow_server.connection_args(),
+            account="coin",
+            user="loader",
+            private_key=key,
+            database=snowflake_database,
+            session_parameters={"TIMEZONE": "UTC"},
+            **fakesnow_server.connection_args(),
         )
         try:
             connection.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {snowflake_database}")
