@@ -169,8 +169,12 @@ class DuckDBWarehouse(Warehouse):
 
     dialect: Dialect = "duckdb"
 
-    def __init__(self, path: str | Path, *, lock_timeout_s: float = 600.0, config: dict[str, Any] | None = None):
+    def __init__(
+        self, path: str | Path, *, lock_timeout_s: float = 600.0, config: dict[str, Any] | None = None, holder: str = ""
+    ):
+        """`holder` says who this process is (a run, a tool) in the lock's holder file, for whoever waits."""
         self.path = Path(path)
+        self.holder = holder
         self.lock_path = Path(f"{self.path}.lock")
         self.holder_path = Path(f"{self.path}.lock.holder")
         self.lock_timeout_s = lock_timeout_s
@@ -178,6 +182,9 @@ class DuckDBWarehouse(Warehouse):
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r})"
+
+    def _holder(self, doing: str) -> str:
+        return f"{self.holder}: {doing}" if self.holder else doing
 
     @contextlib.contextmanager
     def exclusive(self, holder: str = "") -> Iterator[None]:
@@ -243,7 +250,7 @@ class DuckDBWarehouse(Warehouse):
         return connection
 
     def create_raw_tables(self) -> list[str]:
-        with self.writer("create raw tables") as connection:
+        with self.writer(self._holder("create raw tables")) as connection:
             self._create(connection)
         return list(RAW_TABLES)
 
@@ -258,7 +265,7 @@ class DuckDBWarehouse(Warehouse):
         rows = check_partition(raw, frame, day, symbol).to_arrow()
         start, end = partition_bounds(day)
         parameters = {"start": start, "end": end} | ({"symbol": symbol} if symbol is not None else {})
-        with self.writer(f"load {partition_name(raw, day, symbol)}") as connection:
+        with self.writer(self._holder(f"load {partition_name(raw, day, symbol)}")) as connection:
             self._create(connection)
             connection.register("incoming_rows", rows)
             connection.execute("BEGIN TRANSACTION")
