@@ -150,6 +150,11 @@ class DuckDBWarehouseResource(WarehouseResource):
 _SNOWFLAKE_SECRETS = frozenset({"password", "private_key", "private_key_password"})
 
 
+class SnowflakePasswordRefused(TypeError):
+    """A Snowflake password was given. Not a ValueError on purpose: pydantic would wrap that in a
+    ValidationError that quotes the input, password included."""
+
+
 class KeyPairSnowflakeResource(SnowflakeResource):
     """dagster-snowflake's resource, key-pair authentication only: a password is refused, and the key
     and its passphrase are left out of the repr (so of any log or error that prints the resource)."""
@@ -158,7 +163,9 @@ class KeyPairSnowflakeResource(SnowflakeResource):
     @classmethod
     def _key_pair_only(cls, values: dict) -> dict:
         if values.get("password") is not None:
-            raise ValueError("Snowflake takes key-pair authentication only here: set a private key, not a password")
+            raise SnowflakePasswordRefused(
+                "Snowflake takes key-pair authentication only here: set a private key, not a password"
+            )
         return values
 
     def __repr_args__(self):

@@ -183,6 +183,7 @@ def build_trading_load(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
     """`warehouse_orders` and `warehouse_fills`: each UTC day's orders and fills from the trading store."""
 
     @dg.multi_asset(
+        name="warehouse_orders_and_fills",
         specs=[
             dg.AssetSpec(
                 warehouse_key(table.name),
