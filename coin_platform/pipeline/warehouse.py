@@ -88,14 +88,16 @@ def trading_rows(trading_store: TradingStore, day: dt.date) -> tuple[pl.DataFram
     return orders, fills
 
 
-def load_market_day(
-    warehouse: Warehouse, store: ObjectStore, dataset: str, interval: str, symbol: str, day: dt.date
-) -> PartitionLoad:
-    """Load one symbol's day of `ohlcv` or `features` candles from the object store."""
+def load_market_days(
+    warehouse: Warehouse, store: ObjectStore, dataset: str, interval: str, symbol: str, days: Sequence[dt.date]
+) -> list[PartitionLoad]:
+    """Load one symbol's days of `ohlcv` or `features` from the object store, over one warehouse connection
+    (each day read as it is loaded)."""
     if dataset == "ohlcv":
-        table, frame = ohlcv_table(interval), ohlcv_rows(store, interval, symbol, day)
+        table, read = ohlcv_table(interval), ohlcv_rows
     elif dataset == "features":
-        table, frame = features_table(interval), feature_rows(store, interval, symbol, day)
+        table, read = features_table(interval), feature_rows
     else:
         raise ValueError(f"market dataset must be 'ohlcv' or 'features', not {dataset!r}")
-    return PartitionLoad(table, day, symbol, warehouse.load_partition(table, frame, day, symbol))
+    rows = warehouse.load_partitions(table, ((read(store, interval, symbol, day), day, symbol) for day in days))
+    return [PartitionLoad(table, day, symbol, n) for day, n in zip(days, rows, strict=True)]

@@ -33,7 +33,7 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -142,10 +142,16 @@ class Warehouse(abc.ABC):
     def create_raw_tables(self) -> list[str]:
         """Create the raw schema and every raw table that is missing; returns the tables' names."""
 
-    @abc.abstractmethod
     def load_partition(self, table: str, frame: pl.DataFrame, day: dt.date, symbol: str | None = None) -> int:
         """Replace the partition (table, day[, symbol]) with `frame`'s rows in one transaction; returns
         the rows loaded. A frame that does not fit raises WarehouseSchemaError and writes nothing."""
+        return self.load_partitions(table, [(frame, day, symbol)])[0]
+
+    @abc.abstractmethod
+    def load_partitions(self, table: str, partitions: Iterable[tuple[pl.DataFrame, dt.date, str | None]]) -> list[int]:
+        """`load_partition` for each (frame, day, symbol) in turn over one connection (a run's many days
+        pay for one open); each partition is its own transaction, so a frame refused midway leaves the
+        ones before it loaded and nothing of itself. Returns the rows loaded per partition."""
 
     @abc.abstractmethod
     def query(self, sql: str) -> pl.DataFrame:
@@ -260,29 +266,39 @@ class DuckDBWarehouse(Warehouse):
         for table in RAW_TABLES.values():
             connection.execute(create_table_sql(table, "duckdb"))
 
-    def load_partition(self, table: str, frame: pl.DataFrame, day: dt.date, symbol: str | None = None) -> int:
+    def load_partitions(self, table: str, partitions: Iterable[tuple[pl.DataFrame, dt.date, str | None]]) -> list[int]:
         raw = raw_table(table)
-        rows = check_partition(raw, frame, day, symbol).to_arrow()
+        loaded: list[int] = []
+        with self.writer(self._holder(f"load {raw.name}")) as connection:
+            self._create(connection)
+            for frame, day, symbol in partitions:
+                loaded.append(self._replace(connection, raw, check_partition(raw, frame, day, symbol), day, symbol))
+        return loaded
+
+    @staticmethod
+    def _replace(
+        connection: duckdb.DuckDBPyConnection, raw: RawTable, frame: pl.DataFrame, day: dt.date, symbol: str | None
+    ) -> int:
         start, end = partition_bounds(day)
         parameters = {"start": start, "end": end} | ({"symbol": symbol} if symbol is not None else {})
-        with self.writer(self._holder(f"load {partition_name(raw, day, symbol)}")) as connection:
-            self._create(connection)
-            connection.register("incoming_rows", rows)
-            connection.execute("BEGIN TRANSACTION")
-            try:
-                connection.execute(
-                    f"DELETE FROM {RAW_SCHEMA}.{raw.name} WHERE {_partition_filter(raw, symbol, lambda n: '$' + n)}",
-                    parameters,
-                )
-                connection.execute(
-                    f"INSERT INTO {RAW_SCHEMA}.{raw.name} ({', '.join(raw.columns)}) "
-                    f"SELECT {', '.join(raw.columns)} FROM incoming_rows"
-                )
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        return rows.num_rows
+        connection.register("incoming_rows", frame.to_arrow())
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            connection.execute(
+                f"DELETE FROM {RAW_SCHEMA}.{raw.name} WHERE {_partition_filter(raw, symbol, lambda n: '$' + n)}",
+                parameters,
+            )
+            connection.execute(
+                f"INSERT INTO {RAW_SCHEMA}.{raw.name} ({', '.join(raw.columns)}) "
+                f"SELECT {', '.join(raw.columns)} FROM incoming_rows"
+            )
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        finally:
+            connection.unregister("incoming_rows")
+        connection.execute("COMMIT")
+        return frame.height
 
     def query(self, sql: str) -> pl.DataFrame:
         with self.reader() as connection:
@@ -341,39 +357,45 @@ class SnowflakeWarehouse(Warehouse):
     def _stage_path(self, raw: RawTable, day: dt.date, symbol: str | None) -> str:
         return "/".join([self.stage.prefix, raw.name, day.isoformat(), *([symbol] if symbol else [])])
 
-    def load_partition(self, table: str, frame: pl.DataFrame, day: dt.date, symbol: str | None = None) -> int:
+    def load_partitions(self, table: str, partitions: Iterable[tuple[pl.DataFrame, dt.date, str | None]]) -> list[int]:
         raw = raw_table(table)
-        rows = check_partition(raw, frame, day, symbol)
-        path = self._stage_path(raw, day, symbol)
-        start, end = partition_bounds(day)
-        parameters = {"start": start, "end": end} | ({"symbol": symbol} if symbol is not None else {})
+        loaded: list[int] = []
         with self._connect() as connection, tempfile.TemporaryDirectory() as directory:
             cursor = connection.cursor()
             self._create(cursor)
-            local = Path(directory) / "part.parquet"
-            rows.write_parquet(local)
-            if self.stage.store is not None:
-                self.stage.store.write_bytes(f"{path}/part.parquet", local.read_bytes())
-            else:
-                target = f"@{self.stage.name}/{path}/"
-                cursor.execute(f"PUT 'file://{local}' {target} OVERWRITE = TRUE AUTO_COMPRESS = FALSE")
-            cursor.execute("BEGIN")
-            try:
+            for frame, day, symbol in partitions:
+                rows = check_partition(raw, frame, day, symbol)
+                local = Path(directory) / "part.parquet"
+                rows.write_parquet(local)
+                loaded.append(self._replace(cursor, raw, rows.height, local, day, symbol))
+        return loaded
+
+    def _replace(self, cursor, raw: RawTable, rows: int, local: Path, day: dt.date, symbol: str | None) -> int:
+        path = self._stage_path(raw, day, symbol)
+        if self.stage.store is not None:
+            self.stage.store.write_bytes(f"{path}/part.parquet", local.read_bytes())
+        else:
+            target = f"@{self.stage.name}/{path}/"
+            cursor.execute(f"PUT 'file://{local}' {target} OVERWRITE = TRUE AUTO_COMPRESS = FALSE")
+        start, end = partition_bounds(day)
+        parameters = {"start": start, "end": end} | ({"symbol": symbol} if symbol is not None else {})
+        cursor.execute("BEGIN")
+        try:
+            cursor.execute(
+                f"DELETE FROM {RAW_SCHEMA}.{raw.name} WHERE {_partition_filter(raw, symbol, lambda n: f'%({n})s')}",
+                parameters,
+            )
+            if rows:
                 cursor.execute(
-                    f"DELETE FROM {RAW_SCHEMA}.{raw.name} WHERE {_partition_filter(raw, symbol, lambda n: f'%({n})s')}",
-                    parameters,
+                    f"COPY INTO {RAW_SCHEMA}.{raw.name} FROM @{self.stage.name}/{path}/ "
+                    "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE "
+                    "FORCE = TRUE PURGE = TRUE"
                 )
-                if rows.height:
-                    cursor.execute(
-                        f"COPY INTO {RAW_SCHEMA}.{raw.name} FROM @{self.stage.name}/{path}/ "
-                        "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE "
-                        "FORCE = TRUE PURGE = TRUE"
-                    )
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
-        return rows.height
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+        return rows
 
     def query(self, sql: str) -> pl.DataFrame:
         with self._connect() as connection:

@@ -31,7 +31,7 @@ from coin_platform.pipeline.warehouse import (
     PartitionLoad,
     candidate_rows,
     decision_rows,
-    load_market_day,
+    load_market_days,
     trading_rows,
 )
 from coin_platform.settings import Settings
@@ -93,9 +93,9 @@ def build_market_load(
         store = object_store.get_store()
         target = warehouse.get_warehouse(_holder(context))
         loads = [
-            load_market_day(target, store, dataset, interval, symbol, day)
+            load
             for symbol, days in split_partition_keys(partitions_def, list(context.partition_keys)).items()
-            for day in days
+            for load in load_market_days(target, store, dataset, interval, symbol, days)
         ]
         return dg.MaterializeResult(metadata=_metadata(loads))
 
@@ -135,10 +135,10 @@ def build_candidates_load(
         with clickhouse.open() as hot_store:  # read everything, then release the hot store before writing
             frames = {(symbol, day): candidate_rows(hot_store, intervals, symbol, day) for symbol, day in partitions}
         target = warehouse.get_warehouse(_holder(context))
-        loads = [
-            PartitionLoad(CANDIDATES.name, day, symbol, target.load_partition(CANDIDATES.name, frame, day, symbol))
-            for (symbol, day), frame in frames.items()
-        ]
+        rows = target.load_partitions(
+            CANDIDATES.name, [(frame, day, symbol) for (symbol, day), frame in frames.items()]
+        )
+        loads = [PartitionLoad(CANDIDATES.name, day, symbol, n) for (symbol, day), n in zip(frames, rows, strict=True)]
         return dg.MaterializeResult(metadata=_metadata(loads))
 
     return load
@@ -170,10 +170,8 @@ def build_decisions_load(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinit
         with clickhouse.open() as hot_store:
             frames = {day: decision_rows(hot_store, day) for day in _days(context)}
         target = warehouse.get_warehouse(_holder(context))
-        loads = [
-            PartitionLoad(DECISIONS.name, day, None, target.load_partition(DECISIONS.name, frame, day))
-            for day, frame in frames.items()
-        ]
+        rows = target.load_partitions(DECISIONS.name, [(frame, day, None) for day, frame in frames.items()])
+        loads = [PartitionLoad(DECISIONS.name, day, None, n) for day, n in zip(frames, rows, strict=True)]
         return dg.MaterializeResult(metadata=_metadata(loads))
 
     return load
@@ -207,11 +205,9 @@ def build_trading_load(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinitio
         store = trading_store.get_store()
         frames = {day: trading_rows(store, day) for day in _days(context)}
         target = warehouse.get_warehouse(_holder(context))
-        orders, fills = [], []
-        for day, (order_frame, fill_frame) in frames.items():
-            orders.append(PartitionLoad(ORDERS.name, day, None, target.load_partition(ORDERS.name, order_frame, day)))
-            fills.append(PartitionLoad(FILLS.name, day, None, target.load_partition(FILLS.name, fill_frame, day)))
-        yield dg.MaterializeResult(asset_key=warehouse_key(ORDERS.name), metadata=_metadata(orders))
-        yield dg.MaterializeResult(asset_key=warehouse_key(FILLS.name), metadata=_metadata(fills))
+        for index, table in enumerate((ORDERS, FILLS)):
+            rows = target.load_partitions(table.name, [(pair[index], day, None) for day, pair in frames.items()])
+            loads = [PartitionLoad(table.name, day, None, n) for day, n in zip(frames, rows, strict=True)]
+            yield dg.MaterializeResult(asset_key=warehouse_key(table.name), metadata=_metadata(loads))
 
     return load
