@@ -150,8 +150,10 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def load_partitions(self, table: str, partitions: Iterable[tuple[pl.DataFrame, dt.date, str | None]]) -> list[int]:
         """`load_partition` for each (frame, day, symbol) in turn over one connection (a run's many days
-        pay for one open); each partition is its own transaction, so a frame refused midway leaves the
-        ones before it loaded and nothing of itself. Returns the rows loaded per partition."""
+        pay for one open). DuckDB replaces them all in one transaction (a frame refused midway leaves
+        every partition as it was); Snowflake commits each partition on its own (one COPY each), so
+        a refused frame leaves the ones before it loaded and nothing of itself. Returns the rows loaded
+        per partition."""
 
     @abc.abstractmethod
     def query(self, sql: str) -> pl.DataFrame:
@@ -271,8 +273,15 @@ class DuckDBWarehouse(Warehouse):
         loaded: list[int] = []
         with self.writer(self._holder(f"load {raw.name}")) as connection:
             self._create(connection)
-            for frame, day, symbol in partitions:
-                loaded.append(self._replace(connection, raw, check_partition(raw, frame, day, symbol), day, symbol))
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                for frame, day, symbol in partitions:
+                    rows = check_partition(raw, frame, day, symbol)
+                    loaded.append(self._replace(connection, raw, rows, day, symbol))
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
         return loaded
 
     @staticmethod
@@ -282,7 +291,6 @@ class DuckDBWarehouse(Warehouse):
         start, end = partition_bounds(day)
         parameters = {"start": start, "end": end} | ({"symbol": symbol} if symbol is not None else {})
         connection.register("incoming_rows", frame.to_arrow())
-        connection.execute("BEGIN TRANSACTION")
         try:
             connection.execute(
                 f"DELETE FROM {RAW_SCHEMA}.{raw.name} WHERE {_partition_filter(raw, symbol, lambda n: '$' + n)}",
@@ -292,12 +300,8 @@ class DuckDBWarehouse(Warehouse):
                 f"INSERT INTO {RAW_SCHEMA}.{raw.name} ({', '.join(raw.columns)}) "
                 f"SELECT {', '.join(raw.columns)} FROM incoming_rows"
             )
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
         finally:
             connection.unregister("incoming_rows")
-        connection.execute("COMMIT")
         return frame.height
 
     def query(self, sql: str) -> pl.DataFrame:
