@@ -10,7 +10,7 @@ import warnings
 
 import dagster as dg
 
-from coin_platform.defs import archive, backtest, features, hot_store, jobs, market, ops, signals, trading
+from coin_platform.defs import archive, backtest, features, hot_store, jobs, market, ops, signals, trading, warehouse
 from coin_platform.defs.automation import build_repair_sensor
 from coin_platform.defs.partitions import history_partitions, market_partitions
 from coin_platform.defs.resources import build_resources
@@ -30,6 +30,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     signals_defs = signals.build_defs(settings, days, features_defs.by_interval)
     archive_defs = archive.build_defs(settings, history_partitions(settings), market_defs.by_interval)
     trading_defs = trading.build_defs(settings, list(signals_defs.by_interval.values()))
+    warehouse_defs = warehouse.build_defs(
+        settings, days, market_defs.by_interval, features_defs.by_interval, signals_defs.by_interval
+    )
     derived = [archive_defs, hot_store_defs, features_defs, signals_defs]
     return dg.Definitions.merge(
         market_defs.defs,
@@ -40,6 +43,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         signals.build_sensor_defs(settings, trading_defs.inference_job, trading_defs.score_op),
         archive_defs.defs,
         trading_defs.defs,
+        warehouse_defs.defs,
         backtest.build_defs(settings, market_defs.by_interval, archive_defs.by_interval),
         ops.build_defs(settings),
         jobs.build_defs(

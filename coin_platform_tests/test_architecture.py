@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "loader": {"core", "settings", "market", "storage"},
     # Backtests run the live code: strategies, features, the scorer, the risk guard and the paper broker.
     "backtest": {"core", "settings", "market", "features", "indicators", "strategies", "events", "ml", "trading"},
-    "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events"},
+    # The warehouse step reads the trading store's orders and fills (pipeline/warehouse.py).
+    "pipeline": {"core", "settings", "market", "features", "strategies", "storage", "events", "trading"},
     # The public backtest client: Dagster's GraphQL API through dagster_graphql (see the module docstring);
     # it sends backtest's own request model (backtest.request, which loads no engine).
     "client": {"core", "settings", "backtest"},

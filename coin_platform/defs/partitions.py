@@ -28,6 +28,11 @@ def market_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
     )
 
 
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    """Daily UTC partitions up to and including today, every symbol at once (the trading record's days)."""
+    return dg.DailyPartitionsDefinition(start_date=settings.config.history_start.isoformat(), end_offset=1)
+
+
 def history_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
     """UTC years from the history start up to the current one × configured symbols."""
     return dg.MultiPartitionsDefinition(

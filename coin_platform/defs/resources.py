@@ -7,6 +7,7 @@ Assets never know which deployment they run in. `RESOURCES` maps each deployment
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 from collections.abc import Callable, Iterator
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-from pydantic import SecretStr
+from dagster_duckdb import DuckDBResource
+from dagster_snowflake import SnowflakeResource
+from pydantic import SecretStr, model_validator
 
 from coin_platform.binance.weights import WeightLimiter
 from coin_platform.events.kafka import Message, ensure_topics, make_producer, read_from
@@ -23,6 +26,13 @@ from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.settings import PROJECT_ROOT, Deployment, Settings
 from coin_platform.storage.clickhouse import ClickHouseConfig, HotStore, open_hot_store
 from coin_platform.storage.object_store import ObjectStore
+from coin_platform.storage.warehouse import (
+    EXTERNAL_STAGE,
+    DuckDBWarehouse,
+    SnowflakeStage,
+    SnowflakeWarehouse,
+    Warehouse,
+)
 from coin_platform.trading.binance import BinanceFuturesBroker
 from coin_platform.trading.orders import Broker
 from coin_platform.trading.paper import PaperBroker, PriceSource
@@ -106,6 +116,104 @@ class ClickHouseResource(dg.ConfigurableResource):
         migrated on the process's first open of this target."""
         with open_hot_store(self.get_config(), self.retention_days) as store:
             yield store
+
+
+# The Dagster concurrency pool of every warehouse load (limit 1 locally: DuckDB allows one writing
+# process per file). Loads that read the hot store still wait on its file lock (CLICKHOUSE_POOL is theirs).
+WAREHOUSE_POOL = "warehouse"
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse of the deployment; assets ask it for the domain `Warehouse` and never learn which."""
+
+    @abc.abstractmethod
+    def get_warehouse(self, holder: str = "") -> Warehouse:
+        """The warehouse; `holder` (e.g. the run) is what a waiting DuckDB writer is told holds the file."""
+
+
+class DuckDBWarehouseResource(WarehouseResource):
+    """Locally: the DuckDB file of dagster-duckdb's DuckDBResource, written under the warehouse's writer lock."""
+
+    duckdb: DuckDBResource
+    lock_timeout_s: float = 600.0
+
+    def get_warehouse(self, holder: str = "") -> DuckDBWarehouse:
+        return DuckDBWarehouse(
+            self.duckdb.database,
+            lock_timeout_s=self.lock_timeout_s,
+            config=self.duckdb.connection_config,
+            holder=holder,
+        )
+
+
+# Fields of the Snowflake resource whose values are never shown.
+_SNOWFLAKE_SECRETS = frozenset({"password", "private_key", "private_key_password"})
+
+
+class SnowflakePasswordRefused(TypeError):
+    """A Snowflake password was given. Not a ValueError on purpose: pydantic would wrap that in a
+    ValidationError that quotes the input, password included."""
+
+
+class KeyPairSnowflakeResource(SnowflakeResource):
+    """dagster-snowflake's resource, key-pair authentication only: a password is refused, and the key
+    and its passphrase are left out of the repr (so of any log or error that prints the resource)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_pair_only(cls, values: dict) -> dict:
+        if values.get("password") is not None:
+            raise SnowflakePasswordRefused(
+                "Snowflake takes key-pair authentication only here: set a private key, not a password"
+            )
+        return values
+
+    def __repr_args__(self):
+        for name, value in super().__repr_args__():
+            yield name, ("<hidden>" if name in _SNOWFLAKE_SECRETS and value is not None else value)
+
+
+class SnowflakeWarehouseResource(WarehouseResource):
+    """Prod: Snowflake through dagster-snowflake, loading from an external stage over the object store
+    (each partition's parquet written under `warehouse/` in the bucket, then COPY INTO … MATCH_BY_COLUMN_NAME)."""
+
+    snowflake: KeyPairSnowflakeResource
+    # The object store the external stage reads; without it, files go to an internal stage by PUT.
+    object_store: ObjectStoreResource | None = None
+    stage: str = EXTERNAL_STAGE
+    storage_integration: str | None = None
+
+    def get_warehouse(self, holder: str = "") -> SnowflakeWarehouse:
+        if self.object_store is None:
+            stage = SnowflakeStage()
+        else:
+            stage = SnowflakeStage(
+                name=self.stage,
+                store=self.object_store.get_store(),
+                url=f"s3://{self.object_store.bucket}/",
+                storage_integration=self.storage_integration,
+            )
+
+        def connect():
+            return self.snowflake.get_connection(raw_conn=True)
+
+        return SnowflakeWarehouse(connect, stage)
+
+
+def snowflake_key_pair(environ: dict[str, str]) -> dict[str, object]:
+    """The key-pair fields of the Snowflake resource, as environment variables resolved at run time:
+    the key from a file (SNOWFLAKE_PRIVATE_KEY_PATH) when that is set, else its PEM text
+    (SNOWFLAKE_PRIVATE_KEY); the passphrase only when SNOWFLAKE_PRIVATE_KEY_PASSPHRASE is set."""
+    if environ.get("SNOWFLAKE_PASSWORD"):
+        raise ValueError("SNOWFLAKE_PASSWORD is set: Snowflake takes key-pair authentication only, unset it")
+    fields: dict[str, object] = (
+        {"private_key_path": dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PATH")}
+        if environ.get("SNOWFLAKE_PRIVATE_KEY_PATH")
+        else {"private_key": dg.EnvVar("SNOWFLAKE_PRIVATE_KEY")}
+    )
+    if environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"):
+        fields["private_key_password"] = dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
+    return fields
 
 
 class KafkaResource(dg.ConfigurableResource):
@@ -243,12 +351,17 @@ def local_resources(settings: Settings) -> dict[str, object]:
             retention_days=settings.config.retention_days,
         ),
         "dbt": DbtProject(project_dir=DBT_PROJECT_DIR, target="local"),
+        "warehouse": DuckDBWarehouseResource(
+            duckdb=DuckDBResource(database=str(settings.coin_home / "warehouse" / "warehouse.duckdb")),
+        ),
     }
 
 
 def prod_resources(settings: Settings) -> dict[str, object]:
-    """Prod: a ClickHouse server from CLICKHOUSE_* variables, the dbt target `prod` (Snowflake)."""
-    return _shared_resources(settings) | {
+    """Prod: a ClickHouse server from CLICKHOUSE_* variables, the dbt target `prod` (Snowflake), and the
+    Snowflake warehouse from SNOWFLAKE_* variables (key-pair)."""
+    shared = _shared_resources(settings)
+    return shared | {
         "clickhouse": ClickHouseResource(
             mode="server",
             host=dg.EnvVar("CLICKHOUSE_HOST"),
@@ -260,6 +373,19 @@ def prod_resources(settings: Settings) -> dict[str, object]:
             retention_days=settings.config.retention_days,
         ),
         "dbt": DbtProject(project_dir=DBT_PROJECT_DIR, target="prod"),
+        "warehouse": SnowflakeWarehouseResource(
+            snowflake=KeyPairSnowflakeResource(
+                account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
+                user=dg.EnvVar("SNOWFLAKE_USER"),
+                role=os.environ.get("SNOWFLAKE_ROLE", "LOADER"),
+                warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE"),
+                database=dg.EnvVar("SNOWFLAKE_DATABASE"),
+                timezone="UTC",
+                **snowflake_key_pair(dict(os.environ)),
+            ),
+            object_store=shared["object_store"],
+            storage_integration=os.environ.get("SNOWFLAKE_STORAGE_INTEGRATION") or None,
+        ),
     }
 
 

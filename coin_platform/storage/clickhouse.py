@@ -907,6 +907,9 @@ class HotStore:
     def read_decision(self, decision_id: str) -> tuple[Decision, dt.datetime | None] | None:
         return signals.read_decision(self.client, decision_id, database=self.database)
 
+    def read_decisions(self, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+        return signals.read_decisions(self.client, start, end, database=self.database)
+
 
 # The targets (backend, location, database, retention) this process has migrated: a process
 # migrates each once, on its first open; later opens only open.

@@ -171,6 +171,24 @@ def read_candidates(
     return frame.cast(CANDIDATE_SCHEMA) if frame.height else pl.DataFrame(schema=CANDIDATE_SCHEMA)
 
 
+def read_decisions(client, start: dt.datetime, end: dt.datetime, *, database: str = "coin") -> pl.DataFrame:
+    """Stored decisions whose candle closed in [start, end), every symbol and interval, in time order
+    (the warehouse's daily load)."""
+    frame = pl.from_arrow(
+        client.query_arrow(
+            f"SELECT {', '.join(DECISION_SCHEMA)} FROM {database}.decisions FINAL "
+            "WHERE candle_close_time >= {start:DateTime64(3, 'UTC')} "
+            "AND candle_close_time < {end:DateTime64(3, 'UTC')} "
+            "ORDER BY candle_close_time, id",
+            parameters={
+                "start": start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+                "end": end.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            },
+        )
+    )
+    return frame.cast(DECISION_SCHEMA) if frame.height else pl.DataFrame(schema=DECISION_SCHEMA)
+
+
 def write_decision(
     client, decision: Decision, published_at: dt.datetime | None, *, database: str = "coin"
 ) -> None:

@@ -1,0 +1,7 @@
+-- Generated from coin_platform/storage/warehouse_tables.py RAW_TABLES (ohlcv_15m); coin_platform_tests/storage/test_warehouse.py keeps it equal.
+CREATE PIPE IF NOT EXISTS raw.ohlcv_15m_pipe
+  AUTO_INGEST = TRUE
+  AS COPY INTO raw.ohlcv_15m
+  FROM @raw.coin_objects/warehouse/ohlcv_15m/
+  FILE_FORMAT = (TYPE = PARQUET)
+  MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE;
