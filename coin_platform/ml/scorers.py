@@ -22,6 +22,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from threadpoolctl import ThreadpoolController
+
 from coin_platform.events.schemas import Candidate, Decision
 from coin_platform.ml.dataset import CATEGORICAL_INPUTS, candidate_frame, model_inputs
 from coin_platform.ml.registry import DEFAULT_MODEL_NAME, LoadedModel, ModelFileError, ModelRegistry
@@ -30,6 +32,7 @@ from coin_platform.settings import PlatformConfig
 from coin_platform.storage.object_store import ObjectStore
 
 RULES_MODEL_VERSION = "rules-v1"
+_THREADS = ThreadpoolController()
 
 
 def _sign(value: float) -> float:
@@ -121,7 +124,9 @@ class ModelScorer:
 
     def decide(self, candidate: Candidate, features: Mapping[str, float | None], now: dt.datetime) -> Decision:
         vector = model_inputs(candidate_frame(candidate, dict(features)))
-        probability = float(predict_probability(self.model.pipeline, vector)[0])
+        # One row: OpenMP's thread team costs more than it saves, and far more on a busy machine.
+        with _THREADS.limit(limits=1, user_api="openmp"):
+            probability = float(predict_probability(self.model.pipeline, vector)[0])
         age = (now - candidate.close_time).total_seconds()
         action = _action(candidate, probability >= self.threshold, age, self.max_age)
         numeric = vector.drop(*CATEGORICAL_INPUTS).row(0, named=True)

@@ -57,7 +57,8 @@ def test_a_saved_version_loads_back_with_its_record(store, model, frame):
     assert record.data_fingerprint == model.data_fingerprint and record.inputs == model.inputs
     assert {"scikit-learn", "skops", "python"} <= set(record.libraries)
     loaded = registry.load(record.version)
-    assert (loaded.pipeline.predict_proba(model_inputs(frame.head(50))) == model.pipeline.predict_proba(model_inputs(frame.head(50)))).all()
+    rows = model_inputs(frame.head(50))
+    assert (loaded.pipeline.predict_proba(rows) == model.pipeline.predict_proba(rows)).all()
     stored = json.loads(store.read_bytes(f"models/signal_model/{record.version}/record.json"))
     assert stored["model_sha256"] == record.model_sha256 and stored["train_end"] == model.train_end.isoformat()
 

@@ -5,7 +5,6 @@ The warehouse comes in as the `warehouse` resource: anything with `get_warehouse
 reader with `query(sql)` (the WAREHOUSE side's resource). The marts are dbt's assets, depended on by key.
 """
 
-
 import io
 import math
 from typing import Any, Protocol
