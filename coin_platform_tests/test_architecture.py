@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "events": {"core", "settings", "features", "strategies"},
     "strategies": {"core", "settings", "features", "indicators"},
     "storage": {"core", "settings", "market", "features", "events"},
-    "ml": {"core", "settings", "events"},
+    "ml": {"core", "settings", "events", "features", "storage"},
     "trading": {"core", "settings", "binance", "market", "events"},
     "loader": {"core", "settings", "market", "storage"},
     # Backtests run the live code: strategies, features, the scorer, the risk guard and the paper broker.

@@ -1,6 +1,9 @@
 """`inference_job`: one run per candidate (the candidate sensor launches it with run_key = candidate id).
 
-Scores the candidate (rule-based until a model is promoted) with the candle's features
+Scores the candidate with the newest promoted model (`ml.scorers.inference_scorer`: loaded once per
+process and version), or with the rule scorer, saying why in the log and in the decision's
+model_version (`rule:no-promoted-model`, `rule:model-refused`), when none is promoted or its file is
+refused. It scores with the candle's features
 from the hot store, or those the candidate carried when the hot store no longer has
 them; records the decision in ClickHouse `decisions` and publishes buy/sell decisions
 to `events.decisions_topic`. A rerun of the same candidate reuses the stored decision
@@ -13,10 +16,10 @@ from collections.abc import Sequence
 import dagster as dg
 
 from coin_platform.defs.events import MessageConfig
-from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, KafkaResource
+from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, KafkaResource, ObjectStoreResource
 from coin_platform.events.kafka import publish
 from coin_platform.events.schemas import Candidate, decision_id
-from coin_platform.ml.scorers import live_scorer
+from coin_platform.ml.scorers import inference_scorer
 from coin_platform.settings import Settings
 
 DECISIONS_ASSET = dg.AssetKey("decisions")
@@ -28,7 +31,6 @@ def build_inference_job(
 ) -> tuple[dg.JobDefinition, dg.AssetSpec]:
     """inference_job and the `decisions` asset, downstream of the candidates_{interval} it scores."""
     events = settings.config.events
-    scorer = live_scorer(settings.config)
     decisions = dg.AssetSpec(
         DECISIONS_ASSET,
         group_name="trading",
@@ -47,6 +49,7 @@ def build_inference_job(
         config: MessageConfig,
         clickhouse: ClickHouseResource,
         kafka: KafkaResource,
+        object_store: ObjectStoreResource,
     ) -> None:
         candidate = Candidate.from_json(config.message.encode())
         with clickhouse.open() as hot_store:
@@ -58,7 +61,10 @@ def build_inference_job(
                 hot = hot_store.features_at(candidate.interval, candidate.symbol, candidate.open_time)
                 source = "hot store" if hot is not None else "candidate message"
                 features = hot if hot is not None else candidate.features
-                decision = scorer.decide(candidate, features, dt.datetime.now(dt.UTC))
+                choice = inference_scorer(object_store.get_store(), settings.config)
+                if choice.fallback_reason is not None:
+                    context.log.warning(f"deciding with the rule scorer: {choice.fallback_reason}")
+                decision = choice.scorer.decide(candidate, features, dt.datetime.now(dt.UTC))
                 published_at = None
                 hot_store.write_decision(decision, None)
             if decision.action != "hold" and published_at is None:
