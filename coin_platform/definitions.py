@@ -10,7 +10,19 @@ import warnings
 
 import dagster as dg
 
-from coin_platform.defs import archive, backtest, features, hot_store, jobs, market, ops, signals, trading, warehouse
+from coin_platform.defs import (
+    archive,
+    backtest,
+    features,
+    hot_store,
+    jobs,
+    market,
+    ml,
+    ops,
+    signals,
+    trading,
+    warehouse,
+)
 from coin_platform.defs.automation import build_repair_sensor
 from coin_platform.defs.partitions import history_partitions, market_partitions
 from coin_platform.defs.resources import build_resources
@@ -44,6 +56,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         archive_defs.defs,
         trading_defs.defs,
         warehouse_defs.defs,
+        ml.build_defs(settings),
         backtest.build_defs(settings, market_defs.by_interval, archive_defs.by_interval),
         ops.build_defs(settings),
         jobs.build_defs(

@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from coin_platform.defs.ml import build_ml_defs
+from coin_platform.defs.ml import build_defs
 from coin_platform.defs.resources import ObjectStoreResource
 from coin_platform.ml.registry import ModelRegistry
 from coin_platform.settings import Settings
@@ -66,7 +66,7 @@ def settings(tmp_path, seaweedfs, s3_bucket) -> Settings:
 
 
 def materialize(settings, warehouse, resource: ObjectStoreResource, threshold: float) -> dg.ExecuteInProcessResult:
-    defs = build_ml_defs(settings)
+    defs = build_defs(settings)
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
         selection=["training_dataset", "signal_model", "model_evaluation"],
@@ -106,7 +106,7 @@ def test_the_drift_check_waits_for_enough_live_decisions_and_the_daily_report_ch
 ):
     resource = ObjectStoreResource(bucket=s3_bucket, endpoint_url=seaweedfs.endpoint_url, region=seaweedfs.region,
                                    access_key_id=seaweedfs.access_key, secret_access_key=seaweedfs.secret_key)
-    defs = build_ml_defs(settings)
+    defs = build_defs(settings)
     result = dg.materialize([*defs.assets, *defs.asset_checks], selection=["daily_report"],
                             resources={"warehouse": warehouse, "object_store": resource})
     report = result.asset_materializations_for_node("daily_report")[0].metadata

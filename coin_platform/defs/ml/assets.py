@@ -34,7 +34,6 @@ from coin_platform.ml.registry import DEFAULT_MODEL_NAME, ModelRegistry
 from coin_platform.ml.scorers import live_scorer
 from coin_platform.ml.training import TrainedModel, train_model
 from coin_platform.settings import Settings
-from coin_platform.storage.object_store import ObjectStore
 from coin_platform.strategies import build_strategy
 
 GROUP = "models"
@@ -70,7 +69,7 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
-def build_ml_defs(settings: Settings) -> dg.Definitions:
+def build_defs(settings: Settings) -> dg.Definitions:
     """The ml assets and checks."""
     config = settings.config
     fee = config.trading.fee_rate
@@ -87,7 +86,7 @@ def build_ml_defs(settings: Settings) -> dg.Definitions:
         warehouse: dg.ResourceParam[WarehouseSource],
         object_store: ObjectStoreResource,
     ) -> dg.MaterializeResult:
-        frame = validate_training_frame(read_training_set(warehouse.get_warehouse(context.run_id)))
+        frame = validate_training_frame(read_training_set(warehouse.get_warehouse(context.run.run_id)))
         object_store.get_store().write_parquet(TRAINING_SET_KEY, frame)
         counts = frame.group_by("strategy", "signal").len().sort("strategy", "signal")
         return dg.MaterializeResult(
@@ -180,7 +179,7 @@ def build_ml_defs(settings: Settings) -> dg.Definitions:
             record.data_fingerprint,
         )
         evaluation = evaluate(model, held_out.test, live_scorer(settings.config), threshold=record.threshold)
-        backtest = _gated_backtests(warehouse.get_warehouse(context.run_id), model, held_out.test, record.threshold)
+        backtest = _gated_backtests(warehouse.get_warehouse(context.run.run_id), model, held_out.test, record.threshold)
         passed, reasons = beats_baselines(evaluation, backtest)
         evaluation |= {"version": version, "backtest": backtest, "beats_baselines": passed, "reasons": reasons}
         png = reliability_png(model, held_out.test)
@@ -273,7 +272,7 @@ def build_ml_defs(settings: Settings) -> dg.Definitions:
                 passed=True, severity=dg.AssetCheckSeverity.WARN, description="no model is promoted: nothing to compare"
             )
         evaluated = (registry.evaluation(version) or {}).get("scorers", {}).get("model", {}).get("hit_rate")
-        acted, live = live_hit_rate(warehouse.get_warehouse(context.run_id), registry.record(version).label)
+        acted, live = live_hit_rate(warehouse.get_warehouse(context.run.run_id), registry.record(version).label)
         metadata = {
             "version": version,
             "live_decisions": acted,
@@ -301,7 +300,7 @@ def build_ml_defs(settings: Settings) -> dg.Definitions:
     def daily_report(
         context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[WarehouseSource]
     ) -> dg.MaterializeResult:
-        frame = read_daily_performance(warehouse.get_warehouse(context.run_id))
+        frame = read_daily_performance(warehouse.get_warehouse(context.run.run_id))
         if frame.is_empty():
             return dg.MaterializeResult(metadata={"days": 0, "report": dg.MetadataValue.md("No days yet.")})
         daily = (
@@ -377,5 +376,3 @@ def _daily_png(daily: pl.DataFrame) -> bytes:
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
-
-__all__ = ["ObjectStore", "build_ml_defs"]

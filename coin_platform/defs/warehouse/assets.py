@@ -47,7 +47,7 @@ def warehouse_key(table: str) -> dg.AssetKey:
 
 
 def _holder(context: dg.AssetExecutionContext) -> str:
-    return f"run {context.run_id} ({context.job_name})"
+    return f"run {context.run.run_id} ({context.job_name})"
 
 
 def _metadata(loads: list[PartitionLoad]) -> dict[str, object]:
