@@ -111,6 +111,18 @@ def spawn(name: str, command: list[str], log_file: Path, env: dict[str, str],
     return ServiceProcess(name=name, pid=child.pid, executable=command[0], log_file=log_file)
 
 
+def start_service(name: str, command: list[str], log_file: Path, env: dict[str, str], answers: Callable[[], bool],
+                  what: str, timeout: float) -> ServiceProcess:
+    """`spawn`, then `wait_until_ready`; a service that does not come up is stopped before the error goes up."""
+    process = spawn(name, command, log_file, env)
+    try:
+        wait_until_ready(process, answers, what, timeout)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
 def wait_until_ready(process: ServiceProcess, answers: Callable[[], bool], what: str,
                       timeout: float) -> None:
     deadline = time.monotonic() + timeout
