@@ -16,6 +16,7 @@ from coin_platform.core.intervals import SUPPORTED_INTERVALS
 from coin_platform.core.time import UTC_MS
 from coin_platform.features import FEATURE_SCHEMA
 from coin_platform.market.klines import OHLCV_SCHEMA
+from coin_platform.storage.signals import CANDIDATE_SCHEMA, DECISION_SCHEMA
 
 # The schema (DuckDB) or Snowflake schema the raw tables live in; dbt builds its models beside it.
 RAW_SCHEMA = "raw"
@@ -37,6 +38,12 @@ class RawTable:
             raise ValueError(f"raw table {self.name}: {missing} are not among its columns")
 
 
+def _warehouse_columns(hot_schema: dict[str, pl.DataType], id_name: str) -> dict[str, pl.DataType]:
+    """A hot-store table's columns as the warehouse keeps them: `id` spelled out, without ClickHouse's `version`
+    (the replacing engine's row version; a load has one row per id already)."""
+    return {id_name if name == "id" else name: dtype for name, dtype in hot_schema.items() if name != "version"}
+
+
 def ohlcv_table(interval: str) -> str:
     return f"ohlcv_{interval}"
 
@@ -47,42 +54,14 @@ def features_table(interval: str) -> str:
 
 CANDIDATES = RawTable(
     name="candidates",
-    columns={
-        "candidate_id": pl.String(),
-        "strategy": pl.String(),
-        "symbol": pl.String(),
-        "interval": pl.String(),
-        "open_time": UTC_MS,
-        "close_time": UTC_MS,
-        "signal": pl.String(),
-        "side": pl.String(),
-        "price": pl.Float64(),
-        "features": pl.String(),  # JSON object: the feature values the strategy saw
-        "detected_at": UTC_MS,
-        "published_at": UTC_MS,  # null when it was never published (backfilled history)
-    },
+    columns=_warehouse_columns(CANDIDATE_SCHEMA, "candidate_id"),
     key=("candidate_id",),
     day_column="open_time",
 )
 
 DECISIONS = RawTable(
     name="decisions",
-    columns={
-        "decision_id": pl.String(),
-        "candidate_id": pl.String(),
-        "strategy": pl.String(),
-        "symbol": pl.String(),
-        "interval": pl.String(),
-        "signal": pl.String(),
-        "action": pl.String(),
-        "confidence": pl.Float64(),
-        "model_version": pl.String(),
-        "price": pl.Float64(),
-        "candle_close_time": UTC_MS,
-        "inputs": pl.String(),  # JSON object: what the scorer was given
-        "decided_at": UTC_MS,
-        "published_at": UTC_MS,
-    },
+    columns=_warehouse_columns(DECISION_SCHEMA, "decision_id"),
     key=("decision_id",),
     day_column="candle_close_time",
 )
