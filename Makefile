@@ -40,9 +40,9 @@ bench: install
 	$(BIN)/python bench/ingest.py --json-out bench/results/ingest.json
 	$(BIN)/python bench/backtest.py --json-out bench/results/backtest.json
 	$(BIN)/python bench/latency.py --json-out bench/results/latency.json
-	PYTHONPATH=. $(BIN)/python bench/backtest_report.py --json-out bench/results/backtest_report.json
+	$(BIN)/python bench/backtest_report.py --json-out bench/results/backtest_report.json
 	$(BIN)/python bench/decision_path.py --json-out bench/results/decision_path.json
-	PYTHONPATH=. $(BIN)/python bench/api.py --json-out bench/results/api.json
+	$(BIN)/python bench/api.py --json-out bench/results/api.json
 
 stack-up: install .env
 	$(BIN)/coin stack up

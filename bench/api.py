@@ -39,9 +39,11 @@ import numpy as np
 import polars as pl
 import requests
 import yaml
+from candles import random_walk_candles  # bench/candles.py, beside this script
 from report import emit  # bench/report.py, beside this script
 
 from coin_platform.client import BacktestClient
+from coin_platform.local.dagster_server import dagster_webserver, stop_group
 from coin_platform.local.dev import api_url, prepare_dagster_home, start_api
 from coin_platform.local.stack import (
     DEFAULT_REGION,
@@ -58,7 +60,6 @@ from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
 from coin_platform.storage.archive import day_versions, to_history, write_archive
 from coin_platform.storage.layout import day_start
 from coin_platform.storage.object_store import ObjectStore
-from coin_platform_tests.fixtures.dagster import dagster_webserver, stop_group
 
 BUCKET = "coin-platform"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
@@ -104,42 +105,29 @@ def spread_ms(seconds: list[float]) -> dict[str, float | int]:
     return {"n": len(ms), "p50": round(cuts[49], 2), "p95": round(cuts[94], 2), "max": round(ms[-1], 2)}
 
 
-def random_walk(symbol: str, interval: str, first: dt.date, last: dt.date, seed: int) -> pl.DataFrame:
-    """Cleaned OHLCV rows of first..last: a seeded random walk, one candle per `interval`."""
+def random_walk(interval: str, first: dt.date, last: dt.date, seed: int) -> pl.DataFrame:
+    """Cleaned OHLCV rows of first..last: bench/candles.py's seeded random walk, one candle per `interval`,
+    with the kline's other fields drawn from the same seed."""
     step = STEP[interval]
     rows = int((day_start(last + dt.timedelta(days=1)) - day_start(first)) / step)
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.0015, rows)))
-    open_ = np.concatenate([[close[0]], close[:-1]])
-    wiggle = np.abs(rng.normal(0, 0.001, rows)) * close
-    return pl.DataFrame(
-        {
-            "open_time": pl.datetime_range(
-                day_start(first),
-                day_start(last + dt.timedelta(days=1)) - step,
-                step,
-                time_unit="ms",
-                time_zone="UTC",
-                eager=True,
-            ),
-            "open": open_,
-            "high": np.maximum(open_, close) + wiggle,
-            "low": np.minimum(open_, close) - wiggle,
-            "close": close,
-            "volume": rng.uniform(1, 50, rows),
-            "quote_volume": rng.uniform(100, 5000, rows),
-            "trades": rng.integers(1, 100, rows),
-            "taker_buy_volume": rng.uniform(0, 1, rows),
-            "taker_buy_quote_volume": rng.uniform(0, 100, rows),
-        }
-    ).cast(OHLCV_SCHEMA)  # type: ignore[arg-type]
+    rng = np.random.default_rng((seed, 1))  # a stream apart from the walk's
+    return (
+        random_walk_candles(rows, seed, start=day_start(first), step=step)
+        .with_columns(
+            quote_volume=rng.uniform(100, 5000, rows),
+            trades=rng.integers(1, 100, rows),
+            taker_buy_volume=rng.uniform(0, 1, rows),
+            taker_buy_quote_volume=rng.uniform(0, 100, rows),
+        )
+        .select(pl.col(name).cast(dtype) for name, dtype in OHLCV_SCHEMA.items())
+    )
 
 
 def store_candles(store: ObjectStore, symbols: tuple[str, ...], interval: str, first: dt.date, last: dt.date) -> int:
     """The candles as the compaction leaves them: one archive per symbol and year, compacted through `last`."""
     stored = 0
     for seed, symbol in enumerate(symbols):
-        candles = random_walk(symbol, interval, first, last, seed)
+        candles = random_walk(interval, first, last, seed)
         for year in range(first.year, last.year + 1):
             days = (max(first, dt.date(year, 1, 1)), min(last, dt.date(year, 12, 31)))
             rows = candles.filter(pl.col("open_time").dt.year() == year)

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import polars as pl
+from candles import random_walk_candles  # bench/candles.py, beside this script
 from report import emit  # bench/report.py, beside this script
 
 FEE = 0.001
@@ -50,7 +51,6 @@ FEE = 0.001
 # the cash must be large enough that vectorbt's 1e-8 min_size (and backtesting.py's 1e-8 units) never bite.
 CASH = 1e12
 FAST, SLOW = 10, 30
-START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 BACKTESTING_UNIT = 1e-8  # FractionalBacktest's default fractional_unit
 GOAL_VS_BACKTESTING = 1_000.0
 GOAL_VS_VECTORBT = 2.0
@@ -71,25 +71,6 @@ CONVENTIONS = {
     "comparison": "times and sides exactly; prices to 1e-9 relative; sizes to 1e-9 relative, or one 1e-8 unit "
     "for backtesting.py, which rounds sizes down to whole units",
 }
-
-
-def random_walk_candles(rows: int, seed: int) -> pl.DataFrame:
-    """Seeded 1m OHLCV: a geometric random walk whose highs and lows contain open and close."""
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-3, rows)))
-    open_ = np.concatenate(([100.0], close[:-1]))
-    wick = np.abs(rng.normal(0.0, 5e-4, (2, rows)))
-    end = START + dt.timedelta(minutes=rows - 1)
-    return pl.DataFrame(
-        {
-            "open_time": pl.datetime_range(START, end, "1m", time_unit="ms", eager=True),
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + wick[0]),
-            "low": np.minimum(open_, close) * (1 - wick[1]),
-            "close": close,
-            "volume": rng.gamma(2.0, 50.0, rows),
-        }
-    )
 
 
 def strategy():

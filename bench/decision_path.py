@@ -13,49 +13,18 @@ executions, orders, time per execution, and the process's peak RSS (goal ≤ 2 G
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import resource
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import polars as pl
+from candles import random_walk_candles  # bench/candles.py, beside this script
 from report import emit  # bench/report.py, beside this script
 
 from coin_platform.backtest import run_backtest
 from coin_platform.backtest.decision_path import run_decision_path
-from coin_platform.core.time import UTC_MS
 from coin_platform.settings import load_settings
 from coin_platform.strategies import build_strategies
-
-START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-
-
-def random_walk(symbols: int, days: int, seed: int = 7) -> pl.DataFrame:
-    """Seeded 1m candles: log-normal steps of 0.1 %, highs and lows around open and close."""
-    rng = np.random.default_rng(seed)
-    bars = days * 1440
-    times = pl.datetime_range(START, START + dt.timedelta(minutes=bars - 1), "1m", eager=True, time_zone="UTC")
-    frames = []
-    for n in range(symbols):
-        close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-3, bars)))
-        open_ = np.r_[close[0], close[:-1]]
-        spread = np.abs(rng.normal(0.0, 5e-4, bars))
-        frames.append(
-            pl.DataFrame(
-                {
-                    "symbol": f"SYM{n:02d}USDT",
-                    "open_time": times.cast(UTC_MS),
-                    "open": open_,
-                    "high": np.maximum(open_, close) * (1 + spread),
-                    "low": np.minimum(open_, close) * (1 - spread),
-                    "close": close,
-                    "volume": rng.uniform(1.0, 100.0, bars),
-                }
-            )
-        )
-    return pl.concat(frames)
 
 
 def main() -> int:
@@ -65,8 +34,8 @@ def main() -> int:
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
 
-    candles = random_walk(args.symbols, args.days)
-    symbols = candles["symbol"].unique(maintain_order=True).to_list()
+    symbols = [f"SYM{n:02d}USDT" for n in range(args.symbols)]
+    candles = random_walk_candles(args.days * 1440, seed=7, symbols=symbols)
     config = load_settings().config
     config = config.model_copy(update={"symbols": tuple(symbols), "intervals": ("1m",)})
     strategies = build_strategies(config.strategies, "1m")

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 import talib
+from candles import random_walk_candles  # bench/candles.py, beside this script
 from report import emit  # bench/report.py, beside this script
 
 from coin_platform.indicators import atr, bollinger, ema, macd, rsi
@@ -40,26 +41,16 @@ OUTPUTS = [
 ]
 
 
-def random_walk(rows: int, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-3, rows)))
-    spread = np.abs(rng.normal(0.0, 5e-4, rows)) * close
-    high = close + spread * rng.uniform(0.1, 1.0, rows)
-    low = close - spread * rng.uniform(0.1, 1.0, rows)
-    volume = rng.gamma(2.0, 50.0, rows)
-    return {"high": high, "low": low, "close": close, "volume": volume}
+COLUMNS = ("high", "low", "close", "volume")  # what the indicators read
 
 
 def single_frame(rows: int, seed: int = 1) -> pl.DataFrame:
-    return pl.DataFrame(random_walk(rows, seed))
+    return random_walk_candles(rows, seed).select(COLUMNS)
 
 
 def long_frame(symbols: int, rows: int) -> pl.DataFrame:
-    parts = []
-    for i in range(symbols):
-        data = random_walk(rows, seed=100 + i)
-        parts.append(pl.DataFrame({"symbol": f"SYM{i:02d}USDT", "step": np.arange(rows), **data}))
-    return pl.concat(parts).with_columns(pl.col("symbol").cast(pl.Categorical))
+    frame = random_walk_candles(rows, 100, symbols=[f"SYM{i:02d}USDT" for i in range(symbols)])
+    return frame.select(pl.col("symbol").cast(pl.Categorical), *COLUMNS)
 
 
 def our_exprs() -> list[pl.Expr]:

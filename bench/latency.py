@@ -367,11 +367,6 @@ def backfill(settings, first: dt.date, last: dt.date) -> float:
 # --- dagster dev -------------------------------------------------------------------------------------------------
 
 
-def _default_signal_handlers() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
-
-
 def _proc_stat(pid: int) -> tuple[int, int, int] | None:
     """(ppid, pgid, start time in clock ticks) of a live process, None if gone or a zombie."""
     try:
@@ -399,6 +394,7 @@ class DagsterDev:
 
     @classmethod
     def start(cls, port: int, dagster_home: Path, log_file: Path) -> DagsterDev:
+        from coin_platform.local.stack.processes import default_signal_handlers
         from coin_platform.settings import PROJECT_ROOT
 
         command = [
@@ -413,7 +409,7 @@ class DagsterDev:
             # cwd = DAGSTER_HOME: `dagster dev` loads a .env from its working directory (see coin_platform.local.dev).
             process = subprocess.Popen(
                 command, env=env, cwd=dagster_home, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_default_signal_handlers,
+                start_new_session=True, preexec_fn=default_signal_handlers,
             )
         return cls(process=process, port=port, log_file=log_file)
 

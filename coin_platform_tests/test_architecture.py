@@ -99,3 +99,22 @@ def test_only_the_dagster_layer_and_dev_tooling_import_dagster():
 def test_dependencies_never_point_up():
     upward = {room: sorted(imported - ALLOWED[room]) for room, imported in _imports_by_room().items()}
     assert {room: names for room, names in upward.items() if names} == {}
+
+
+def test_benches_import_no_test_code():
+    """`make bench` runs the scripts with the project installed, without the tests on the path."""
+    from_tests = {
+        path.name: sorted(module for module in _imported_modules(path) if module.split(".")[0] == "coin_platform_tests")
+        for path in (PACKAGE.parent / "bench").glob("*.py")
+    }
+    assert {name: modules for name, modules in from_tests.items() if modules} == {}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module)
+    return modules

@@ -1,10 +1,10 @@
 """bench/ingest.py end to end on a tiny backfill: its JSON's shape and behaviour, never its timings."""
 
 import json
-import os
 import subprocess
 import sys
 
+from coin_platform.backtest.report import MAX_TRADES_SHOWN
 from coin_platform.settings import PROJECT_ROOT
 
 BENCH = PROJECT_ROOT / "bench" / "ingest.py"
@@ -127,14 +127,16 @@ def test_backtest_report_bench_prints_its_measurements(tmp_path):
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},  # as `make bench` runs it
     )
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
     assert json.loads(json_out.read_text()) == result
     assert result["bench"] == "backtest_report"
     assert result["params"]["symbols"] == ["BTCUSDT", "ETHUSDT"]
-    assert result["trades"] == result["trades_shown"] == 60  # 2 symbols x 30 entries, one every 100 bars
+    assert result["params"]["strategy"] == "ema_20_50"
+    # The engine's EMA(20/50) crossover trades a random walk every few dozen bars: more than one trade a symbol.
+    assert result["trades"] > 2
+    assert result["trades_shown"] == min(result["trades"], MAX_TRADES_SHOWN)
     assert set(result["png_bytes"]) == {"equity_drawdown", "returns_by_symbol"}
     assert result["pngs_within_goal"] is True
     assert result["html_bytes"] > 1_000_000  # BokehJS is inlined
@@ -147,7 +149,6 @@ def test_api_bench_prints_both_measurements(tmp_path):
         [sys.executable, str(PROJECT_ROOT / "bench" / "api.py"), "--requests", "3", "--days", "2", "--interval", "1h",
          "--json-out", str(json_out)],
         capture_output=True, text=True, timeout=280, check=False,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},  # as `make bench` runs it
     )
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)

@@ -33,6 +33,12 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=settings.config.history_start.isoformat(), end_offset=1)
 
 
+def market_backfill_policy(settings: Settings) -> dg.BackfillPolicy:
+    """Up to ingestion.max_partitions_per_run day × symbol partitions a backfill run: one policy for every asset of
+    the market partitions, so a backfill of the ingest job's assets splits into the same runs for all of them."""
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.config.ingestion.max_partitions_per_run)
+
+
 def history_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
     """UTC years from the history start up to the current one × configured symbols."""
     return dg.MultiPartitionsDefinition(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from pathlib import Path
 import requests
 
 from coin_platform.local.stack.ports import require_free
-from coin_platform.local.stack.processes import ServiceProcess, spawn, wait_until_ready
+from coin_platform.local.stack.processes import ServiceProcess, default_signal_handlers, start_service
 from coin_platform.settings import PROJECT_ROOT, Settings
 
 DAGSTER_STOP_TIMEOUT_S = 60
@@ -100,19 +99,10 @@ def start_api(settings: Settings, log_file: Path) -> ServiceProcess:
     """`coin api` in the background (config.yaml `api:`), returned once GET /health answers."""
     require_free("the API", {"HTTP": settings.config.api.port}, "change api.port in config.yaml")
     command = [sys.executable, "-m", "coin_platform.local.cli", "api"]
-    process = spawn("api", command, log_file, dict(os.environ))
     url = api_url(settings)
-    try:
-        wait_until_ready(process, lambda: _api_answers(url), f"GET {url}/health", API_START_TIMEOUT_S)
-    except BaseException:
-        process.stop()
-        raise
-    return process
-
-
-def _default_signal_handlers() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
+    return start_service(
+        "api", command, log_file, dict(os.environ), lambda: _api_answers(url), f"GET {url}/health", API_START_TIMEOUT_S
+    )
 
 
 def dagster_dev_command(settings: Settings) -> list[str]:
@@ -135,7 +125,7 @@ def run_dagster_dev(settings: Settings, dagster_home: Path) -> int:
     # A script can hand down SIG_IGN for SIGINT; restore the defaults so Ctrl-C (sent to the
     # whole foreground process group) stops it.
     process = subprocess.Popen(
-        command, env=env, cwd=dagster_home, preexec_fn=_default_signal_handlers
+        command, env=env, cwd=dagster_home, preexec_fn=default_signal_handlers
     )
     try:
         return process.wait()

@@ -28,9 +28,9 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
     "signal": pl.String(),
     "side": pl.String(),
     "price": pl.Float64(),
-    "features": pl.String(),
+    "features": pl.String(),  # JSON object: the feature values the strategy saw
     "detected_at": UTC_MS,
-    "published_at": UTC_MS,
+    "published_at": UTC_MS,  # null when it was never published (backfilled history)
     "version": pl.UInt64(),
 }
 
@@ -46,7 +46,7 @@ DECISION_SCHEMA: dict[str, pl.DataType] = {
     "model_version": pl.String(),
     "price": pl.Float64(),
     "candle_close_time": UTC_MS,
-    "inputs": pl.String(),
+    "inputs": pl.String(),  # JSON object: what the scorer was given
     "decided_at": UTC_MS,
     "published_at": UTC_MS,
     "version": pl.UInt64(),

@@ -20,13 +20,13 @@ import yaml
 from fastapi.testclient import TestClient
 
 from coin_platform.api.app import create_app
+from coin_platform.local.dagster_server import DagsterWebserver, dagster_webserver
 from coin_platform.local.stack import S3Endpoint
 from coin_platform.market.klines import OHLCV_SCHEMA
 from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
 from coin_platform.storage.layout import day_start
 from coin_platform.storage.object_store import ObjectStore
 from coin_platform.storage.ohlcv import write_ohlcv_day
-from coin_platform_tests.fixtures.dagster import DagsterWebserver, dagster_webserver
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 INTERVAL = "15m"

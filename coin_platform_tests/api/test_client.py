@@ -23,7 +23,7 @@ from coin_platform.client import (
     DagsterUnreachableError,
     RunNotFoundError,
 )
-from coin_platform.defs.backtest.reports import BacktestRunConfig
+from coin_platform.defs.backtest.inputs import BacktestRunConfig
 from coin_platform.local.stack import free_port
 from coin_platform_tests.api.conftest import DAYS, SYMBOLS
 from coin_platform_tests.leaks import assert_secret_absent

@@ -25,12 +25,12 @@ from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.instance.ref import InstanceRef
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
+from coin_platform.local.dagster_server import dagster_webserver
 from coin_platform.local.dev import prepare_dagster_home
 from coin_platform.settings import PROJECT_ROOT, Settings
 from coin_platform.storage.layout import raw_klines_key
 from coin_platform.storage.ohlcv import read_ohlcv_day
 from coin_platform_tests.defs.harness import market_settings, object_store
-from coin_platform_tests.fixtures.dagster import dagster_webserver
 
 # Debian's Chromium (`make test` installs it); Playwright never downloads a browser here.
 CHROMIUM = "/usr/bin/chromium"

@@ -1,32 +1,20 @@
 """`backtest_report` (one partition per configured strategy), `backtest_job` that materializes it,
 and `strategy_leaderboard` (every strategy × symbol with the configured defaults, ranked)."""
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
 
-from coin_platform.backtest.engine import BacktestInputError
 from coin_platform.backtest.report import markdown_image, render_leaderboard, render_report
-from coin_platform.backtest.request import (
-    BACKTEST_JOB,
-    REPORT_ASSET,
-    BacktestOverrides,
-    ResolvedBacktest,
-    parse_request,
-    resolve_request,
-)
+from coin_platform.backtest.request import BACKTEST_JOB, REPORT_ASSET, resolve_request
 from coin_platform.backtest.result import BacktestResult
-from coin_platform.backtest.runner import NoCandlesInRange, run_request, warmup_start
-from coin_platform.defs.backtest.candles import load_candles
+from coin_platform.backtest.runner import run_request
+from coin_platform.defs.backtest.inputs import BacktestRunConfig, backtest_inputs, user_errors
+from coin_platform.defs.backtest.metadata import markdown_table, shown
 from coin_platform.defs.resources import ObjectStoreResource
-from coin_platform.loader import NoDataError
-from coin_platform.settings import ConfigError, Settings
+from coin_platform.settings import Settings
 from coin_platform.storage.backtests import BacktestOutputs, write_backtest, write_backtest_progress
-from coin_platform.storage.funding import read_funding
-from coin_platform.storage.object_store import ObjectStore
 from coin_platform.strategies import build_strategy
 
 # The metrics shown in the UI's table, in this order.
@@ -43,28 +31,6 @@ SHOWN_METRICS = (
     "exposure_pct",
     "trade_count",
 )
-
-
-class BacktestRunConfig(dg.Config):
-    """A backtest's parameters; anything left out is config.yaml's `backtest:` default."""
-
-    symbols: list[str] | None = None
-    interval: str | None = None
-    start: str | None = None  # YYYY-MM-DD, UTC
-    end: str | None = None  # YYYY-MM-DD, inclusive
-    initial_cash: float | None = None
-    sizing: str | None = None  # equity_fraction or fixed_notional
-    fraction: float | None = None
-    stop_loss: float | None = None
-    take_profit: float | None = None
-    leverage: float | None = None
-    funding: bool | None = None
-    fee: float | None = None
-    slippage: float | None = None
-    decision_path: bool = False
-
-    def request(self) -> BacktestOverrides:
-        return parse_request(self.model_dump(exclude_none=True))
 
 
 def build_report_assets(
@@ -162,30 +128,6 @@ def build_report_assets(
     return backtest_report, strategy_leaderboard, job
 
 
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """A bad request or a range without candles fails the run with the message that names it, no traceback."""
-    try:
-        yield
-    except (ConfigError, NoDataError, NoCandlesInRange, BacktestInputError) as exc:
-        raise dg.Failure(str(exc)) from None
-
-
-def backtest_inputs(
-    store: ObjectStore, request: ResolvedBacktest, settings: Settings
-) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """The request's candles (with the indicators' warm-up before the range) and, if it charges them, funding rates."""
-    candles = load_candles(
-        store,
-        request.symbols,
-        request.interval,
-        warmup_start(request, settings.config.history_start),
-        request.range_end,
-    )
-    funding = read_funding(store, request.symbols, request.range_start, request.range_end) if request.funding else None
-    return candles, funding
-
-
 def _report_metadata(
     result: BacktestResult, pngs: dict[str, bytes], written: dict[str, str], funding: pl.DataFrame | None
 ) -> dict:
@@ -199,22 +141,10 @@ def _report_metadata(
         "metrics": dg.MetadataValue.md(
             markdown_table(result.metrics_by_symbol, ("symbol", *SHOWN_METRICS))
             + "\n\n**All symbols:** "
-            + ", ".join(f"{key} {_shown(metrics.get(key))}" for key in SHOWN_METRICS)
+            + ", ".join(f"{key} {shown(metrics.get(key))}" for key in SHOWN_METRICS)
         ),
         "equity": dg.MetadataValue.md(markdown_image(pngs["equity_drawdown"], "equity and drawdown")),
         "report": dg.MetadataValue.path(written["report.html"]),
         "trades_file": dg.MetadataValue.path(written["trades.parquet"]),
         "funding_rows": 0 if funding is None else funding.height,
     }
-
-
-def _shown(value: object) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def markdown_table(frame: pl.DataFrame, columns: tuple[str, ...]) -> str:
-    present = [c for c in columns if c in frame.columns]
-    header = "| " + " | ".join(present) + " |\n|" + "---|" * len(present) + "\n"
-    return header + "\n".join("| " + " | ".join(_shown(row[c]) for c in present) + " |" for row in frame.to_dicts())

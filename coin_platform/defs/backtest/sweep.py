@@ -11,7 +11,8 @@ from coin_platform.backtest.report import markdown_image, render_heatmap
 from coin_platform.backtest.request import parse_request, resolve_request
 from coin_platform.backtest.sweep import WalkForward, run_sweep
 from coin_platform.core.intervals import interval_ms
-from coin_platform.defs.backtest.reports import BacktestRunConfig, backtest_inputs, markdown_table, user_errors
+from coin_platform.defs.backtest.inputs import BacktestRunConfig, backtest_inputs, user_errors
+from coin_platform.defs.backtest.metadata import markdown_table
 from coin_platform.defs.resources import ObjectStoreResource
 from coin_platform.settings import ConfigError, Settings
 from coin_platform.storage.backtests import SweepOutputs, write_backtest_progress, write_sweep

@@ -18,7 +18,7 @@ import dagster as dg
 import polars as pl
 
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
-from coin_platform.defs.partitions import past_retention, split_partition_keys, trailing_days
+from coin_platform.defs.partitions import market_backfill_policy, past_retention, split_partition_keys, trailing_days
 from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, ObjectStoreResource
 from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, lookback_days, zone_window
 from coin_platform.pipeline.features import build_feature_days
@@ -42,9 +42,7 @@ def build_feature_assets(
         name=f"features_{interval}",
         group_name=FEATURES_GROUP,
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.multi_run(
-            max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
-        ),
+        backfill_policy=market_backfill_policy(settings),
         deps=[dg.AssetDep(ohlcv_asset, partition_mapping=trailing_days(lookback_days(interval)))],
         automation_condition=REBUILD_AFTER_INPUT_REPAIR,
         pool=CLICKHOUSE_POOL,

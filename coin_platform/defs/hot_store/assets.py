@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from coin_platform.defs.automation import rebuild_inside_retention
-from coin_platform.defs.partitions import past_retention, split_partition_keys
+from coin_platform.defs.partitions import market_backfill_policy, past_retention, split_partition_keys
 from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, ObjectStoreResource
 from coin_platform.settings import Settings
 from coin_platform.storage.ohlcv import read_ohlcv_day
@@ -37,9 +37,7 @@ def build_hot_asset(
         name=f"hot_ohlcv_{interval}",
         group_name=HOT_GROUP,
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.multi_run(
-            max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
-        ),
+        backfill_policy=market_backfill_policy(settings),
         deps=[ohlcv_asset],
         # Only days the hot store still keeps follow a repaired ohlcv day.
         automation_condition=rebuild_inside_retention(retention_days),

@@ -16,7 +16,7 @@ import polars as pl
 from pydantic import Field
 
 from coin_platform.core.intervals import DAY_MS, interval_ms
-from coin_platform.defs.partitions import split_partition_keys
+from coin_platform.defs.partitions import market_backfill_policy, split_partition_keys
 from coin_platform.defs.resources import BinanceResource, ObjectStoreResource
 from coin_platform.pipeline.funding import FundingDay, ingest_funding
 from coin_platform.pipeline.ingest import (
@@ -104,9 +104,7 @@ def build_market_assets(
     written, so a user who materializes (or backfills) either asset gets both, and
     no selection can ask for the cleaned days without their raw days.
     """
-    backfill_policy = dg.BackfillPolicy.multi_run(
-        max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
-    )
+    backfill_policy = market_backfill_policy(settings)
     drop_zero_volume = settings.config.cleaning.drop_zero_volume
     candles_per_day = DAY_MS // interval_ms(interval)
     raw_spec = dg.AssetSpec(
@@ -272,9 +270,7 @@ def build_funding_asset(partitions_def: dg.MultiPartitionsDefinition, settings: 
         name=FUNDING_ASSET,
         group_name=MARKET_GROUP,
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.multi_run(
-            max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
-        ),
+        backfill_policy=market_backfill_policy(settings),
         kinds={"binance", "parquet", "s3"},
         description=(
             "USD-M perpetual funding rates as GET /fapi/v1/fundingRate returns them: symbol, funding_time "

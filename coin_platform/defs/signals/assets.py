@@ -16,7 +16,7 @@ import datetime as dt
 import dagster as dg
 
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
-from coin_platform.defs.partitions import split_partition_keys, trailing_days
+from coin_platform.defs.partitions import market_backfill_policy, split_partition_keys, trailing_days
 from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, KafkaResource, ObjectStoreResource
 from coin_platform.events.kafka import publish
 from coin_platform.features import lookback_days
@@ -58,9 +58,7 @@ def build_candidate_assets(
         name=f"candidates_{interval}",
         group_name=CANDIDATES_GROUP,
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.multi_run(
-            max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
-        ),
+        backfill_policy=market_backfill_policy(settings),
         deps=deps,
         automation_condition=REBUILD_AFTER_INPUT_REPAIR,
         pool=CLICKHOUSE_POOL,

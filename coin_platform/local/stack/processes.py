@@ -93,7 +93,7 @@ class ServiceProcess:
         temporary.replace(path)
 
 
-def _default_signal_handlers() -> None:
+def default_signal_handlers() -> None:
     """Runs in the child before exec: drop SIG_IGN inherited from e.g. a `cmd &` shell."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)
@@ -105,10 +105,22 @@ def spawn(name: str, command: list[str], log_file: Path, env: dict[str, str],
     with log_file.open("ab") as log:
         child = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=env, cwd=cwd, start_new_session=True, preexec_fn=_default_signal_handlers,
+            env=env, cwd=cwd, start_new_session=True, preexec_fn=default_signal_handlers,
         )
     _CHILDREN[child.pid] = child
     return ServiceProcess(name=name, pid=child.pid, executable=command[0], log_file=log_file)
+
+
+def start_service(name: str, command: list[str], log_file: Path, env: dict[str, str], answers: Callable[[], bool],
+                  what: str, timeout: float) -> ServiceProcess:
+    """`spawn`, then `wait_until_ready`; a service that does not come up is stopped before the error goes up."""
+    process = spawn(name, command, log_file, env)
+    try:
+        wait_until_ready(process, answers, what, timeout)
+    except BaseException:
+        process.stop()
+        raise
+    return process
 
 
 def wait_until_ready(process: ServiceProcess, answers: Callable[[], bool], what: str,

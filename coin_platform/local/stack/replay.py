@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 
 from coin_platform.local.stack.ports import LOOPBACK, require_free
-from coin_platform.local.stack.processes import ServiceProcess, spawn, wait_until_ready
+from coin_platform.local.stack.processes import ServiceProcess, start_service
 
 REPLAY_START_TIMEOUT = 15.0
 
@@ -36,11 +36,7 @@ def start_replay(*, port: int, log_file: Path, weight_limit: int | None = None,
             command += [option, str(value)]
     if symbols:
         command += ["--symbols", ",".join(symbols)]
-    process = spawn("replay", command, log_file, dict(os.environ))
     url = f"http://{LOOPBACK}:{port}"
-    try:
-        wait_until_ready(process, lambda: replay_answers(url), f"GET {url}/fapi/v1/ping", timeout)
-    except BaseException:
-        process.stop()
-        raise
-    return process
+    return start_service(
+        "replay", command, log_file, dict(os.environ), lambda: replay_answers(url), f"GET {url}/fapi/v1/ping", timeout
+    )

@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from coin_platform.local.stack.ports import LOOPBACK, require_free, tcp_accepts
-from coin_platform.local.stack.processes import ServiceProcess, StackError, child_env, spawn, wait_until_ready
+from coin_platform.local.stack.processes import ServiceProcess, StackError, child_env, start_service
 from coin_platform.local.stack.seaweedfs import PROBE_CONFIG, S3Endpoint
 
 TANSU_BUCKET = "tansu"
@@ -72,15 +72,9 @@ def start_tansu(*, port: int, log_file: Path, storage_url: str = "memory://tansu
     listener = f"tcp://{LOOPBACK}:{port}"
     command = [tansu_binary(), "broker", "--listener-url", listener,
                "--advertised-listener-url", listener, "--storage-engine", storage_url]
-    process = spawn("tansu", command, log_file, env)
     bootstrap = f"{LOOPBACK}:{port}"
-    try:
-        wait_until_ready(process, lambda: tcp_accepts(port) and kafka_answers(bootstrap),
-                          f"Kafka metadata at {bootstrap}", timeout)
-    except BaseException:
-        process.stop()
-        raise
-    return process
+    return start_service("tansu", command, log_file, env, lambda: tcp_accepts(port) and kafka_answers(bootstrap),
+                         f"Kafka metadata at {bootstrap}", timeout)
 
 
 def _require_bucket(s3: S3Endpoint, bucket: str) -> None:
