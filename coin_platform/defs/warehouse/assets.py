@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from coin_platform.defs.partitions import split_partition_keys
+from coin_platform.defs.partitions import market_backfill_policy, split_partition_keys
 from coin_platform.defs.resources import (
     WAREHOUSE_POOL,
     ClickHouseResource,
@@ -76,9 +76,7 @@ def build_market_load(
         key=warehouse_key(table),
         group_name=WAREHOUSE_GROUP,
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.multi_run(
-            max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
-        ),
+        backfill_policy=market_backfill_policy(settings),
         deps=[upstream],
         pool=WAREHOUSE_POOL,
         kinds=KINDS,
@@ -112,9 +110,7 @@ def build_candidates_load(
         key=warehouse_key(CANDIDATES.name),
         group_name=WAREHOUSE_GROUP,
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.multi_run(
-            max_partitions_per_run=settings.config.ingestion.max_partitions_per_run
-        ),
+        backfill_policy=market_backfill_policy(settings),
         deps=[asset.key for asset in candidates.values()],
         pool=WAREHOUSE_POOL,
         kinds=KINDS,
