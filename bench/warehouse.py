@@ -2,8 +2,9 @@
 
 load_rate: a year of 1m candles of one symbol, stored as the platform stores them (hourly parquet
 objects, here in a local object store in a temporary directory), loaded into a DuckDB warehouse file
-the way `warehouse_ohlcv_1m` does it: per day, the platform's reader (storage.ohlcv.read_ohlcv_day)
-hands the rows over as Arrow and `load_partition` replaces the partition in one transaction.
+the way `warehouse_ohlcv_1m` does it (pipeline.warehouse.load_market_days): the platform's reader
+(storage.ohlcv.read_ohlcv_days) reads the days' hourly objects in parallel, the rows go over as Arrow,
+and every day's partition is replaced in one transaction.
 Reference: DuckDB's own `read_parquet` of the same files into the same table, one INSERT.
 Goal: platform rate ≥ 0.8 × the reference. It also records whether DuckDB's httpfs (read_parquet
 straight from the S3 endpoint) can be loaded here.
@@ -28,9 +29,10 @@ import polars as pl
 from report import emit  # bench/report.py, beside this script
 
 from coin_platform.market.klines import OHLCV_SCHEMA
+from coin_platform.pipeline.warehouse import load_market_days
 from coin_platform.storage.layout import day_start, ohlcv_day_keys
 from coin_platform.storage.object_store import ObjectStore
-from coin_platform.storage.ohlcv import read_ohlcv_day, write_ohlcv_day
+from coin_platform.storage.ohlcv import write_ohlcv_day
 from coin_platform.storage.warehouse import DuckDBWarehouse
 
 SYMBOL = "BTCUSDT"
@@ -100,11 +102,7 @@ def load_rate(args: argparse.Namespace) -> dict[str, object]:
         rows = len(days) * MINUTES_PER_DAY
 
         def platform(path: Path) -> None:
-            partitions = (
-                (read_ohlcv_day(store, "1m", SYMBOL, day).select(pl.lit(SYMBOL).alias("symbol"), pl.all()), day, SYMBOL)
-                for day in days
-            )
-            DuckDBWarehouse(path).load_partitions("ohlcv_1m", partitions)
+            load_market_days(DuckDBWarehouse(path), store, "ohlcv", "1m", SYMBOL, days)
 
         def reference(path: Path) -> None:
             DuckDBWarehouse(path).create_raw_tables()

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from coin_platform.market.klines import OHLCV_SCHEMA
 from coin_platform.storage.clickhouse import HotStore
 from coin_platform.storage.features import read_feature_days
 from coin_platform.storage.object_store import ObjectStore
-from coin_platform.storage.ohlcv import read_ohlcv_day
+from coin_platform.storage.ohlcv import read_ohlcv_days
 from coin_platform.storage.signals import CANDIDATE_SCHEMA
 from coin_platform.storage.warehouse import Warehouse, partition_bounds
 from coin_platform.storage.warehouse_tables import (
@@ -51,16 +52,37 @@ def _as_table(frame: pl.DataFrame, table: RawTable) -> pl.DataFrame:
     )
 
 
-def ohlcv_rows(store: ObjectStore, interval: str, symbol: str, day: dt.date) -> pl.DataFrame:
-    """The stored cleaned candles of one symbol's day with their symbol, as raw `ohlcv_{interval}`."""
-    frame = read_ohlcv_day(store, interval, symbol, day)
-    return frame.select(pl.lit(symbol, pl.String).alias("symbol"), pl.all()).sort("open_time")
+def _contiguous(days: Sequence[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """`days` as (first, last) runs of consecutive days, so a run's partitions are read range by range."""
+    runs: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(set(days)):
+        if runs and day == runs[-1][1] + dt.timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 
 
-def feature_rows(store: ObjectStore, interval: str, symbol: str, day: dt.date) -> pl.DataFrame:
-    """The stored features of one symbol's day with their symbol, as raw `features_{interval}`."""
-    frame = read_feature_days(store, interval, symbol, [day])
-    return frame.select(pl.lit(symbol, pl.String).alias("symbol"), pl.all())
+def _by_day(frame: pl.DataFrame, symbol: str, days: Sequence[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    """One symbol's rows of `days` with their symbol, split by UTC day; a day without rows is empty."""
+    rows = frame.select(pl.lit(symbol, pl.String).alias("symbol"), pl.all()).sort("open_time")
+    split = rows.with_columns(_day=pl.col("open_time").dt.date()).partition_by("_day", as_dict=True)
+    empty = rows.clear()
+    return {day: split[(day,)].drop("_day") if (day,) in split else empty for day in days}
+
+
+def ohlcv_rows(store: ObjectStore, interval: str, symbol: str, days: Sequence[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    """The stored cleaned candles of one symbol's days with their symbol, by day, as raw `ohlcv_{interval}`:
+    each run of consecutive days read at once (the hourly objects in parallel)."""
+    frames = [read_ohlcv_days(store, interval, symbol, first, last)[0] for first, last in _contiguous(days)]
+    return _by_day(pl.concat(frames) if frames else pl.DataFrame(schema=OHLCV_SCHEMA), symbol, days)
+
+
+def feature_rows(
+    store: ObjectStore, interval: str, symbol: str, days: Sequence[dt.date]
+) -> dict[dt.date, pl.DataFrame]:
+    """The stored features of one symbol's days with their symbol, by day, as raw `features_{interval}`."""
+    return _by_day(read_feature_days(store, interval, symbol, days), symbol, days)
 
 
 def candidate_rows(hot_store: HotStore, intervals: Sequence[str], symbol: str, day: dt.date) -> pl.DataFrame:
@@ -91,13 +113,13 @@ def trading_rows(trading_store: TradingStore, day: dt.date) -> tuple[pl.DataFram
 def load_market_days(
     warehouse: Warehouse, store: ObjectStore, dataset: str, interval: str, symbol: str, days: Sequence[dt.date]
 ) -> list[PartitionLoad]:
-    """Load one symbol's days of `ohlcv` or `features` from the object store, over one warehouse connection
-    (each day read as it is loaded)."""
+    """Load one symbol's days of `ohlcv` or `features` from the object store, in one warehouse transaction."""
     if dataset == "ohlcv":
         table, read = ohlcv_table(interval), ohlcv_rows
     elif dataset == "features":
         table, read = features_table(interval), feature_rows
     else:
         raise ValueError(f"market dataset must be 'ohlcv' or 'features', not {dataset!r}")
-    rows = warehouse.load_partitions(table, ((read(store, interval, symbol, day), day, symbol) for day in days))
-    return [PartitionLoad(table, day, symbol, n) for day, n in zip(days, rows, strict=True)]
+    by_day = read(store, interval, symbol, days)
+    rows = warehouse.load_partitions(table, ((frame, day, symbol) for day, frame in by_day.items()))
+    return [PartitionLoad(table, day, symbol, n) for day, n in zip(by_day, rows, strict=True)]

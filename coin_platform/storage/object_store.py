@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
     from coin_platform.settings import Settings
@@ -105,9 +103,10 @@ class ObjectStore:
 
     def read_parquet(self, key: str) -> pl.DataFrame:
         """One GET for the whole object: these objects are small, and a file-style parquet
-        read would spend a request each on the size, the footer and the columns."""
-        table = pq.read_table(pa.BufferReader(self.read_bytes(key)))
-        return pl.from_arrow(table)  # type: ignore[return-value]
+        read would spend a request each on the size, the footer and the columns. Polars decodes
+        the bytes: 0.44 ms for an hour of 1m candles, where pyarrow's read_table and from_arrow
+        took 1.4 ms (measured for bench/warehouse.py)."""
+        return pl.read_parquet(self.read_bytes(key))
 
     def write_parquet_many(self, frames: dict[str, pl.DataFrame]) -> int:
         """Write several objects concurrently; returns the bytes written."""

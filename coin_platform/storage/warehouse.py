@@ -269,40 +269,34 @@ class DuckDBWarehouse(Warehouse):
             connection.execute(create_table_sql(table, "duckdb"))
 
     def load_partitions(self, table: str, partitions: Iterable[tuple[pl.DataFrame, dt.date, str | None]]) -> list[int]:
+        """Every partition checked first, then in one transaction each one's rows deleted and all the new
+        rows inserted in one INSERT (one statement per partition cost 8 ms a day of 1m candles)."""
         raw = raw_table(table)
-        loaded: list[int] = []
+        checked = [(check_partition(raw, frame, day, symbol), day, symbol) for frame, day, symbol in partitions]
+        if not checked:
+            return []
         with self.writer(self._holder(f"load {raw.name}")) as connection:
             self._create(connection)
             connection.execute("BEGIN TRANSACTION")
             try:
-                for frame, day, symbol in partitions:
-                    rows = check_partition(raw, frame, day, symbol)
-                    loaded.append(self._replace(connection, raw, rows, day, symbol))
+                for _, day, symbol in checked:
+                    start, end = partition_bounds(day)
+                    parameters = {"start": start, "end": end} | ({"symbol": symbol} if symbol is not None else {})
+                    where = _partition_filter(raw, symbol, lambda name: "$" + name)
+                    connection.execute(f"DELETE FROM {RAW_SCHEMA}.{raw.name} WHERE {where}", parameters)
+                connection.register("incoming_rows", pl.concat([rows for rows, _, _ in checked]).to_arrow())
+                try:
+                    connection.execute(
+                        f"INSERT INTO {RAW_SCHEMA}.{raw.name} ({', '.join(raw.columns)}) "
+                        f"SELECT {', '.join(raw.columns)} FROM incoming_rows"
+                    )
+                finally:
+                    connection.unregister("incoming_rows")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-        return loaded
-
-    @staticmethod
-    def _replace(
-        connection: duckdb.DuckDBPyConnection, raw: RawTable, frame: pl.DataFrame, day: dt.date, symbol: str | None
-    ) -> int:
-        start, end = partition_bounds(day)
-        parameters = {"start": start, "end": end} | ({"symbol": symbol} if symbol is not None else {})
-        connection.register("incoming_rows", frame.to_arrow())
-        try:
-            connection.execute(
-                f"DELETE FROM {RAW_SCHEMA}.{raw.name} WHERE {_partition_filter(raw, symbol, lambda n: '$' + n)}",
-                parameters,
-            )
-            connection.execute(
-                f"INSERT INTO {RAW_SCHEMA}.{raw.name} ({', '.join(raw.columns)}) "
-                f"SELECT {', '.join(raw.columns)} FROM incoming_rows"
-            )
-        finally:
-            connection.unregister("incoming_rows")
-        return frame.height
+        return [rows.height for rows, _, _ in checked]
 
     def query(self, sql: str) -> pl.DataFrame:
         with self.reader() as connection:
