@@ -10,7 +10,7 @@ import warnings
 
 import dagster as dg
 
-from coin_platform.defs import archive, backtest, features, hot_store, jobs, market, ops, signals, trading
+from coin_platform.defs import archive, backtest, dbt, features, hot_store, jobs, market, ops, signals, trading
 from coin_platform.defs.automation import build_repair_sensor
 from coin_platform.defs.partitions import history_partitions, market_partitions
 from coin_platform.defs.resources import build_resources
@@ -42,6 +42,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         trading_defs.defs,
         backtest.build_defs(settings, market_defs.by_interval, archive_defs.by_interval),
         ops.build_defs(settings),
+        dbt.build_defs(settings, days),
         jobs.build_defs(
             settings,
             market_defs.by_interval,

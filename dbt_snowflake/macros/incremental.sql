@@ -28,7 +28,7 @@ A full build (or the first one) reads everything. -#}
     {{ return(none) }}
   {%- endif -%}
   {%- for name, value in [('min_day', min_day), ('max_day', max_day)] -%}
-    {%- if value is none or not modules.re.match('^\d{4}-\d{2}-\d{2}$', value | string) -%}
+    {%- if value is none or not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', value | string) -%}
       {{ exceptions.raise_compiler_error("var " ~ name ~ " must be a UTC day YYYY-MM-DD (set both min_day and max_day), got " ~ value) }}
     {%- endif -%}
   {%- endfor -%}
