@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import duckdb
 import polars as pl
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS, interval_ms
+from coin_platform.defs.resources import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from coin_platform.events.candidates import candidates_from_features
 from coin_platform.events.schemas import Candidate, Decision
 from coin_platform.features import compute_features
@@ -25,10 +28,14 @@ from coin_platform.local.replay import synthetic
 from coin_platform.market.klines import clean_klines, parse_kline_rows
 from coin_platform.ml.scorers import live_scorer
 from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
-from coin_platform.strategies import build_strategies
 from coin_platform.storage.warehouse_tables import RAW_SCHEMA, RAW_TABLES, features_table, ohlcv_table
+from coin_platform.strategies import build_strategies
 
 PAGE = 1500
+# What the tests' warehouse holds: two symbols, four UTC days of every interval.
+TEST_SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+TEST_START = dt.date(2026, 3, 2)
+TEST_DAYS = 4
 
 
 @dataclass(frozen=True)
@@ -201,3 +208,38 @@ def write_raw_tables(path: Path, data: RawData) -> None:
             connection.register("loaded", frame.to_arrow())
             connection.execute(f"create or replace table {RAW_SCHEMA}.{name} as select * from loaded")
             connection.unregister("loaded")
+
+
+def warehouse_file(coin_home: Path) -> Path:
+    """Where the dbt profile's `local` output puts the warehouse under COIN_HOME."""
+    return coin_home / "warehouse" / "warehouse.duckdb"
+
+
+@dataclass(frozen=True)
+class DbtRun:
+    """One dbt invocation's outcome: its exit code, output and run_results.json."""
+
+    returncode: int
+    output: str
+    results: dict
+
+    def statuses(self) -> dict[str, str]:
+        """unique_id -> status (success, pass, fail, error, skipped) of every node the run executed."""
+        return {r["unique_id"]: r["status"] for r in self.results.get("results", [])}
+
+
+def run_dbt(
+    args: list[str], coin_home: Path, work_dir: Path, project_dir: Path = DBT_PROJECT_DIR
+) -> DbtRun:
+    """`dbt <args>` on the duckdb target over COIN_HOME's warehouse; artefacts and logs under `work_dir`."""
+    target_path = work_dir / "target"
+    command = [
+        str(DBT_EXECUTABLE), *args,
+        "--project-dir", str(project_dir), "--profiles-dir", str(project_dir), "--target", "local",
+        "--target-path", str(target_path), "--log-path", str(work_dir / "logs"),
+    ]
+    environment = {**os.environ, "COIN_HOME": str(coin_home), "COIN_PLATFORM_ENV": "local"}
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600, check=False)
+    results_file = target_path / "run_results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    return DbtRun(done.returncode, done.stdout + done.stderr, results)
