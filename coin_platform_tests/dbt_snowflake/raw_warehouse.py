@@ -174,8 +174,10 @@ def platform_raw_data(
     candidates: list[Candidate] = []
     for interval in intervals:
         candles = pl.concat(
-            [replay_candles(symbol, interval, begin, end).select(pl.lit(symbol).alias("symbol"), pl.all())
-             for symbol in symbols]
+            [
+                replay_candles(symbol, interval, begin, end).select(pl.lit(symbol).alias("symbol"), pl.all())
+                for symbol in symbols
+            ]
         )
         features = compute_features(candles, interval)
         tables[ohlcv_table(interval)] = candles.select(list(RAW_TABLES[ohlcv_table(interval)].columns))
@@ -189,9 +191,7 @@ def platform_raw_data(
                 interval=interval,
                 detected_at=end,
             )
-    decisions = [
-        scorer.decide(c, c.features, now=c.close_time + dt.timedelta(seconds=1)) for c in candidates
-    ]
+    decisions = [scorer.decide(c, c.features, now=c.close_time + dt.timedelta(seconds=1)) for c in candidates]
     tables["candidates"] = _candidate_rows(candidates)
     tables["decisions"] = _decision_rows(decisions)
     tables["orders"], tables["fills"] = _paper_orders(decisions, settings.config.trading.fee_rate)
@@ -228,15 +228,22 @@ class DbtRun:
         return {r["unique_id"]: r["status"] for r in self.results.get("results", [])}
 
 
-def run_dbt(
-    args: list[str], coin_home: Path, work_dir: Path, project_dir: Path = DBT_PROJECT_DIR
-) -> DbtRun:
+def run_dbt(args: list[str], coin_home: Path, work_dir: Path, project_dir: Path = DBT_PROJECT_DIR) -> DbtRun:
     """`dbt <args>` on the duckdb target over COIN_HOME's warehouse; artefacts and logs under `work_dir`."""
     target_path = work_dir / "target"
     command = [
-        str(DBT_EXECUTABLE), *args,
-        "--project-dir", str(project_dir), "--profiles-dir", str(project_dir), "--target", "local",
-        "--target-path", str(target_path), "--log-path", str(work_dir / "logs"),
+        str(DBT_EXECUTABLE),
+        *args,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+        "--target",
+        "local",
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(work_dir / "logs"),
     ]
     environment = {**os.environ, "COIN_HOME": str(coin_home), "COIN_PLATFORM_ENV": "local"}
     done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600, check=False)

@@ -24,15 +24,48 @@ from coin_platform_tests.dbt_snowflake.raw_warehouse import RawData, run_dbt, wa
 HORIZON = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["label_horizon_candles"]
 FEATURES = [c for c in FEATURE_SCHEMA if c != "open_time"]
 TRAINING_SET_COLUMNS = [
-    "candidate_id", "strategy", "symbol", "interval", "signal", "side", "open_time", "close_time", "price",
-    *FEATURES, "horizon_close_time", "exit_price", "forward_return", "label",
+    "candidate_id",
+    "strategy",
+    "symbol",
+    "interval",
+    "signal",
+    "side",
+    "open_time",
+    "close_time",
+    "price",
+    *FEATURES,
+    "horizon_close_time",
+    "exit_price",
+    "forward_return",
+    "label",
 ]
 DECISION_OUTCOME_COLUMNS = [
-    "decision_id", "candidate_id", "strategy", "symbol", "interval", "signal", "action", "confidence",
-    "model_version", "candle_close_time", "decided_at", "price", "exit_price", "forward_return", "hit",
+    "decision_id",
+    "candidate_id",
+    "strategy",
+    "symbol",
+    "interval",
+    "signal",
+    "action",
+    "confidence",
+    "model_version",
+    "candle_close_time",
+    "decided_at",
+    "price",
+    "exit_price",
+    "forward_return",
+    "hit",
 ]
 DAILY_PERFORMANCE_COLUMNS = [
-    "day", "strategy", "candidates", "decisions", "acted", "orders", "fills", "paper_pnl", "hit_rate",
+    "day",
+    "strategy",
+    "candidates",
+    "decisions",
+    "acted",
+    "orders",
+    "fills",
+    "paper_pnl",
+    "hit_rate",
 ]
 
 
@@ -94,8 +127,13 @@ def test_the_build_ran_every_model_and_test_and_all_passed(built_warehouse):
     models = {uid for uid in statuses if uid.startswith("model.")}
     tests = {uid for uid in statuses if uid.startswith("test.")}
     assert {uid.rsplit(".", 1)[1] for uid in models} >= {
-        "mart_bars_hourly", "mart_bars_daily", "mart_features", "mart_candidate_outcomes",
-        "mart_training_set", "mart_decision_outcomes", "mart_daily_performance",
+        "mart_bars_hourly",
+        "mart_bars_daily",
+        "mart_features",
+        "mart_candidate_outcomes",
+        "mart_training_set",
+        "mart_decision_outcomes",
+        "mart_daily_performance",
     }
     assert any(".no_lookahead_mart_training_set" in uid for uid in tests)
     assert {uid: s for uid, s in statuses.items() if s not in ("success", "pass")} == {}
@@ -113,8 +151,18 @@ def test_training_set_has_the_contract_columns_and_matches_polars(built_warehous
     expected = (
         known.join(built_warehouse.raw.tables["candidates"].select("candidate_id"), on="candidate_id")
         .select(
-            "candidate_id", "strategy", "symbol", "interval", "signal", "side", "open_time", "close_time",
-            pl.col("close").alias("price"), "horizon_close_time", "exit_price", "forward_return",
+            "candidate_id",
+            "strategy",
+            "symbol",
+            "interval",
+            "signal",
+            "side",
+            "open_time",
+            "close_time",
+            pl.col("close").alias("price"),
+            "horizon_close_time",
+            "exit_price",
+            "forward_return",
             label=pl.col("forward_return") > fee,
         )
         .sort("candidate_id")
@@ -240,7 +288,9 @@ def test_the_no_lookahead_test_fails_when_training_rows_read_the_horizon_candles
     coin_home = tmp_path / "home"
     warehouse_file(coin_home).parent.mkdir(parents=True)
     shutil.copyfile(warehouse_file(built_warehouse.coin_home), warehouse_file(coin_home))
-    leaked = run_dbt(["build", "--select", "mart_training_set", "--full-refresh"], coin_home, tmp_path / "work", project)
+    leaked = run_dbt(
+        ["build", "--select", "mart_training_set", "--full-refresh"], coin_home, tmp_path / "work", project
+    )
     statuses = leaked.statuses()
     assert leaked.returncode != 0
     failed = {uid.split(".")[2] for uid, status in statuses.items() if status == "fail"}
