@@ -15,4 +15,5 @@ settings.load_profile("coin_platform")
 pytest_plugins = [
     "coin_platform_tests.fixtures.stack",
     "coin_platform_tests.fixtures.replay",
+    "coin_platform_tests.fixtures.warehouse",
 ]

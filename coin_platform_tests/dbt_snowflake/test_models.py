@@ -1,14 +1,12 @@
 """`dbt build` of dbt_snowflake on the duckdb target, over the platform's own data.
 
-The marts are checked against independent polars computations from the raw frames; an incremental
-rerun of one day rebuilds exactly that day; a leak put into the training set on purpose fails the
-no_lookahead test.
+The marts are checked against independent polars computations from the raw frames, and a leak put into
+the training set on purpose fails the no_lookahead test. (The incremental rerun of one day runs through
+Dagster: coin_platform_tests/defs/dbt/test_assets.py.)
 """
 
-import json
 import shutil
 
-import duckdb
 import polars as pl
 import pytest
 import yaml
@@ -19,7 +17,7 @@ from coin_platform.core.time import UTC_MS
 from coin_platform.defs.resources import DBT_PROJECT_DIR
 from coin_platform.features import FEATURE_SCHEMA
 from coin_platform.storage.warehouse_tables import RAW_SCHEMA, RAW_TABLES
-from coin_platform_tests.dbt_snowflake.raw_warehouse import RawData, run_dbt, warehouse_file
+from coin_platform_tests.dbt_snowflake.raw_warehouse import RawData, run_dbt
 
 HORIZON = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["label_horizon_candles"]
 FEATURES = [c for c in FEATURE_SCHEMA if c != "open_time"]
@@ -245,33 +243,6 @@ def test_bars_match_polars_resampling_of_the_minutes(built_warehouse, mart, ever
     assert bars["candles"].max() == (1440 if every == "1d" else 60)
 
 
-def test_an_incremental_rerun_of_one_day_rebuilds_that_day_and_nothing_else(built_warehouse, tmp_path):
-    coin_home = tmp_path / "home"
-    warehouse_file(coin_home).parent.mkdir(parents=True)
-    shutil.copyfile(warehouse_file(built_warehouse.coin_home), warehouse_file(coin_home))
-    marts = {
-        "mart_bars_daily": ["symbol", "open_time"],
-        "mart_training_set": ["candidate_id"],
-        "mart_daily_performance": ["day", "strategy"],
-    }
-    before = {name: _mart(built_warehouse, name, order) for name, order in marts.items()}
-    day = built_warehouse.days()[1]
-    with duckdb.connect(str(warehouse_file(coin_home))) as connection:
-        # Lose that day's rows, so the rerun has to put them back.
-        connection.execute(f"delete from main.mart_bars_daily where day = '{day}'")
-        connection.execute(f"delete from main.mart_training_set where cast(open_time as date) = '{day}'")
-    rerun = run_dbt(
-        ["build", "--select", "marts", "--vars", json.dumps({"min_day": str(day), "max_day": str(day)})],
-        coin_home,
-        built_warehouse.work_dir,
-    )
-    assert rerun.returncode == 0, rerun.output[-4000:]
-    with duckdb.connect(str(warehouse_file(coin_home)), read_only=True) as connection:
-        for name, order in marts.items():
-            after = _utc_ms(pl.from_arrow(connection.sql(f"select * from main.{name}").to_arrow_table())).sort(order)
-            assert_frame_equal(after, before[name])
-
-
 def test_the_no_lookahead_test_fails_when_training_rows_read_the_horizon_candles_features(built_warehouse, tmp_path):
     """A variant of the training set that joins the features of the label's candle (a leak) fails it."""
     project = tmp_path / "project"
@@ -286,8 +257,7 @@ def test_the_no_lookahead_test_fails_when_training_rows_read_the_horizon_candles
     )
     model.write_text(model.read_text().replace(honest_join, leaky_join))
     coin_home = tmp_path / "home"
-    warehouse_file(coin_home).parent.mkdir(parents=True)
-    shutil.copyfile(warehouse_file(built_warehouse.coin_home), warehouse_file(coin_home))
+    built_warehouse.copy_to(coin_home)
     leaked = run_dbt(
         ["build", "--select", "mart_training_set", "--full-refresh"], coin_home, tmp_path / "work", project
     )
