@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from filelock import FileLock
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS
 from coin_platform.defs.resources import DBT_EXECUTABLE, DBT_PROJECT_DIR
@@ -55,17 +56,35 @@ class WarehouseTranslator(DagsterDbtTranslator):
 
 
 def prepared_project() -> DbtProject:
-    """The dbt project with its manifest: `dbt parse` when there is none, and on every load under
-    `dagster dev` (DbtProject.prepare_if_dev's rule) so edited models show without a manual step.
-    Parsing reads no warehouse, so the code location loads before any warehouse file exists.
+    """The dbt project with a current manifest: `dbt parse` when there is none or a project file (model,
+    macro, test, yml) is newer, so `make dev`, tests and an edited model need no manual step, while a run
+    process (or a deployment's image with its manifest built in) does not parse again. Parsing reads no
+    warehouse, so the code location loads before any warehouse file exists.
 
-    The parse uses DBT_EXECUTABLE (this interpreter's dbt) rather than the preparer's `dbt` on PATH.
+    The parse uses DBT_EXECUTABLE (this interpreter's dbt), under a lock so two processes never write
+    the manifest at once.
     """
     project = DbtProject(project_dir=DBT_PROJECT_DIR)
-    if project.preparer.using_dagster_dev() or not project.manifest_path.exists():
-        dbt = DbtCliResource(project_dir=project, dbt_executable=str(DBT_EXECUTABLE))
-        dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    target = project.project_dir / project.target_path
+    target.mkdir(parents=True, exist_ok=True)
+    with FileLock(target / "parse.lock"):
+        if _manifest_is_stale(project):
+            dbt = DbtCliResource(project_dir=project, dbt_executable=str(DBT_EXECUTABLE))
+            dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project
+
+
+def _manifest_is_stale(project: DbtProject) -> bool:
+    if not project.manifest_path.exists():
+        return True
+    built = project.manifest_path.stat().st_mtime
+    generated = (project.project_dir / project.target_path, project.project_dir / "logs")
+    return any(
+        path.stat().st_mtime > built
+        for pattern in ("*.sql", "*.yml")
+        for path in project.project_dir.rglob(pattern)
+        if not any(path.is_relative_to(folder) for folder in generated)
+    )
 
 
 def day_vars(window: dg.TimeWindow, fee_rate: float) -> dict[str, object]:
