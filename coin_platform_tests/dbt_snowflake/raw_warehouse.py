@@ -228,8 +228,16 @@ class DbtRun:
         return {r["unique_id"]: r["status"] for r in self.results.get("results", [])}
 
 
-def run_dbt(args: list[str], coin_home: Path, work_dir: Path, project_dir: Path = DBT_PROJECT_DIR) -> DbtRun:
-    """`dbt <args>` on the duckdb target over COIN_HOME's warehouse; artefacts and logs under `work_dir`."""
+def run_dbt(
+    args: list[str],
+    coin_home: Path,
+    work_dir: Path,
+    project_dir: Path = DBT_PROJECT_DIR,
+    profiles_dir: Path = DBT_PROJECT_DIR,
+    target: str = "local",
+) -> DbtRun:
+    """`dbt <args>` on `target` (the duckdb one over COIN_HOME's warehouse unless told otherwise); its
+    artefacts and logs under `work_dir`."""
     target_path = work_dir / "target"
     command = [
         str(DBT_EXECUTABLE),
@@ -237,9 +245,9 @@ def run_dbt(args: list[str], coin_home: Path, work_dir: Path, project_dir: Path 
         "--project-dir",
         str(project_dir),
         "--profiles-dir",
-        str(project_dir),
+        str(profiles_dir),
         "--target",
-        "local",
+        target,
         "--target-path",
         str(target_path),
         "--log-path",
