@@ -195,7 +195,8 @@ def _secret(value: SecretStr | None, variable: str) -> str | dg.EnvVar | None:
     return dg.EnvVar(variable) if os.environ.get(variable) == secret else secret
 
 
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_snowflake"
+# The dbt project: beside the package in a checkout; an installed package (deploy/Dockerfile) names its copy.
+DBT_PROJECT_DIR = Path(os.environ.get("COIN_DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_snowflake")))
 # The dbt installed beside this interpreter, as `coin dev` runs its dagster: a venv need not be on PATH.
 DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 
