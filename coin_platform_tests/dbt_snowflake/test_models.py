@@ -5,6 +5,7 @@ the training set on purpose fails the no_lookahead test. (The incremental rerun 
 Dagster: coin_platform_tests/defs/dbt/test_assets.py.)
 """
 
+import json
 import shutil
 
 import polars as pl
@@ -267,3 +268,16 @@ def test_the_no_lookahead_test_fails_when_training_rows_read_the_horizon_candles
     assert any(name.startswith("no_lookahead_mart_training_set") for name in failed), failed
     (result,) = [r for r in leaked.results["results"] if "no_lookahead" in r["unique_id"]]
     assert result["failures"] >= len(FEATURES)  # every leaked feature of a row is reported
+
+
+def test_a_day_range_that_is_not_one_is_refused_naming_the_vars(built_warehouse, tmp_path):
+    coin_home = tmp_path / "home"
+    built_warehouse.copy_to(coin_home)
+    first, last = built_warehouse.days()[2], built_warehouse.days()[1]
+    refused = run_dbt(
+        ["run", "--select", "mart_bars_daily", "--vars", json.dumps({"min_day": str(first), "max_day": str(last)})],
+        coin_home,
+        built_warehouse.work_dir,
+    )
+    assert refused.returncode != 0
+    assert f"var min_day {first} is after max_day {last}" in refused.output

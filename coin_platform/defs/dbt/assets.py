@@ -26,7 +26,7 @@ INCREMENTAL = "config.materialized:incremental"
 
 # The warehouse loading assets that fill each raw table (the candidates table has one per interval).
 WAREHOUSE_ASSETS: dict[str, tuple[str, ...]] = {
-    **{name: (f"warehouse_{name}",) for name in RAW_TABLES if name not in ("candidates",)},
+    **{name: (f"warehouse_{name}",) for name in RAW_TABLES if name != "candidates"},
     "candidates": tuple(f"warehouse_candidates_{interval}" for interval in SUPPORTED_INTERVALS),
 }
 
