@@ -113,7 +113,10 @@ def main() -> int:
             "incremental_one_day_s": round(incremental_s, 3),
             "incremental_one_day": {"day": day, **_counts(incremental)},
             "mart_rows": mart_rows,
-            "note": "wall times include dbt start-up and a full parse (the vars differ between runs); dbt_elapsed_s is the nodes alone",
+            "note": (
+                "wall times include dbt start-up and a full parse (the vars differ between runs); "
+                "dbt_elapsed_s is the nodes alone"
+            ),
         },
         args.json_out,
     )
