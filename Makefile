@@ -19,6 +19,7 @@ install: $(INSTALLED)
 	cp .env.example .env
 
 # Local stack + Dagster UI on 127.0.0.1:3000 + the HTTP API on 127.0.0.1:8800; Ctrl-C stops all of it.
+# The code location prepares the dbt manifest itself (`dbt parse` when missing or older than the project).
 dev: install .env
 	$(BIN)/coin dev
 
@@ -43,6 +44,7 @@ bench: install
 	$(BIN)/python bench/backtest_report.py --json-out bench/results/backtest_report.json
 	$(BIN)/python bench/decision_path.py --json-out bench/results/decision_path.json
 	$(BIN)/python bench/api.py --json-out bench/results/api.json
+	$(BIN)/python bench/dbt_build.py --json-out bench/results/dbt_build.json
 
 stack-up: install .env
 	$(BIN)/coin stack up

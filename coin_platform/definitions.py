@@ -13,6 +13,7 @@ import dagster as dg
 from coin_platform.defs import (
     archive,
     backtest,
+    dbt,
     features,
     hot_store,
     jobs,
@@ -59,6 +60,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ml.build_defs(settings),
         backtest.build_defs(settings, market_defs.by_interval, archive_defs.by_interval),
         ops.build_defs(settings),
+        dbt.build_defs(settings, days),
         jobs.build_defs(
             settings,
             market_defs.by_interval,

@@ -16,4 +16,5 @@ pytest_plugins = [
     "coin_platform_tests.fixtures.stack",
     "coin_platform_tests.fixtures.replay",
     "coin_platform_tests.fixtures.warehouse",
+    "coin_platform_tests.fixtures.dbt_warehouse",
 ]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 from dagster_snowflake import SnowflakeResource
 from pydantic import SecretStr, model_validator
@@ -301,24 +303,21 @@ def _secret(value: SecretStr | None, variable: str) -> str | dg.EnvVar | None:
     return dg.EnvVar(variable) if os.environ.get(variable) == secret else secret
 
 
-@dataclass(frozen=True)
-class DbtProject:
-    """The dbt project and the profile target of this deployment (dbt_snowflake/profiles.yml).
-
-    A plain object, like TradingDesk: the target is fixed by the deployment, never by run config.
-    The profile's own default target follows COIN_PLATFORM_ENV too, so `dbt` run by hand agrees.
-    """
-
-    project_dir: Path
-    target: str
-
-    def cli_args(self) -> list[str]:
-        """Arguments that point dbt at the project, its profile and this deployment's target."""
-        return ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir),
-                "--target", self.target]
+# The dbt project: beside the package in a checkout; an installed package (deploy/Dockerfile) names its copy.
+DBT_PROJECT_DIR = Path(os.environ.get("COIN_DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_snowflake")))
+# The dbt installed beside this interpreter, as `coin dev` runs its dagster: a venv need not be on PATH.
+DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 
 
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_snowflake"
+def dbt_resource(target: str) -> DbtCliResource:
+    """dbt on the project with the profile's output `target` (dbt_snowflake/profiles.yml), fixed by the
+    deployment. The profile's own default target follows COIN_PLATFORM_ENV too, so `dbt` run by hand agrees."""
+    return DbtCliResource(
+        project_dir=str(DBT_PROJECT_DIR),
+        profiles_dir=str(DBT_PROJECT_DIR),
+        target=target,
+        dbt_executable=str(DBT_EXECUTABLE),
+    )
 
 
 def _shared_resources(settings: Settings) -> dict[str, object]:
@@ -350,7 +349,7 @@ def local_resources(settings: Settings) -> dict[str, object]:
             path=str(settings.coin_home / "clickhouse" / "hot"),
             retention_days=settings.config.retention_days,
         ),
-        "dbt": DbtProject(project_dir=DBT_PROJECT_DIR, target="local"),
+        "dbt": dbt_resource("local"),
         "warehouse": DuckDBWarehouseResource(
             duckdb=DuckDBResource(database=str(settings.coin_home / "warehouse" / "warehouse.duckdb")),
         ),
@@ -372,7 +371,7 @@ def prod_resources(settings: Settings) -> dict[str, object]:
             database=os.environ.get("CLICKHOUSE_DB", "coin_platform"),
             retention_days=settings.config.retention_days,
         ),
-        "dbt": DbtProject(project_dir=DBT_PROJECT_DIR, target="prod"),
+        "dbt": dbt_resource("prod"),
         "warehouse": SnowflakeWarehouseResource(
             snowflake=KeyPairSnowflakeResource(
                 account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),

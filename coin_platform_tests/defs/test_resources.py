@@ -57,7 +57,7 @@ def test_the_dbt_target_follows_the_same_switch(tmp_path, env):
     profile = _rendered_profile({"COIN_PLATFORM_ENV": env})
     assert dbt.target == profile["target"] == env
     assert profile["outputs"][dbt.target]["type"] == ADAPTER_BY_DEPLOYMENT[env]
-    assert dbt.cli_args()[-2:] == ["--target", env]
+    assert dbt.project_dir == dbt.profiles_dir == str(DBT_PROJECT_DIR)
     assert set(profile["outputs"]) == set(DEPLOYMENTS)
 
 

@@ -1,0 +1,2 @@
+-- 15m candle features: typed, one row per (symbol, open_time).
+{{ staged_features('15m') }}

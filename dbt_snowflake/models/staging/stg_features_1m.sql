@@ -1,0 +1,2 @@
+-- 1m candle features: typed, one row per (symbol, open_time).
+{{ staged_features('1m') }}

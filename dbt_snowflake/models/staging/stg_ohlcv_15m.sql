@@ -1,0 +1,2 @@
+-- 15m candles: typed, one row per (symbol, open_time).
+{{ staged_candles('15m') }}

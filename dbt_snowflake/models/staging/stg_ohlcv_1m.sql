@@ -1,0 +1,2 @@
+-- 1m candles: typed, one row per (symbol, open_time).
+{{ staged_candles('1m') }}
