@@ -159,6 +159,11 @@ class Warehouse(abc.ABC):
     def query(self, sql: str) -> pl.DataFrame:
         """The result of one read-only statement: columns named in lower case, timestamps in UTC."""
 
+    def exclusive(self, holder: str = "") -> contextlib.AbstractContextManager[None]:
+        """Hold off the other writers for the block, for a writer outside this class (a dbt run). Only a
+        DuckDB file needs it; Snowflake serialises its own transactions."""
+        return contextlib.nullcontext()
+
 
 def _as_read(frame: pl.DataFrame) -> pl.DataFrame:
     """Column names lower case (Snowflake upper-cases them) and zoned timestamps in UTC, whatever the

@@ -17,42 +17,23 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from filelock import FileLock
 
-from coin_platform.core.intervals import SUPPORTED_INTERVALS
-from coin_platform.defs.resources import DBT_EXECUTABLE, DBT_PROJECT_DIR
-from coin_platform.storage.warehouse_tables import RAW_TABLES
+from coin_platform.defs.resources import DBT_EXECUTABLE, DBT_PROJECT_DIR, WAREHOUSE_POOL, WarehouseResource
+from coin_platform.defs.warehouse.assets import warehouse_key
 
 DBT_GROUP = "dbt"
 INCREMENTAL = "config.materialized:incremental"
 
-# The warehouse loading assets that fill each raw table (the candidates table has one per interval).
-WAREHOUSE_ASSETS: dict[str, tuple[str, ...]] = {
-    **{name: (f"warehouse_{name}",) for name in RAW_TABLES if name != "candidates"},
-    "candidates": tuple(f"warehouse_candidates_{interval}" for interval in SUPPORTED_INTERVALS),
-}
-
-
 class WarehouseTranslator(DagsterDbtTranslator):
-    """dbt sources keyed as the warehouse loading assets; every dbt asset in group `dbt`."""
+    """dbt sources keyed as the warehouse loading assets (`raw.{table}` is filled by `warehouse_{table}`);
+    every dbt asset in group `dbt`."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            return dg.AssetKey(WAREHOUSE_ASSETS[dbt_resource_props["name"]][0])
+            return warehouse_key(dbt_resource_props["name"])
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
         return DBT_GROUP
-
-    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
-        """A model reading a raw table filled by several loading assets depends on all of them."""
-        spec = super().get_asset_spec(manifest, unique_id, project)
-        parents = self.get_resource_props(manifest, unique_id).get("depends_on", {}).get("nodes", [])
-        more = [
-            dg.AssetKey(key)
-            for parent in parents
-            if parent.startswith("source.")
-            for key in WAREHOUSE_ASSETS[manifest["sources"][parent]["name"]][1:]
-        ]
-        return spec.merge_attributes(deps=more) if more else spec
 
 
 def prepared_project() -> DbtProject:
@@ -105,9 +86,14 @@ def build_dbt_assets(
         exclude=INCREMENTAL,
         name="dbt_views",
         dagster_dbt_translator=translator,
+        pool=WAREHOUSE_POOL,
     )
-    def dbt_views(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[object]:
-        yield from dbt.cli(["build", "--vars", json.dumps({"fee_rate": fee_rate})], context=context).stream()
+    def dbt_views(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    ) -> Iterator[object]:
+        holder = f"run {context.run.run_id} (dbt_views)"
+        with warehouse.get_warehouse(holder).exclusive(holder):
+            yield from dbt.cli(["build", "--vars", json.dumps({"fee_rate": fee_rate})], context=context).stream()
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -117,10 +103,15 @@ def build_dbt_assets(
         partitions_def=days,
         backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=translator,
+        pool=WAREHOUSE_POOL,
     )
-    def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[object]:
+    def dbt_daily_models(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    ) -> Iterator[object]:
         dbt_vars = day_vars(context.partition_time_window, fee_rate)
         context.log.info(f"dbt build of the incremental models for {dbt_vars['min_day']}..{dbt_vars['max_day']}")
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+        holder = f"run {context.run.run_id} (dbt_daily_models)"
+        with warehouse.get_warehouse(holder).exclusive(holder):
+            yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
 
     return [dbt_views, dbt_daily_models]

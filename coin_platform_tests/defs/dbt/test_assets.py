@@ -1,16 +1,19 @@
 """The dbt models as Dagster assets: lineage from the warehouse loading assets, daily partitions on the
 incremental marts, dbt tests as asset checks, and an in-process materialization over a DuckDB file."""
 
+from pathlib import Path
+
 import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+from dagster_duckdb import DuckDBResource
 from polars.testing import assert_frame_equal
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS
 from coin_platform.defs import dbt
 from coin_platform.defs.partitions import market_partitions
-from coin_platform.defs.resources import dbt_resource
+from coin_platform.defs.resources import DuckDBWarehouseResource, dbt_resource
 from coin_platform.storage.warehouse_tables import RAW_TABLES
 from coin_platform_tests.dbt_snowflake.raw_warehouse import (
     platform_settings,
@@ -36,8 +39,15 @@ def settings(tmp_path):
 @pytest.fixture
 def defs(settings):
     return dg.Definitions.merge(
-        dbt.build_defs(settings, market_partitions(settings)), dg.Definitions(resources={"dbt": dbt_resource("local")})
+        dbt.build_defs(settings, market_partitions(settings)),
+        dg.Definitions(
+            resources={"dbt": dbt_resource("local"), "warehouse": _warehouse(warehouse_file(settings.coin_home))}
+        ),
     )
+
+
+def _warehouse(path: Path) -> DuckDBWarehouseResource:
+    return DuckDBWarehouseResource(duckdb=DuckDBResource(database=str(path)))
 
 
 def _assets(defs: dg.Definitions) -> dict[str, dg.AssetsDefinition]:
@@ -50,14 +60,14 @@ def test_the_location_loads_without_a_warehouse_and_maps_sources_to_the_loading_
     dbt_keys = {key for a in defs.assets for key in a.keys}
     assert {graph.get(key).group_name for key in dbt_keys} == {"dbt"}
     deps = {key.path[-1]: {d.path[-1] for d in graph.get(key).parent_keys} for key in dbt_keys}
-    assert deps["stg_candidates"] == {f"warehouse_candidates_{interval}" for interval in SUPPORTED_INTERVALS}
+    assert deps["stg_candidates"] == {"warehouse_candidates"}
     for interval in SUPPORTED_INTERVALS:
         assert deps[f"stg_ohlcv_{interval}"] == {f"warehouse_ohlcv_{interval}"}
         assert deps[f"stg_features_{interval}"] == {f"warehouse_features_{interval}"}
     assert deps["stg_decisions"] == {"warehouse_decisions"}
     assert deps["stg_orders"] == {"warehouse_orders"} and deps["stg_fills"] == {"warehouse_fills"}
     sources = {d for parents in deps.values() for d in parents if d.startswith("warehouse_")}
-    assert len(sources) == len(RAW_TABLES) + len(SUPPORTED_INTERVALS) - 1  # candidates: one per interval
+    assert sources == {f"warehouse_{table}" for table in RAW_TABLES}
     assert deps["mart_training_set"] == {"mart_candidate_outcomes", "int_features"}
 
 
@@ -97,7 +107,7 @@ def test_one_day_materializes_in_process_with_its_checks_and_rebuilds_exactly_th
     assets = _assets(defs)
     result = dg.materialize(
         [assets["dbt_views"], assets["dbt_daily_models"]],
-        resources={"dbt": dbt_resource("local")},
+        resources={"dbt": dbt_resource("local"), "warehouse": _warehouse(warehouse)},
         partition_key=day.isoformat(),
     )
     assert result.success
