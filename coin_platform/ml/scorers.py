@@ -74,20 +74,32 @@ class RuleScorer:
             "age_seconds": round(age, 3),
             "min_confidence": self.min_confidence,
         }
-        return Decision(
-            candidate_id=candidate.id,
-            strategy=candidate.strategy,
-            symbol=candidate.symbol,
-            interval=candidate.interval,
-            signal=candidate.signal,
-            action=action,
-            confidence=round(confidence, 6),
-            model_version=self.model_version,
-            price=candidate.price,
-            candle_close_time=candidate.close_time,
-            inputs=inputs,
-            decided_at=now,
-        )
+        return _decision(candidate, action, confidence, self.model_version, inputs, now)
+
+
+def _decision(
+    candidate: Candidate,
+    action: str,
+    confidence: float,
+    model_version: str,
+    inputs: dict[str, float | None],
+    now: dt.datetime,
+) -> Decision:
+    """A scorer's decision on `candidate`, with what it was given."""
+    return Decision(
+        candidate_id=candidate.id,
+        strategy=candidate.strategy,
+        symbol=candidate.symbol,
+        interval=candidate.interval,
+        signal=candidate.signal,
+        action=action,
+        confidence=round(confidence, 6),
+        model_version=model_version,
+        price=candidate.price,
+        candle_close_time=candidate.close_time,
+        inputs=inputs,
+        decided_at=now,
+    )
 
 
 def _action(candidate: Candidate, says_yes: bool, age_seconds: float, max_age: dt.timedelta) -> str:
@@ -136,20 +148,7 @@ class ModelScorer:
             "threshold": self.threshold,
             "age_seconds": round(age, 3),
         }
-        return Decision(
-            candidate_id=candidate.id,
-            strategy=candidate.strategy,
-            symbol=candidate.symbol,
-            interval=candidate.interval,
-            signal=candidate.signal,
-            action=action,
-            confidence=round(probability, 6),
-            model_version=self.model_version,
-            price=candidate.price,
-            candle_close_time=candidate.close_time,
-            inputs=inputs,
-            decided_at=now,
-        )
+        return _decision(candidate, action, probability, self.model_version, inputs, now)
 
 
 Scorer = RuleScorer | ModelScorer
