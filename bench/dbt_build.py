@@ -1,13 +1,13 @@
 """dbt build benchmark: `dbt build` of dbt_snowflake on the duckdb target over days × symbols × 3 intervals.
 
-The raw tables hold the platform's own data, made as the tests make it (coin_platform_tests/dbt_snowflake/
-raw_warehouse.py): the replay exchange's seeded synthetic candles for 1m, 15m and 1h, features from
+The raw tables hold the platform's own data, made as the tests make it (coin_platform/local/replay/
+warehouse.py): the replay exchange's seeded synthetic candles for 1m, 15m and 1h, features from
 `compute_features`, candidates from config.yaml's strategies, decisions from the live rule scorer, one
 paper order and fill per acted decision. Reports the full build (every model and dbt test), an
 incremental rebuild of one day (the vars a daily Dagster partition passes), and the rows of each mart.
 
-    PYTHONPATH=. python bench/dbt_build.py                  # 30 days × 3 symbols
-    PYTHONPATH=. python bench/dbt_build.py --days 3 --symbols 1
+    python bench/dbt_build.py                  # 30 days × 3 symbols
+    python bench/dbt_build.py --days 3 --symbols 1
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from report import emit  # bench/report.py, beside this script
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS
 from coin_platform.local.replay.synthetic import DEFAULT_SYMBOLS
-from coin_platform_tests.dbt_snowflake.raw_warehouse import (
+from coin_platform.local.replay.warehouse import (
     DbtRun,
     platform_raw_data,
     platform_settings,

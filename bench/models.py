@@ -1,10 +1,11 @@
 """Model benchmark: training time on N rows, and scoring latency per candidate, model vs rule scorer.
 
-The training frame is mart_training_set's shape built from the replay market's 1m candles (as the model
-tests build it: compute_features, the strategies' signals, forward returns over 15 candles). Training
-is `train_model` on the purged training rows of the last walk-forward split. Scoring goes through the
-ModelScorer that inference_job uses (candidate features -> model_inputs -> the pipeline), one
-candidate at a time, against the RuleScorer in the same process. Goal: p95 ≤ 20 ms for the model call.
+The training frame is mart_training_set's shape built from the replay market's 1m candles as the model
+tests build it (coin_platform/local/replay/training.py: compute_features, the strategies' signals,
+forward returns over 15 candles). Training is `train_model` on the purged training rows of the last
+walk-forward split. Scoring goes through the ModelScorer that inference_job uses (candidate features ->
+model_inputs -> the pipeline), one candidate at a time, against the RuleScorer in the same process.
+Goal: p95 ≤ 20 ms for the model call.
 
     python bench/models.py                 # 30 days x 3 symbols, 500 candidates scored
     python bench/models.py --days 3 --candidates 50
@@ -24,11 +25,11 @@ from report import emit  # bench/report.py, beside this script
 
 from coin_platform.events.candidates import CARRIED_FEATURES
 from coin_platform.events.schemas import Candidate
+from coin_platform.local.replay.training import REPLAY_SYMBOLS, replay_training_frame
 from coin_platform.ml.dataset import validate_training_frame, walk_forward_splits
 from coin_platform.ml.registry import LoadedModel, ModelRecord
 from coin_platform.ml.scorers import ModelScorer, RuleScorer
 from coin_platform.ml.training import train_model
-from coin_platform_tests.ml.support import REPLAY_SYMBOLS, replay_training_frame
 
 
 def _percentiles(samples_s: list[float]) -> dict[str, float]:

@@ -17,8 +17,8 @@ from coin_platform.core.intervals import SUPPORTED_INTERVALS, interval_ms
 from coin_platform.core.time import UTC_MS
 from coin_platform.defs.resources import DBT_PROJECT_DIR
 from coin_platform.features import FEATURE_SCHEMA
+from coin_platform.local.replay.warehouse import RawData, run_dbt
 from coin_platform.storage.warehouse_tables import RAW_SCHEMA, RAW_TABLES
-from coin_platform_tests.dbt_snowflake.raw_warehouse import RawData, run_dbt
 
 HORIZON = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["label_horizon_candles"]
 FEATURES = [c for c in FEATURE_SCHEMA if c != "open_time"]

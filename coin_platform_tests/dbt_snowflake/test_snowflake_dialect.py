@@ -14,9 +14,9 @@ import yaml
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS
 from coin_platform.core.time import UTC_MS
+from coin_platform.local.replay.warehouse import RawData, run_dbt
 from coin_platform.storage.warehouse import create_table_sql
 from coin_platform.storage.warehouse_tables import RAW_SCHEMA, RAW_TABLES
-from coin_platform_tests.dbt_snowflake.raw_warehouse import RawData, run_dbt
 from coin_platform_tests.fixtures.warehouse import FakeSnowflake
 
 DATABASE = "COIN"

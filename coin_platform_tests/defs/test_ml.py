@@ -9,11 +9,12 @@ import pytest
 
 from coin_platform.defs.ml import build_defs
 from coin_platform.defs.resources import ObjectStoreResource
+from coin_platform.local.replay.training import REPLAY_START, REPLAY_SYMBOLS, replay_training_frame
+from coin_platform.local.replay.warehouse import replay_candles
 from coin_platform.ml.registry import ModelRegistry
 from coin_platform.settings import Settings
 from coin_platform.storage.object_store import ObjectStore
 from coin_platform_tests.defs.harness import market_settings
-from coin_platform_tests.ml.support import REPLAY_SYMBOLS, replay_candles, replay_training_frame
 
 DAYS = 10
 STRATEGIES = [
@@ -41,7 +42,7 @@ class DuckDBMarts:
 def warehouse(tmp_path_factory) -> DuckDBMarts:
     path = str(tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb")
     training = replay_training_frame(days=DAYS)
-    candles = pl.concat([replay_candles(s, days=DAYS) for s in REPLAY_SYMBOLS])
+    candles = pl.concat([replay_candles(s, "1m", start=REPLAY_START, days=DAYS) for s in REPLAY_SYMBOLS])
     performance = pl.DataFrame({
         "day": [dt.date(2024, 3, 1), dt.date(2024, 3, 2)], "strategy": ["rsi_reversal"] * 2,
         "candidates": [12, 9], "decisions": [12, 9], "acted": [5, 3], "orders": [5, 3], "fills": [5, 3],

@@ -7,6 +7,7 @@ import pytest
 
 from coin_platform.events.candidates import CARRIED_FEATURES
 from coin_platform.events.schemas import Candidate
+from coin_platform.local.replay.training import replay_training_frame
 from coin_platform.ml.dataset import (
     TrainingFrameError,
     candidate_frame,
@@ -16,7 +17,6 @@ from coin_platform.ml.dataset import (
     validate_training_frame,
     walk_forward_splits,
 )
-from coin_platform_tests.ml.support import replay_training_frame
 
 
 @pytest.fixture(scope="module")

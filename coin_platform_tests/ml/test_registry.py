@@ -12,13 +12,13 @@ from sklearn.preprocessing import FunctionTransformer
 
 from coin_platform.events.candidates import CARRIED_FEATURES
 from coin_platform.events.schemas import Candidate
+from coin_platform.local.replay.training import replay_training_frame
 from coin_platform.ml.dataset import model_inputs, validate_training_frame
 from coin_platform.ml.registry import TRUSTED_TYPES, ModelFileError, ModelRegistry, load_pipeline
 from coin_platform.ml.scorers import MODEL_REFUSED, NO_PROMOTED_MODEL, ModelScorer, RuleScorer, inference_scorer
 from coin_platform.ml.training import train_model
 from coin_platform.settings import PlatformConfig
 from coin_platform.storage.object_store import ObjectStore
-from coin_platform_tests.ml.support import replay_training_frame
 
 CONFIG = PlatformConfig(symbols=("BTCUSDT",), history_start=dt.date(2024, 1, 1))
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -8,11 +8,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from coin_platform.backtest.gating import gate_signals, gated_backtest
+from coin_platform.local.replay.training import REPLAY_START, STRATEGIES, replay_training_frame
+from coin_platform.local.replay.warehouse import replay_candles
 from coin_platform.ml.dataset import validate_training_frame, walk_forward_splits
 from coin_platform.ml.evaluation import accepted_entries, beats_baselines, evaluate, reliability_png
 from coin_platform.ml.scorers import RuleScorer
 from coin_platform.ml.training import train_model
-from coin_platform_tests.ml.support import STRATEGIES, replay_candles, replay_training_frame
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_the_evaluation_compares_the_model_with_both_baselines(split, model):
 
 def test_the_gated_backtest_keeps_only_the_entries_the_model_accepts(split, model):
     strategy = STRATEGIES[2]
-    candles = replay_candles("BTCUSDT", days=14)
+    candles = replay_candles("BTCUSDT", "1m", start=REPLAY_START, days=14)
     held_out = split.test.filter((pl.col("symbol") == "BTCUSDT") & (pl.col("strategy") == strategy.name))
     accepted = accepted_entries(model, held_out, threshold=0.4)
     start, end = held_out["open_time"].min(), held_out["horizon_close_time"].max()

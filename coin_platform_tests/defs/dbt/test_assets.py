@@ -14,11 +14,11 @@ from coin_platform.core.intervals import SUPPORTED_INTERVALS
 from coin_platform.defs import dbt
 from coin_platform.defs.partitions import market_partitions
 from coin_platform.defs.resources import DuckDBWarehouseResource, dbt_resource
-from coin_platform.storage.warehouse_tables import RAW_TABLES
-from coin_platform_tests.dbt_snowflake.raw_warehouse import (
+from coin_platform.local.replay.warehouse import (
     platform_settings,
     warehouse_file,
 )
+from coin_platform.storage.warehouse_tables import RAW_TABLES
 
 MARTS = [
     "mart_bars_hourly",

@@ -4,7 +4,9 @@ Candles are the replay exchange's (its seeded synthetic market, as `coin replay 
 cleaned as ingestion cleans them; features come from `compute_features`, candidates from
 `candidates_from_features` with config.yaml's strategies, decisions from the live rule scorer. Orders
 and fills are the paper desk's shape: one order and one fill per acted decision, the fill paying the
-fee at the candle's close. Every table has exactly RAW_TABLES' columns, in schema `raw`.
+fee at the candle's close. Every table has exactly RAW_TABLES' columns and is loaded into schema `raw`
+by `DuckDBWarehouse`, a day partition at a time, as the loaders load it. `run_dbt` runs the dbt CLI
+over that file.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS, interval_ms
@@ -28,14 +29,11 @@ from coin_platform.local.replay import synthetic
 from coin_platform.market.klines import clean_klines, parse_kline_rows
 from coin_platform.ml.scorers import live_scorer
 from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
-from coin_platform.storage.warehouse_tables import RAW_SCHEMA, RAW_TABLES, features_table, ohlcv_table
+from coin_platform.storage.warehouse import DuckDBWarehouse, raw_table
+from coin_platform.storage.warehouse_tables import RAW_TABLES, features_table, ohlcv_table
 from coin_platform.strategies import build_strategies
 
 PAGE = 1500
-# What the tests' warehouse holds: two symbols, four UTC days of every interval.
-TEST_SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-TEST_START = dt.date(2026, 3, 2)
-TEST_DAYS = 4
 
 
 @dataclass(frozen=True)
@@ -52,8 +50,14 @@ def platform_settings(coin_home: Path) -> Settings:
     return load_settings({"COIN_CONFIG": str(PROJECT_ROOT / "config.yaml"), "COIN_HOME": str(coin_home)})
 
 
-def replay_candles(symbol: str, interval: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    """The replay exchange's closed candles of [start, end), cleaned as ingestion cleans them."""
+def replay_candles(symbol: str, interval: str, *, start: dt.datetime, days: int) -> pl.DataFrame:
+    """symbol and the OHLCV columns of the replay exchange's closed candles of `days` days from `start`,
+    cleaned as ingestion cleans them."""
+    if start.tzinfo is None:
+        raise ValueError(f"start {start} has no time zone: replay candles are asked for in UTC")
+    if days < 1:
+        raise ValueError(f"days must be at least 1, not {days}")
+    end = start + dt.timedelta(days=days)
     step = interval_ms(interval)
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     rows: list[list] = []
@@ -64,7 +68,8 @@ def replay_candles(symbol: str, interval: str, start: dt.datetime, end: dt.datet
             break
         rows.extend(page)
         cursor = page[-1][0] + step
-    return clean_klines(parse_kline_rows(rows), interval, now=end).frame
+    candles = clean_klines(parse_kline_rows(rows), interval, now=end).frame
+    return candles.select(pl.lit(symbol).alias("symbol"), pl.all())
 
 
 def _candidate_rows(candidates: list[Candidate]) -> pl.DataFrame:
@@ -173,12 +178,7 @@ def platform_raw_data(
     tables: dict[str, pl.DataFrame] = {}
     candidates: list[Candidate] = []
     for interval in intervals:
-        candles = pl.concat(
-            [
-                replay_candles(symbol, interval, begin, end).select(pl.lit(symbol).alias("symbol"), pl.all())
-                for symbol in symbols
-            ]
-        )
+        candles = pl.concat([replay_candles(symbol, interval, start=begin, days=days) for symbol in symbols])
         features = compute_features(candles, interval)
         tables[ohlcv_table(interval)] = candles.select(list(RAW_TABLES[ohlcv_table(interval)].columns))
         tables[features_table(interval)] = features.select(list(RAW_TABLES[features_table(interval)].columns))
@@ -199,15 +199,18 @@ def platform_raw_data(
 
 
 def write_raw_tables(path: Path, data: RawData) -> None:
-    """Create (or replace) schema `raw` in the DuckDB file at `path` with `data`'s tables, RAW_TABLES' columns."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(path)) as connection:
-        connection.execute(f"create schema if not exists {RAW_SCHEMA}")
-        for name, table in RAW_TABLES.items():
-            frame = data.tables.get(name, pl.DataFrame(schema=table.columns)).select(list(table.columns))
-            connection.register("loaded", frame.to_arrow())
-            connection.execute(f"create or replace table {RAW_SCHEMA}.{name} as select * from loaded")
-            connection.unregister("loaded")
+    """Every raw table in the DuckDB file at `path` (created if missing), with `data`'s rows loaded a UTC
+    day at a time; RAW_TABLES' checks refuse a frame that does not fit its table."""
+    warehouse = DuckDBWarehouse(path, holder="replay raw tables")
+    warehouse.create_raw_tables()
+    for name, frame in data.tables.items():
+        warehouse.load_partitions(name, _day_partitions(frame, raw_table(name).day_column))
+
+
+def _day_partitions(frame: pl.DataFrame, day_column: str) -> list[tuple[pl.DataFrame, dt.date, None]]:
+    """`frame` split by the UTC day of `day_column`, as `load_partitions` takes it."""
+    by_day = frame.with_columns(_day=pl.col(day_column).dt.date())
+    return [(part.drop("_day"), part["_day"][0], None) for part in by_day.partition_by("_day", maintain_order=True)]
 
 
 def warehouse_file(coin_home: Path) -> Path:

@@ -1,10 +1,11 @@
-"""Training frames for tests: what dbt's mart_training_set holds, built in Python from the replay
-exchange's candles (the market `make demo` trades: seeded, deterministic, with trends and volatility
-clusters).
+"""Training frames in mart_training_set's shape, built in polars from the replay exchange's candles (the
+market `make demo` trades: seeded, deterministic, with trends and volatility clusters), for the model
+tests and bench/models.py.
 
-Features come from `compute_features` (the feature assets' code) and candidates from the strategies'
-live signals (`signal_candidate_rows`); the label is the side-adjusted forward return over `horizon`
-candles against the round-trip fee, as the mart computes it.
+This mirrors the dbt mart; the mart is the product. Features come from `compute_features` (the feature
+assets' code) and candidates from the strategies' live signals (`signal_candidate_rows`); the label is
+the side-adjusted forward return over `horizon` candles against the round-trip fee, as the mart computes
+it. Computed in polars, independently of the SQL, so model tests and benches need no dbt build.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import datetime as dt
 
 import polars as pl
 
-from coin_platform.core.intervals import DAY_MS, interval_ms
+from coin_platform.core.intervals import interval_ms
 from coin_platform.core.signals import SIDE_OF_SIGNAL
-from coin_platform.core.time import UTC_MS
 from coin_platform.events.candidates import signal_candidate_rows
 from coin_platform.events.schemas import candidate_id
 from coin_platform.features import compute_features
-from coin_platform.local.replay import synthetic
+from coin_platform.local.replay.warehouse import replay_candles
 from coin_platform.ml.dataset import FEATURE_NAMES, SIDE_OF_ORDER, TRAINING_SCHEMA
 from coin_platform.strategies import EmaCrossover, MacdCrossover, RsiReversal, Strategy
 
@@ -33,26 +33,6 @@ STRATEGIES: tuple[Strategy, ...] = (
     EmaCrossover(name="ema_crossover", fast=5, slow=20),
     MacdCrossover(name="macd_crossover"),
 )
-
-
-def replay_candles(symbol: str, interval: str = "1m", *, days: int, start: dt.datetime = REPLAY_START) -> pl.DataFrame:
-    """symbol, open_time, OHLCV of the replay exchange's candles of `days` days from `start`, in prices."""
-    step = interval_ms(interval)
-    first = int(start.timestamp() * 1000)
-    end = first + days * DAY_MS
-    spec = synthetic.instrument(symbol)
-    parts = []
-    while first < end:
-        bars = synthetic.kline_bars(symbol, interval, start_ms=first, end_ms=end - 1, limit=1500, now_ms=end)
-        parts.append({name: getattr(bars, name) for name in ("open_time", "open", "high", "low", "close", "volume")})
-        first = int(bars.open_time[-1]) + step
-    frame = pl.concat([pl.DataFrame(part) for part in parts])
-    return frame.select(
-        pl.lit(symbol).alias("symbol"),
-        pl.from_epoch("open_time", "ms").dt.replace_time_zone("UTC").cast(UTC_MS),
-        *[(pl.col(c) / 10**spec.price_decimals).alias(c) for c in ("open", "high", "low", "close")],
-        (pl.col("volume") * spec.step_value).alias("volume"),
-    )
 
 
 def training_rows(
@@ -96,5 +76,7 @@ def training_rows(
 
 def replay_training_frame(days: int = 14, symbols: tuple[str, ...] = REPLAY_SYMBOLS) -> pl.DataFrame:
     """The training rows of `days` days of the replay market's 1m candles of `symbols`, in close-time order."""
-    frames = [training_rows(replay_candles(symbol, days=days), interval="1m") for symbol in symbols]
+    frames = [
+        training_rows(replay_candles(symbol, "1m", start=REPLAY_START, days=days), interval="1m") for symbol in symbols
+    ]
     return pl.concat(frames).sort("close_time", "candidate_id")
