@@ -44,7 +44,9 @@ bench: install
 	$(BIN)/python bench/backtest_report.py --json-out bench/results/backtest_report.json
 	$(BIN)/python bench/decision_path.py --json-out bench/results/decision_path.json
 	$(BIN)/python bench/api.py --json-out bench/results/api.json
+	$(BIN)/python bench/warehouse.py --json-out bench/results/warehouse.json
 	$(BIN)/python bench/dbt_build.py --json-out bench/results/dbt_build.json
+	$(BIN)/python bench/models.py --json-out bench/results/models.json
 
 stack-up: install .env
 	$(BIN)/coin stack up
