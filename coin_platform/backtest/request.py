@@ -165,9 +165,11 @@ def resolve_request(
         raise ConfigError(f"backtest.symbols: {unknown} are not configured symbols ({', '.join(config.symbols)})")
     interval = _pick(request.interval, defaults.interval)
     end = _pick(request.end, today - dt.timedelta(days=1))
-    start = _pick(request.start, max(config.history_start, end - dt.timedelta(days=defaults.days - 1)))
     if end > today:
         raise ConfigError(f"backtest.end: {end} is in the future (today is {today} UTC)")
+    if end < config.history_start:
+        raise ConfigError(f"backtest.end: {end} is before the history starts ({config.history_start})")
+    start = _pick(request.start, end - dt.timedelta(days=min(defaults.days - 1, (end - config.history_start).days)))
     if start > end:
         raise ConfigError(f"backtest.start: {start} is after the end {end}")
     return ResolvedBacktest(

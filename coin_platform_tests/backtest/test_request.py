@@ -61,6 +61,7 @@ def test_a_bad_value_is_named(values, field):
     [
         ({"symbols": ["DOGEUSDT"]}, "ema", "backtest.symbols"),
         ({"end": "2025-06-11"}, "ema", "backtest.end"),
+        ({"end": "0001-01-01"}, "ema", "backtest.end"),
         ({"start": "2025-06-05", "end": "2025-06-01"}, "ema", "backtest.start"),
         ({}, "nope", "backtest.strategy"),
     ],

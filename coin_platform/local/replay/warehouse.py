@@ -256,7 +256,7 @@ def run_dbt(
         "--log-path",
         str(work_dir / "logs"),
     ]
-    environment = {**os.environ, "COIN_HOME": str(coin_home), "COIN_PLATFORM_ENV": "local"}
+    environment = {**os.environ, "COIN_HOME": str(coin_home)}  # `--target` picks the output
     done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600, check=False)
     results_file = target_path / "run_results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
