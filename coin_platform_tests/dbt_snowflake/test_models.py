@@ -18,26 +18,11 @@ from coin_platform.core.time import UTC_MS
 from coin_platform.defs.resources import DBT_PROJECT_DIR
 from coin_platform.features import FEATURE_SCHEMA
 from coin_platform.local.replay.warehouse import RawData, run_dbt
+from coin_platform.ml.dataset import TRAINING_SCHEMA
 from coin_platform.storage.warehouse_tables import RAW_SCHEMA, RAW_TABLES
 
 HORIZON = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["label_horizon_candles"]
 FEATURES = [c for c in FEATURE_SCHEMA if c != "open_time"]
-TRAINING_SET_COLUMNS = [
-    "candidate_id",
-    "strategy",
-    "symbol",
-    "interval",
-    "signal",
-    "side",
-    "open_time",
-    "close_time",
-    "price",
-    *FEATURES,
-    "horizon_close_time",
-    "exit_price",
-    "forward_return",
-    "label",
-]
 DECISION_OUTCOME_COLUMNS = [
     "decision_id",
     "candidate_id",
@@ -144,7 +129,7 @@ def test_the_build_ran_every_model_and_test_and_all_passed(built_warehouse):
 
 def test_training_set_has_the_contract_columns_and_matches_polars(built_warehouse):
     mart = _mart(built_warehouse, "mart_training_set", ["candidate_id"])
-    assert mart.columns == TRAINING_SET_COLUMNS
+    assert mart.columns == list(TRAINING_SCHEMA)  # the contract training reads (ml/dataset.py)
     fee = 2 * built_warehouse.fee_rate
     known = expected_outcomes(built_warehouse.raw).filter(pl.col("exit_price").is_not_null())
     expected = (
