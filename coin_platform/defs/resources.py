@@ -19,8 +19,7 @@ from typing import Literal
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
-from dagster_snowflake import SnowflakeResource
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr
 
 from coin_platform.binance.weights import WeightLimiter
 from coin_platform.events.kafka import Message, ensure_topics, make_producer, read_from
@@ -28,13 +27,7 @@ from coin_platform.market.client import BinanceFuturesClient
 from coin_platform.settings import PROJECT_ROOT, Deployment, Settings
 from coin_platform.storage.clickhouse import ClickHouseConfig, HotStore, open_hot_store
 from coin_platform.storage.object_store import ObjectStore
-from coin_platform.storage.warehouse import (
-    EXTERNAL_STAGE,
-    DuckDBWarehouse,
-    SnowflakeStage,
-    SnowflakeWarehouse,
-    Warehouse,
-)
+from coin_platform.storage.warehouse import DuckDBWarehouse, Warehouse
 from coin_platform.trading.binance import BinanceFuturesBroker
 from coin_platform.trading.orders import Broker
 from coin_platform.trading.paper import PaperBroker, PriceSource
@@ -146,76 +139,6 @@ class DuckDBWarehouseResource(WarehouseResource):
             config=self.duckdb.connection_config,
             holder=holder,
         )
-
-
-# Fields of the Snowflake resource whose values are never shown.
-_SNOWFLAKE_SECRETS = frozenset({"password", "private_key", "private_key_password"})
-
-
-class SnowflakePasswordRefused(TypeError):
-    """A Snowflake password was given. Not a ValueError on purpose: pydantic would wrap that in a
-    ValidationError that quotes the input, password included."""
-
-
-class KeyPairSnowflakeResource(SnowflakeResource):
-    """dagster-snowflake's resource, key-pair authentication only: a password is refused, and the key
-    and its passphrase are left out of the repr (so of any log or error that prints the resource)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _key_pair_only(cls, values: dict) -> dict:
-        if values.get("password") is not None:
-            raise SnowflakePasswordRefused(
-                "Snowflake takes key-pair authentication only here: set a private key, not a password"
-            )
-        return values
-
-    def __repr_args__(self):
-        for name, value in super().__repr_args__():
-            yield name, ("<hidden>" if name in _SNOWFLAKE_SECRETS and value is not None else value)
-
-
-class SnowflakeWarehouseResource(WarehouseResource):
-    """Prod: Snowflake through dagster-snowflake, loading from an external stage over the object store
-    (each partition's parquet written under `warehouse/` in the bucket, then COPY INTO … MATCH_BY_COLUMN_NAME)."""
-
-    snowflake: KeyPairSnowflakeResource
-    # The object store the external stage reads; without it, files go to an internal stage by PUT.
-    object_store: ObjectStoreResource | None = None
-    stage: str = EXTERNAL_STAGE
-    storage_integration: str | None = None
-
-    def get_warehouse(self, holder: str = "") -> SnowflakeWarehouse:
-        if self.object_store is None:
-            stage = SnowflakeStage()
-        else:
-            stage = SnowflakeStage(
-                name=self.stage,
-                store=self.object_store.get_store(),
-                url=f"s3://{self.object_store.bucket}/",
-                storage_integration=self.storage_integration,
-            )
-
-        def connect():
-            return self.snowflake.get_connection(raw_conn=True)
-
-        return SnowflakeWarehouse(connect, stage)
-
-
-def snowflake_key_pair(environ: dict[str, str]) -> dict[str, object]:
-    """The key-pair fields of the Snowflake resource, as environment variables resolved at run time:
-    the key from a file (SNOWFLAKE_PRIVATE_KEY_PATH) when that is set, else its PEM text
-    (SNOWFLAKE_PRIVATE_KEY); the passphrase only when SNOWFLAKE_PRIVATE_KEY_PASSPHRASE is set."""
-    if environ.get("SNOWFLAKE_PASSWORD"):
-        raise ValueError("SNOWFLAKE_PASSWORD is set: Snowflake takes key-pair authentication only, unset it")
-    fields: dict[str, object] = (
-        {"private_key_path": dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PATH")}
-        if environ.get("SNOWFLAKE_PRIVATE_KEY_PATH")
-        else {"private_key": dg.EnvVar("SNOWFLAKE_PRIVATE_KEY")}
-    )
-    if environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"):
-        fields["private_key_password"] = dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
-    return fields
 
 
 class KafkaResource(dg.ConfigurableResource):
@@ -359,6 +282,8 @@ def local_resources(settings: Settings) -> dict[str, object]:
 def prod_resources(settings: Settings) -> dict[str, object]:
     """Prod: a ClickHouse server from CLICKHOUSE_* variables, the dbt target `prod` (Snowflake), and the
     Snowflake warehouse from SNOWFLAKE_* variables (key-pair)."""
+    from coin_platform.defs.snowflake import KeyPairSnowflakeResource, SnowflakeWarehouseResource, snowflake_key_pair
+
     shared = _shared_resources(settings)
     return shared | {
         "clickhouse": ClickHouseResource(

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-import skops.io as sio
 from sklearn.pipeline import Pipeline
 
 from coin_platform.storage.object_store import ObjectStore
@@ -103,6 +102,8 @@ class ModelRegistry:
     ) -> ModelRecord:
         """Store a new version: the skops file first, then its record (a version exists once it has one)."""
         trained_at = trained_at or dt.datetime.now(dt.UTC)
+        import skops.io as sio  # imported when used: it loads every scikit-learn estimator (≈3 s)
+
         payload = sio.dumps(model.pipeline)
         version = f"{trained_at.strftime(_VERSION_TIME)}-{model.data_fingerprint[:8]}"
         record = ModelRecord(
@@ -187,6 +188,8 @@ class ModelRegistry:
 
 def load_pipeline(payload: bytes, *, source: str) -> Pipeline:
     """A pipeline from skops bytes, trusting skops' defaults and TRUSTED_TYPES only."""
+    import skops.io as sio
+
     try:
         untrusted = sorted(set(sio.get_untrusted_types(data=payload)) - set(TRUSTED_TYPES))
         if untrusted:

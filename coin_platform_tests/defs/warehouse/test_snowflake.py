@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from coin_platform.core.time import UTC_MS
-from coin_platform.defs.resources import KeyPairSnowflakeResource, SnowflakeWarehouseResource, snowflake_key_pair
+from coin_platform.defs.snowflake import KeyPairSnowflakeResource, SnowflakeWarehouseResource, snowflake_key_pair
 
 PASSPHRASE = "correct horse battery staple"
 DAY = dt.date(2024, 3, 9)
