@@ -194,6 +194,10 @@ def seaweedfs_command(binary: str, data_dir: Path, glog_dir: Path, config_dir: P
         "-s3.autoCreateBucket=false",
         "-master.telemetry=false",
         "-volume.preStopSeconds=0",
+        # Every bucket is a collection with volumes of its own; left at 0, the limit is free disk over
+        # the volume size (about 60 here), which a test session with a bucket per test runs out of
+        # ("no free volumes left"). Volumes are sparse files, so a high limit costs no disk.
+        "-volume.max=2000",
     ]
 
 
