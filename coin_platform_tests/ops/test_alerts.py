@@ -1,9 +1,5 @@
 """Failed-run alerts: a Slack-compatible webhook on loopback receives them; secrets stay out of errors."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 import dagster as dg
 import pytest
 from pydantic import SecretStr
@@ -13,31 +9,6 @@ from coin_platform.local.stack import free_port
 from coin_platform.ops.alerts import AlertChannels, AlertError, send_alert
 from coin_platform.settings import PROJECT_ROOT, load_settings
 from coin_platform_tests.leaks import assert_secret_absent
-
-
-@pytest.fixture
-def webhook():
-    received: list[dict] = []
-    status = {"code": 200}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"path": self.path, "body": json.loads(body)})
-            self.send_response(status["code"])
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/s3cr3t", received, status
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_an_alert_reaches_the_webhook(webhook):
