@@ -10,6 +10,7 @@ them); the cursor moves exactly when the runs are recorded.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,22 @@ def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int
             except TopicAlreadyExistsError:  # another process won the race
                 pass
         return created
+    finally:
+        admin.close()
+
+
+def list_topics(bootstrap_servers: str, *, timeout_ms: int = BOOTSTRAP_TIMEOUT_MS) -> set[str]:
+    """The topics the broker holds; raises EventsError when it does not answer within `timeout_ms`."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms
+        )
+    except KafkaError as exc:
+        raise EventsError(f"Kafka at {bootstrap_servers} is not reachable: {exc}") from exc
+    try:
+        return set(admin.list_topics())
+    except KafkaError as exc:
+        raise EventsError(f"Kafka at {bootstrap_servers} did not list its topics: {exc}") from exc
     finally:
         admin.close()
 
@@ -117,6 +134,7 @@ def read_from(
     *,
     max_messages: int,
     poll_timeout_ms: int = 1_000,
+    wait_ms: int = 0,
 ) -> tuple[list[Message], dict[int, int]]:
     """Messages after `position` (partition -> next offset; a partition not in it starts at its
     beginning), at most `max_messages`, and the position after them.
@@ -124,6 +142,8 @@ def read_from(
     Reads until every partition is at the high watermark its fetches report, so a tick
     sees everything published before it and returns. (The end offsets from ListOffsets
     are not used: tansu on S3 storage reports stale ones; the fetch's watermark is right.)
+    With nothing new, it waits up to `wait_ms` for the first message (Kafka's long poll) and
+    returns as soon as one arrives, with everything published up to then.
     """
     consumer = None
     try:
@@ -135,17 +155,11 @@ def read_from(
             request_timeout_ms=REQUEST_TIMEOUT_MS + 1_000,
             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
         )
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
+        assigned = _assign_at(consumer, topic, position)
+        if not assigned:
             return [], dict(position)
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        for tp in assigned:
-            if tp.partition in position:
-                consumer.seek(tp, position[tp.partition])
-            else:
-                consumer.seek_to_beginning(tp)
         messages: list[Message] = []
+        wait_until = time.monotonic() + wait_ms / 1000
         while len(messages) < max_messages:
             batch = consumer.poll(timeout_ms=poll_timeout_ms, max_records=max_messages - len(messages))
             for tp, records in batch.items():
@@ -155,12 +169,72 @@ def read_from(
                 mark is not None and consumer.position(tp) >= mark
                 for tp, mark in zip(assigned, watermarks, strict=True)
             )
-            if caught_up or not batch:
+            if messages and (caught_up or not batch):
                 break
+            if not messages:
+                remaining_ms = int((wait_until - time.monotonic()) * 1000)
+                if remaining_ms <= 0:
+                    break
+                poll_timeout_ms = min(poll_timeout_ms, remaining_ms)
         after = {tp.partition: consumer.position(tp) for tp in assigned}
         return messages, after
     except KafkaError as exc:
         raise EventsError(f"reading {topic} from Kafka at {bootstrap_servers} failed: {exc}") from exc
+    finally:
+        if consumer is not None:
+            consumer.close()
+
+
+def _assign_at(consumer: KafkaConsumer, topic: str, position: dict[int, int]) -> list[TopicPartition]:
+    """Assign every partition of `topic` to `consumer`, each at its kept position or its start; [] when the
+    topic does not exist."""
+    partitions = consumer.partitions_for_topic(topic)
+    assigned = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+    if assigned:
+        consumer.assign(assigned)
+    for tp in assigned:
+        if tp.partition in position:
+            consumer.seek(tp, position[tp.partition])
+        else:
+            consumer.seek_to_beginning(tp)
+    return assigned
+
+
+def end_offsets(
+    bootstrap_servers: str, topic: str, position: dict[int, int], *, timeout_ms: int = 1_000
+) -> dict[int, int]:
+    """The next offset each partition of `topic` will get (its high watermark); {} when the topic does not exist.
+
+    Read from a fetch at `position` (a reader's kept position, so only the messages it has not read yet
+    travel), not from ListOffsets, which tansu on S3 storage answers with stale offsets (see `read_from`).
+    Raises EventsError when the broker does not answer or a partition's watermark does not come within
+    `timeout_ms`.
+    """
+    consumer = None
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=timeout_ms + 1_000,
+            bootstrap_timeout_ms=timeout_ms,
+            max_partition_fetch_bytes=64 * 1024,
+        )
+        assigned = _assign_at(consumer, topic, position)
+        if not assigned:
+            return {}
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            consumer.poll(timeout_ms=max(1, int((deadline - time.monotonic()) * 1000)), max_records=1)
+            marks = {tp.partition: consumer.highwater(tp) for tp in assigned}
+            if all(mark is not None for mark in marks.values()):
+                return marks
+            if time.monotonic() >= deadline:
+                missing = sorted(p for p, mark in marks.items() if mark is None)
+                raise EventsError(f"{topic} on Kafka at {bootstrap_servers}: no watermark of partitions {missing}")
+    except KafkaError as exc:
+        raise EventsError(f"reading the end of {topic} from Kafka at {bootstrap_servers} failed: {exc}") from exc
     finally:
         if consumer is not None:
             consumer.close()

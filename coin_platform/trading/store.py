@@ -1,4 +1,9 @@
-"""The trading record: orders, fills, positions, refused decisions and the paper broker's book, in one DuckDB file.
+"""The trading record: decisions, orders, fills, positions, refused decisions and the paper broker's book, in one
+DuckDB file.
+
+A decision is recorded here, by the run that trades it, before it is published or acted on: the
+record is what makes a rerun of the same candidate reuse it (and publish it at most once), and it
+sits in the same file as the order it led to.
 
 `TradingStore.in_memory()` is the same store, the same SQL and the same transactions, on an
 in-memory SQLite database: the ledger of a decision-path backtest, where DuckDB's per-statement
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import re
 import sqlite3
 import threading
@@ -35,6 +41,24 @@ from coin_platform.trading.orders import Fill, OrderRequest, OrderResult
 from coin_platform.trading.positions import Position, apply_fill
 
 _SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS decisions (
+        decision_id VARCHAR PRIMARY KEY,
+        candidate_id VARCHAR NOT NULL,
+        strategy VARCHAR NOT NULL,
+        symbol VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        signal VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        confidence DOUBLE NOT NULL,
+        model_version VARCHAR NOT NULL,
+        price DOUBLE NOT NULL,
+        candle_close_time TIMESTAMPTZ NOT NULL,
+        inputs VARCHAR NOT NULL,  -- JSON object: what the scorer was given
+        decided_at TIMESTAMPTZ NOT NULL,
+        published_at TIMESTAMPTZ  -- null until it is on the decisions topic (holds are never published)
+    )
+    """,
     """
     CREATE TABLE IF NOT EXISTS orders (
         client_order_id VARCHAR PRIMARY KEY,  -- the decision id
@@ -296,6 +320,21 @@ class StoreTransaction:
 
     # ------------------------------------------------------------ reads
 
+    def decisions(self) -> pl.DataFrame:
+        return self._table("decisions", "candle_close_time, decision_id")
+
+    def decision(self, decision_id: str) -> tuple[Decision, dt.datetime | None] | None:
+        """A recorded decision and when it was published (None: not yet), or None when there is none."""
+        row = self._one(
+            "SELECT candidate_id, strategy, symbol, interval, signal, action, confidence, model_version, price, "
+            "candle_close_time, inputs, decided_at, published_at FROM decisions WHERE decision_id = ?",
+            [decision_id],
+        )
+        if row is None:
+            return None
+        *fields, inputs, decided_at, published_at = row
+        return Decision(*fields, inputs=json.loads(inputs), decided_at=decided_at), published_at
+
     def orders(self) -> pl.DataFrame:
         return self._table("orders", "created_at, client_order_id")
 
@@ -380,6 +419,30 @@ class StoreTransaction:
         return TradingSummary(realized, unrealized, fees, open_positions, trades, tuple(unmarked))
 
     # ------------------------------------------------------------ writes
+
+    def record_decision(self, decision: Decision) -> None:
+        """The decision, unpublished; a decision already recorded is kept as it was (the first one stands)."""
+        self._execute(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+            [
+                decision.id,
+                decision.candidate_id,
+                decision.strategy,
+                decision.symbol,
+                decision.interval,
+                decision.signal,
+                decision.action,
+                decision.confidence,
+                decision.model_version,
+                decision.price,
+                decision.candle_close_time,
+                json.dumps(decision.inputs, sort_keys=True),
+                decision.decided_at,
+            ],
+        )
+
+    def record_published(self, decision_id: str, published_at: dt.datetime) -> None:
+        self._execute("UPDATE decisions SET published_at = ? WHERE decision_id = ?", [published_at, decision_id])
 
     def record_rejection(self, decision: Decision, *, rule: str, reason: str, created_at: dt.datetime) -> None:
         self._execute(

@@ -15,7 +15,7 @@ import pytest
 
 from coin_platform.definitions import build_definitions
 from coin_platform.events.kafka import ensure_topics, make_producer, position_from_cursor, publish, read_from
-from coin_platform.events.schemas import Candidate, Decision
+from coin_platform.events.schemas import Candidate
 from coin_platform_tests.defs.harness import market_settings
 
 OPEN = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -36,25 +36,6 @@ def candidate(n: int, **overrides) -> Candidate:
         detected_at=OPEN + dt.timedelta(minutes=n + 1),
     )
     return Candidate(**{**fields, **overrides})
-
-
-def decision(n: int, **overrides) -> Decision:
-    source = candidate(n, **{k: v for k, v in overrides.items() if k in ("strategy", "symbol", "interval")})
-    fields = dict(
-        candidate_id=source.id,
-        strategy=source.strategy,
-        symbol=source.symbol,
-        interval=source.interval,
-        signal=source.signal,
-        action="buy",
-        confidence=0.75,
-        model_version="rules-v1",
-        price=source.price,
-        candle_close_time=source.close_time,
-        inputs={"rsi_14": 28.5},
-        decided_at=source.detected_at,
-    )
-    return Decision(**{**fields, **overrides})
 
 
 def with_literal(message: bytes, field: str, literal: str) -> bytes:
@@ -108,7 +89,6 @@ def defs(tmp_path, seaweedfs, s3_bucket, tansu, topics) -> dg.Definitions:
 
 SENSORS = {
     "candidate_sensor": ("candidates_topic", candidate, ("price", "open_time", "features")),
-    "decision_sensor": ("decisions_topic", decision, ("confidence", "candle_close_time", "inputs")),
 }
 
 

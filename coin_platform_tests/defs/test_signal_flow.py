@@ -1,8 +1,8 @@
-"""Candle -> candidate -> Kafka -> inference run -> decision -> Kafka -> order run -> paper order.
+"""Candle -> candidate -> Kafka -> trade run -> decision (recorded, published to Kafka) -> paper order.
 
 Real components throughout: the replay server (prices), SeaweedFS (objects and
-tansu's storage), tansu (Kafka), chDB (hot store, candidates, decisions), a DuckDB
-trading store, Dagster in process. The sensor ticks are evaluated as the daemon
+tansu's storage), tansu (Kafka), chDB (hot store, candidates), a DuckDB trading
+store (decisions, orders, positions), Dagster in process. The sensor ticks are evaluated as the daemon
 would, with the cursor carried from tick to tick.
 """
 
@@ -30,6 +30,8 @@ SYMBOL = "BTCUSDT"
 DAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 # The crafted day: calm, 30 falling minutes from 10:00, a rebound at 10:30 (RSI crosses up through 30).
 SIGNAL_AT = day_start(DAY) + dt.timedelta(hours=10, minutes=30)
+# How long a read that expects messages waits for the first one (a restarted broker can be slow to answer).
+WAIT = 15_000
 
 
 def crafted_day(scale: float) -> pl.DataFrame:
@@ -168,25 +170,22 @@ def test_a_crafted_rebound_becomes_one_candidate_one_decision_one_paper_order_an
         assert request.run_key == candidate.id
         assert tick(defs, "candidate_sensor", instance, candidates_tick.cursor).run_requests == []
 
-        inference = run_request(defs, request, "inference_job", instance)
-        (decided,) = materializations(inference, "decisions")
-        assert decided.metadata["action"].value == "buy"
-        assert decided.metadata["features_from"].value == "hot store"
+        traded = run_request(defs, request, "trade_job", instance)
+        (decided,) = materializations(traded, "decisions")
+        assert decided.metadata["action"].value == "buy" and decided.metadata["published"].value
         # trend -1 (ema_20 < ema_50 after the fall), momentum +1, RSI room (50 - 39.37) / 20
         assert decided.metadata["confidence"].value == pytest.approx(0.5 + 0.5 * (-1 + 1 + 0.5315) / 3, abs=1e-3)
-
-        decisions_tick = tick(defs, "decision_sensor", instance, None)
-        (order_request,) = decisions_tick.run_requests
-        decision = Decision.from_json(order_request.run_config["ops"]["execute_decision"]["config"]["message"].encode())
-        assert order_request.run_key == decision.id and decision.candidate_id == candidate.id
-
-        ordered = run_request(defs, order_request, "order_job", instance)
-        (order,) = materializations(ordered, "orders")
-        (book,) = materializations(ordered, "positions")
+        (order,) = materializations(traded, "orders")
+        (book,) = materializations(traded, "positions")
+    (published_decision,), _ = read_from(tansu.bootstrap_servers, topics["decisions_topic"], {}, max_messages=10)
+    decision = Decision.from_json(published_decision.value)
+    assert decision.candidate_id == candidate.id and decided.metadata["decision_id"].value == decision.id
     assert order.metadata["status"].value == "filled" and order.metadata["broker"].value == "paper"
     assert book.metadata["open_positions"].value == 1
     store = TradingStore(defs.resources["trading_store"].store_path)
     orders, positions = store.orders(), store.positions()
+    with store.transaction() as tx:
+        assert tx.decision(decision.id) is not None and tx.decision(decision.id)[1] is not None  # published
     assert orders.height == 1 and orders["client_order_id"][0] == decision.id
     assert positions.height == 1 and positions["quantity"][0] == pytest.approx(100 / decision.price)
     fill_price = store.fills()["price"][0]
@@ -210,22 +209,19 @@ def test_duplicates_a_malformed_message_and_a_broker_restart_lose_nothing_and_do
         first = tick(defs, "candidate_sensor", instance, None)
         keys = [r.run_key for r in first.run_requests]
         assert keys == [keys[0], keys[0]]  # the daemon launches a run_key once
-        for request in first.run_requests:  # even when both runs happen, one decision goes out
-            run_request(defs, request, "inference_job", instance)
-        decisions, _ = read_from(tansu.bootstrap_servers, topics["decisions_topic"], {}, max_messages=10)
+        assert first.run_requests[0].tags["dagster/priority"] == "10"  # ahead of backfills in the run queue
+        # Even when both runs happen, one decision goes out and one order is placed.
+        statuses = [
+            materializations(run_request(defs, request, "trade_job", instance), "orders")[0].metadata["status"].value
+            for request in first.run_requests
+        ]
+        # Waiting reads: the restarted broker may take longer than one poll to answer a new consumer.
+        decisions, _ = read_from(tansu.bootstrap_servers, topics["decisions_topic"], {}, max_messages=10, wait_ms=WAIT)
         assert len(decisions) == 1
-        dead, _ = read_from(tansu.bootstrap_servers, candidates_topic + ".dlq", {}, max_messages=10)
+        dead, _ = read_from(tansu.bootstrap_servers, candidates_topic + ".dlq", {}, max_messages=10, wait_ms=WAIT)
         (dead_letter,) = [json.loads(m.value) for m in dead]
         assert dead_letter["reason"] == "schema_version None is not 1" and dead_letter["offset"] == 2
         assert tick(defs, "candidate_sensor", instance, first.cursor).run_requests == []
-
-        (order_request,) = tick(defs, "decision_sensor", instance, None).run_requests
-        statuses = [
-            materializations(run_request(defs, order_request, "order_job", instance), "orders")[0]
-            .metadata["status"]
-            .value
-            for _ in range(2)
-        ]
     assert statuses == ["filled", "duplicate"]
     assert TradingStore(defs.resources["trading_store"].store_path).orders().height == 1
 
@@ -239,9 +235,7 @@ def test_the_kill_switch_refuses_the_order_and_records_why(
     )
     with dg.instance_for_test() as instance:
         (request,) = tick(killed, "candidate_sensor", instance, None).run_requests
-        run_request(killed, request, "inference_job", instance)
-        (order_request,) = tick(killed, "decision_sensor", instance, None).run_requests
-        (order,) = materializations(run_request(killed, order_request, "order_job", instance), "orders")
+        (order,) = materializations(run_request(killed, request, "trade_job", instance), "orders")
     assert order.metadata["status"].value == "risk_rejected"
     assert order.metadata["reason"].value.startswith("kill_switch")
     store = TradingStore(killed.resources["trading_store"].store_path)
@@ -270,14 +264,20 @@ def test_a_binance_rejection_is_recorded_once_and_nothing_is_placed(
     materialize_signals(defs)
     with dg.instance_for_test() as instance:
         (request,) = tick(defs, "candidate_sensor", instance, None).run_requests
-        run_request(defs, request, "inference_job", instance)
-        (order_request,) = tick(defs, "decision_sensor", instance, None).run_requests
         statuses = [
-            materializations(run_request(defs, order_request, "order_job", instance), "orders")[0].metadata
-            for _ in range(2)
+            materializations(run_request(defs, request, "trade_job", instance), "orders")[0].metadata for _ in range(2)
         ]
     assert [m["status"].value for m in statuses] == ["broker_rejected", "duplicate"]
     assert "-2019" in statuses[0]["reason"].value and statuses[0]["broker"].value == "binance"
     assert exchange.stats()["orders_placed"] == 0
     orders = TradingStore(defs.resources["trading_store"].store_path).orders()
     assert orders["status"].to_list() == ["REJECTED"]
+
+
+def test_an_ingest_run_publishes_its_candidates_before_it_loads_the_hot_store(defs):
+    """The hot-store load and the checks wait until the candidates are out: nothing on the way to an order needs
+    them, and an ingest run executes one step at a time."""
+    result = materialize_signals(defs)
+    started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert started.index("candidates_1m") < started.index("hot_ohlcv_1m")
+    assert started[0] == "features_1m"

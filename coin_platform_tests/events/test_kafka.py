@@ -1,6 +1,7 @@
 """Kafka helpers against the session's tansu broker (S3-backed on SeaweedFS)."""
 
 import json
+import threading
 import uuid
 
 import pytest
@@ -43,6 +44,23 @@ def test_a_reader_resumes_after_its_position_and_sees_everything_published_befor
     assert again == [] and same == position == {0: 2}
     assert [m.value for m in later] == [b"3"] and after == {0: 3}
     assert position_from_cursor(position_to_cursor(after)) == after
+
+
+def test_a_waiting_read_returns_the_message_published_during_its_wait(tansu, topic):
+    """The sensor's long poll: nothing new at the start, a message a second later, and the read returns it."""
+    producer = make_producer(tansu.bootstrap_servers)
+    try:
+        assert publish(producer, topic, [(b"BTCUSDT", b"before")]) == [0]
+        _, position = read_from(tansu.bootstrap_servers, topic, {}, max_messages=10)
+        assert read_from(tansu.bootstrap_servers, topic, position, max_messages=10) == ([], position)  # no wait
+        later = threading.Timer(1.0, publish, args=(producer, topic, [(b"ETHUSDT", b"during")]))
+        later.start()
+        messages, after = read_from(tansu.bootstrap_servers, topic, position, max_messages=10, wait_ms=30_000)
+        later.join()
+    finally:
+        producer.close()
+    assert [m.value for m in messages] == [b"during"]
+    assert after == {0: 2}
 
 
 def test_max_messages_bounds_a_read_and_the_rest_follows(tansu, topic):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 
 import pytest
@@ -115,3 +116,24 @@ def test_two_processes_executing_at_once_both_succeed(tmp_path):
     assert sorted(store.orders()["symbol"]) == ["BTCUSDT", "ETHUSDT"]
     positions = dict(store.positions().select("symbol", "quantity").iter_rows())
     assert positions == {"BTCUSDT": pytest.approx(0.002), "ETHUSDT": pytest.approx(-0.05)}
+
+
+@pytest.mark.parametrize("kind", ["file", "memory"])
+def test_a_decision_is_recorded_once_and_read_back_as_it_was_with_when_it_was_published(tmp_path, kind):
+    store = TradingStore(tmp_path / "trading.duckdb") if kind == "file" else TradingStore.in_memory()
+    decision = dataclasses.replace(
+        make_decision("ETHUSDT", "enter_short", 3_000.0), inputs={"rsi_14": 71.5, "macd_hist": None}
+    )
+    with store.transaction() as tx:
+        assert tx.decision(decision.id) is None
+        tx.record_decision(decision)
+        assert tx.decision(decision.id) == (decision, None)
+    later = dataclasses.replace(decision, action="hold", confidence=0.1)  # a second scoring of the same candidate
+    with store.transaction() as tx:
+        tx.record_decision(later)  # the first one stands
+        tx.record_published(decision.id, NOW)
+    with store.transaction() as tx:
+        stored, published_at = tx.decision(decision.id)
+        frame = tx.decisions()
+    assert stored == decision and stored.inputs == decision.inputs and published_at == NOW
+    assert frame["decision_id"].to_list() == [decision.id] and frame["action"].to_list() == [decision.action]

@@ -1,7 +1,7 @@
 """The signals domain: `candidates_{interval}` (strategy signals recorded in ClickHouse and published
-to Kafka), and the sensor that turns each published candidate into an inference_job run.
+to Kafka), and the sensor that turns each published candidate into a trade_job run.
 
-The sensor is built apart from the assets (`build_sensor_defs`): its target, inference_job,
+The sensor is built apart from the assets (`build_sensor_defs`): its target, trade_job,
 belongs to the trading domain, which is built on the candidates.
 """
 
@@ -25,5 +25,5 @@ def build_defs(
     return Domain(dg.Definitions(assets=list(assets.values())), assets)
 
 
-def build_sensor_defs(settings: Settings, inference_job: dg.JobDefinition, score_op: str) -> dg.Definitions:
-    return dg.Definitions(sensors=[build_candidate_sensor(settings, inference_job, score_op)])
+def build_sensor_defs(settings: Settings, trade_job: dg.JobDefinition, trade_op: str) -> dg.Definitions:
+    return dg.Definitions(sensors=[build_candidate_sensor(settings, trade_job, trade_op)])

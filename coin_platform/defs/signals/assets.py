@@ -12,14 +12,19 @@ are recorded but not published, so a backfill never trades.
 """
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
+from coin_platform.defs.domain import CANDLE_TO_CANDIDATE_OP_TAGS
 from coin_platform.defs.partitions import market_backfill_policy, split_partition_keys, trailing_days
 from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, KafkaResource, ObjectStoreResource
 from coin_platform.events.kafka import publish
+from coin_platform.events.schemas import Candidate
+from coin_platform.events.trace_ids import candidate_ids
 from coin_platform.features import lookback_days
+from coin_platform.ops.logs import CANDIDATE_PUBLISHED, CANDIDATES_DETECTED, log_event
 from coin_platform.pipeline.candidates import detect_candidates, feature_days_before, needs_candles, plan_publication
 from coin_platform.settings import Settings
 from coin_platform.strategies import build_strategies
@@ -28,11 +33,22 @@ CANDIDATES_GROUP = "signals"
 PREVIEW_ROWS = 10
 
 
-def _publish(context: dg.AssetExecutionContext, kafka: KafkaResource, topic: str, candidates) -> None:
+def _publish(
+    context: dg.AssetExecutionContext, kafka: KafkaResource, topic: str, candidates: Sequence[Candidate]
+) -> None:
     kafka.ensure_topics([topic])
     with kafka.producer() as producer:
         offsets = publish(producer, topic, [(c.symbol.encode(), c.to_json()) for c in candidates])
-    context.log.info(f"published {len(candidates)} candidate(s) to {topic} at offsets {offsets[0]}..{offsets[-1]}")
+    for candidate, offset in zip(candidates, offsets, strict=True):
+        log_event(
+            context.log,
+            CANDIDATE_PUBLISHED,
+            f"candidate {candidate.id} ({candidate.strategy} {candidate.signal} {candidate.symbol} "
+            f"{candidate.interval} at {candidate.open_time.isoformat()}) published to {topic} at offset {offset}",
+            **candidate_ids(candidate),
+            topic=topic,
+            offset=offset,
+        )
 
 
 def build_candidate_assets(
@@ -62,6 +78,7 @@ def build_candidate_assets(
         deps=deps,
         automation_condition=REBUILD_AFTER_INPUT_REPAIR,
         pool=CLICKHOUSE_POOL,
+        op_tags=CANDLE_TO_CANDIDATE_OP_TAGS,
         kinds={"polars", "clickhouse", "kafka"},
         description=(
             f"Signals of the enabled strategies ({names}) on closed {interval} candles: recorded in ClickHouse "
@@ -100,6 +117,20 @@ def build_candidate_assets(
         by_strategy: dict[str, int] = {}
         for candidate in found:
             by_strategy[candidate.strategy] = by_strategy.get(candidate.strategy, 0) + 1
+        to_publish = {c.id for c in plan.publish}
+        for symbol, days in days_by_symbol.items():
+            of_symbol = [c for c in found if c.symbol == symbol]
+            log_event(
+                context.log,
+                CANDIDATES_DETECTED,
+                f"{symbol} {interval}: {len(of_symbol)} candidate(s) on {len(days)} day(s), "
+                f"{sum(c.id in to_publish for c in of_symbol)} to publish",
+                symbol=symbol,
+                interval=interval,
+                days=days,
+                open_time=max((c.open_time for c in of_symbol), default=None),
+                candidates=len(of_symbol),
+            )
         preview = "\n".join(
             f"| {c.symbol} | {c.open_time:%Y-%m-%d %H:%M} | {c.strategy} | {c.signal} | {c.price:g} |"
             for c in found[-PREVIEW_ROWS:]

@@ -1,14 +1,14 @@
-"""The trading domain: inference_job (the `decisions` asset), order_job (`orders`, `positions`), the
-reconcile job and its schedule, and the sensor that turns each published decision into an order_job run."""
+"""The trading domain: trade_job (one run per candidate: the `decisions`, `orders` and `positions` assets),
+order_job (a decision made elsewhere), and the reconcile job and its schedule."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dagster as dg
 
-from coin_platform.defs.trading.inference import SCORE_OP, build_inference_job
+from coin_platform.defs.trading.assets import trading_specs
 from coin_platform.defs.trading.orders import build_order_job, build_reconcile_job
-from coin_platform.defs.trading.sensors import build_decision_sensor
+from coin_platform.defs.trading.trade import TRADE_OP, build_trade_job
 from coin_platform.settings import Settings
 
 
@@ -16,18 +16,16 @@ from coin_platform.settings import Settings
 class Trading:
     defs: dg.Definitions
     # The target of the signals domain's candidate sensor, and the op its run config addresses.
-    inference_job: dg.JobDefinition
-    score_op: str = SCORE_OP
+    trade_job: dg.JobDefinition
+    trade_op: str = TRADE_OP
 
 
 def build_defs(settings: Settings, candidates: Sequence[dg.AssetsDefinition]) -> Trading:
-    inference_job, decisions = build_inference_job(settings, candidates)
-    order_job, order_specs = build_order_job(settings)
+    trade_job = build_trade_job(settings)
     reconcile_job, reconcile_schedule = build_reconcile_job()
     defs = dg.Definitions(
-        assets=[decisions, *order_specs],
-        jobs=[inference_job, order_job, reconcile_job],
+        assets=trading_specs(settings, candidates),
+        jobs=[trade_job, build_order_job(settings), reconcile_job],
         schedules=[reconcile_schedule],
-        sensors=[build_decision_sensor(settings, order_job)],
     )
-    return Trading(defs, inference_job)
+    return Trading(defs, trade_job)

@@ -1,4 +1,5 @@
-"""`order_job`: one run per decision (the decision sensor launches it with run_key = decision id).
+"""Placing orders: `place_order` (what trade_job does after deciding), `order_job` (one decision given as a
+message, e.g. from a model outside the platform), and the reconcile job and its schedule.
 
 coin_platform.trading.execution checks, records and places the order; the order, its fills and
 the position are recorded in the trading store and reported as `orders` and `positions` asset
@@ -11,21 +12,22 @@ fails (and alerts) for as long as an order's outcome stays unknown.
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Iterator
 
 import dagster as dg
 
 from coin_platform.defs.events import MessageConfig
 from coin_platform.defs.resources import BinanceResource, TradingDesk
-from coin_platform.defs.trading.inference import DECISIONS_ASSET
+from coin_platform.defs.trading.assets import ORDERS_ASSET, POSITIONS_ASSET
 from coin_platform.events.schemas import Decision
+from coin_platform.events.trace_ids import decision_ids
+from coin_platform.ops.logs import ORDER_FILLED, ORDER_RECORDED, log_event
 from coin_platform.settings import Settings
-from coin_platform.trading.execution import TradingScope, execute_decision, reconcile_pending
+from coin_platform.trading.execution import Execution, TradingScope, execute_decision, reconcile_pending
 from coin_platform.trading.orders import Broker
 from coin_platform.trading.store import PENDING, TradingStore
 
-ORDERS_ASSET = dg.AssetKey("orders")
-POSITIONS_ASSET = dg.AssetKey("positions")
 ORDER_OP = "execute_decision"
 RECONCILE_EVERY_MINUTES = 5
 
@@ -93,26 +95,88 @@ def build_reconcile_job() -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
     return reconcile_orders_job, schedule
 
 
-def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.AssetSpec]]:
-    trading = settings.config.trading
-    scope = TradingScope.from_config(settings.config)
-    specs = [
-        dg.AssetSpec(
+def place_order(
+    context: dg.OpExecutionContext, decision: Decision, settings: Settings, desk: TradingDesk, binance: BinanceResource
+) -> Execution:
+    """Execute one decision with the environment's broker, log the outcome and report `orders` and `positions`."""
+    store = desk.get_store()
+    with _broker(desk, binance, store) as broker:
+        execution = execute_decision(
+            decision,
+            store=store,
+            broker=broker,
+            config=settings.config.trading,
+            scope=TradingScope.from_config(settings.config),
+            now=dt.datetime.now(dt.UTC),
+        )
+    _log_reconciled(context, execution.reconciled)
+    summary = execution.summary
+    result = execution.result
+    refused = execution.status in ("risk_rejected", "broker_rejected")
+    log_event(
+        context.log,
+        ORDER_RECORDED,
+        f"decision {decision.id} ({decision.action} {decision.symbol}): {execution.status}: {execution.reason}",
+        level=logging.WARNING if refused else logging.INFO,
+        **decision_ids(decision),
+        status=execution.status,
+        broker=broker.name,
+    )
+    if result is not None and result.filled_quantity > 0:
+        log_event(
+            context.log,
+            ORDER_FILLED,
+            f"order {decision.id} filled {result.filled_quantity:g} {decision.symbol} at {result.average_price:g}",
+            **decision_ids(decision),
+            filled_quantity=result.filled_quantity,
+            average_price=result.average_price,
+            fees=result.fees,
+            filled_at=result.fills[-1].time if result.fills else None,
+        )
+    context.log_event(
+        dg.AssetMaterialization(
             ORDERS_ASSET,
-            group_name="trading",
-            deps=[DECISIONS_ASSET],
-            kinds={"duckdb"},
-            description=f"Orders of order_job runs ({trading.broker} broker): one materialization per decision "
-            "handled, with its status, reason, fills, fees and the risk verdict.",
-        ),
-        dg.AssetSpec(
+            description=f"{execution.status}: {execution.reason}",
+            metadata={
+                "decision_id": decision.id,
+                "symbol": decision.symbol,
+                "action": decision.action,
+                "signal": decision.signal,
+                "strategy": decision.strategy,
+                "status": execution.status,
+                "reason": execution.reason,
+                "broker": broker.name,
+                "quantity": execution.order.quantity if execution.order else 0.0,
+                "filled_quantity": result.filled_quantity if result else 0.0,
+                "average_price": (result.average_price or 0.0) if result else 0.0,
+                "fees": result.fees if result else 0.0,
+                "exchange_order_id": result.exchange_order_id if result else "",
+            },
+        )
+    )
+    context.log_event(
+        dg.AssetMaterialization(
             POSITIONS_ASSET,
-            group_name="trading",
-            deps=[ORDERS_ASSET],
-            kinds={"duckdb"},
-            description="The book after each order: positions, realized and unrealized PnL, fees.",
-        ),
-    ]
+            description=(
+                f"{summary.open_positions} open position(s), realized {summary.realized_pnl:.2f} USDT, "
+                f"unrealized {summary.unrealized_pnl:.2f} USDT"
+            ),
+            metadata={
+                "open_positions": summary.open_positions,
+                "realized_pnl_usdt": summary.realized_pnl,
+                "unrealized_pnl_usdt": summary.unrealized_pnl,
+                "fees_paid_usdt": summary.fees_paid,
+                "trades": summary.trades,
+                f"{decision.symbol}_quantity": execution.position.quantity,
+                "positions": dg.MetadataValue.md(_table(store.positions())),
+            },
+        )
+    )
+    return execution
+
+
+def build_order_job(settings: Settings) -> dg.JobDefinition:
+    """order_job: a decision message in, at most one order out, with trade_job's order step."""
 
     @dg.op(name=ORDER_OP)
     def execute_order(
@@ -121,64 +185,16 @@ def build_order_job(settings: Settings) -> tuple[dg.JobDefinition, list[dg.Asset
         trading_store: dg.ResourceParam[TradingDesk],
         binance: BinanceResource,
     ) -> None:
-        decision = Decision.from_json(config.message.encode())
-        store = trading_store.get_store()
-        with _broker(trading_store, binance, store) as broker:
-            execution = execute_decision(
-                decision, store=store, broker=broker, config=trading, scope=scope, now=dt.datetime.now(dt.UTC)
-            )
-        _log_reconciled(context, execution.reconciled)
-        summary = execution.summary
-        result = execution.result
-        log = context.log.warning if execution.status in ("risk_rejected", "broker_rejected") else context.log.info
-        log(f"decision {decision.id} ({decision.action} {decision.symbol}): {execution.status}: {execution.reason}")
-        context.log_event(
-            dg.AssetMaterialization(
-                ORDERS_ASSET,
-                description=f"{execution.status}: {execution.reason}",
-                metadata={
-                    "decision_id": decision.id,
-                    "symbol": decision.symbol,
-                    "action": decision.action,
-                    "signal": decision.signal,
-                    "strategy": decision.strategy,
-                    "status": execution.status,
-                    "reason": execution.reason,
-                    "broker": broker.name,
-                    "quantity": execution.order.quantity if execution.order else 0.0,
-                    "filled_quantity": result.filled_quantity if result else 0.0,
-                    "average_price": (result.average_price or 0.0) if result else 0.0,
-                    "fees": result.fees if result else 0.0,
-                    "exchange_order_id": result.exchange_order_id if result else "",
-                },
-            )
-        )
-        context.log_event(
-            dg.AssetMaterialization(
-                POSITIONS_ASSET,
-                description=(
-                    f"{summary.open_positions} open position(s), realized {summary.realized_pnl:.2f} USDT, "
-                    f"unrealized {summary.unrealized_pnl:.2f} USDT"
-                ),
-                metadata={
-                    "open_positions": summary.open_positions,
-                    "realized_pnl_usdt": summary.realized_pnl,
-                    "unrealized_pnl_usdt": summary.unrealized_pnl,
-                    "fees_paid_usdt": summary.fees_paid,
-                    "trades": summary.trades,
-                    f"{decision.symbol}_quantity": execution.position.quantity,
-                    "positions": dg.MetadataValue.md(_table(store.positions())),
-                },
-            )
-        )
+        place_order(context, Decision.from_json(config.message.encode()), settings, trading_store, binance)
 
     @dg.job(
         name="order_job",
-        description="Risk-check one decision, size it, place it with the configured broker and record the "
-        "order, fills and position.",
+        description="Risk-check one decision given as a message (the JSON of coin.decisions), size it, place it with "
+        "the configured broker and record the order, fills and position. trade_job does this for the platform's "
+        "own decisions; this job is for decisions made elsewhere.",
         executor_def=dg.in_process_executor,
     )
     def order_job() -> None:
         execute_order()
 
-    return order_job, specs
+    return order_job

@@ -178,3 +178,13 @@ def test_the_reconcile_schedule_runs_by_default(tmp_path, start_replay):
     schedule = defs.resolve_schedule_def("reconcile_orders_schedule")
     assert schedule.job_name == "reconcile_orders_job"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_the_trade_run_needs_no_hot_store_and_waits_for_no_pool(tmp_path):
+    """trade_job scores the features the candidate carries: no chDB, so no `clickhouse` pool slot to queue for
+    behind the ingest runs (bench/latency.py measured that wait as the worst stage of the old inference run)."""
+    job = order_definitions(tmp_path, {}).resolve_job_def("trade_job")
+    (node,) = job.graph.node_defs
+    assert node.pool is None
+    assert "clickhouse" not in node.required_resource_keys
+    assert {"trading_store", "kafka", "binance"} <= node.required_resource_keys
