@@ -1,8 +1,9 @@
 """Trade candidates: strategy signals on closed candles, ready for Kafka.
 
 A run reads what `features_{interval}` stored: the feature objects of its days plus
-the rows before them that the strategies' rules look back at (`feature_days_before`;
-one row for a crossing, `volume_window` for the volume zone breakout), and computes
+the rows before them that the strategies' rules look back at (`stored_rows_before`, within
+`feature_days_before` days; one row for a crossing, `volume_window` for the volume zone
+breakout; read from the newest hour back), and computes
 only the series that are not stored. A strategy whose indicator is recursive and not
 stored (an EMA of other periods, say) needs the candles' whole history instead: then
 the run evaluates every strategy over features computed from the same history a
@@ -23,9 +24,11 @@ import polars as pl
 from coin_platform.core.intervals import DAY_MS, interval_ms
 from coin_platform.events.candidates import candidates_from_features
 from coin_platform.events.schemas import Candidate
-from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, compute_features
+from coin_platform.features import FEATURE_COLUMNS, FEATURE_SCHEMA, LOOKBACK_CANDLES, compute_features
 from coin_platform.pipeline.features import lookback_start, read_lookback
 from coin_platform.storage.features import read_feature_days
+from coin_platform.storage.layout import features_day_keys
+from coin_platform.storage.ohlcv import HOUR_MS, read_hours
 from coin_platform.strategies import Strategy
 
 if TYPE_CHECKING:
@@ -64,9 +67,26 @@ def _features(
         start = lookback_start(days[0], interval, history_start, lookback_candles)
         lookback = read_lookback(store, interval, symbol, start, days[-1])
         return pl.DataFrame() if lookback.is_empty() else compute_features(lookback, interval).drop("symbol")
-    first = max(days[0] - dt.timedelta(days=feature_days_before(strategies, interval)), history_start)
-    span = [first + dt.timedelta(days=n) for n in range((days[-1] - first).days + 1)]
-    return read_feature_days(store, interval, symbol, span)
+    span = [days[0] + dt.timedelta(days=n) for n in range((days[-1] - days[0]).days + 1)]
+    before = _stored_rows_before(store, strategies, interval, symbol, days[0], history_start)
+    return pl.concat([before, read_feature_days(store, interval, symbol, span)])
+
+
+def _stored_rows_before(
+    store: ObjectStore, strategies: Sequence[Strategy], interval: str, symbol: str, day: dt.date, history_start: dt.date
+) -> pl.DataFrame:
+    """The last `stored_rows_before` feature rows of the `feature_days_before` days before `day` (fewer if those
+    days hold fewer): read hour by hour from the newest back, so a crossing's one row costs one GET, not a day's."""
+    wanted = stored_rows_before(strategies) or 0
+    first = max(day - dt.timedelta(days=feature_days_before(strategies, interval)), history_start)
+    hours = [k for n in range((day - first).days) for k in features_day_keys(interval, symbol, first + dt.timedelta(n))]
+    per_read = max(1, -(-wanted * interval_ms(interval) // HOUR_MS))
+    frames: list[pl.DataFrame] = []
+    while hours and sum(f.height for f in frames) < wanted:
+        hours, newest = hours[:-per_read], hours[-per_read:]
+        frames = read_hours(store, newest, FEATURE_SCHEMA) + frames
+    rows = pl.concat(frames) if frames else pl.DataFrame(schema=FEATURE_SCHEMA)
+    return rows.tail(wanted)
 
 
 def detect_candidates(

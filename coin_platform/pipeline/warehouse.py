@@ -93,10 +93,13 @@ def candidate_rows(hot_store: HotStore, intervals: Sequence[str], symbol: str, d
     return _as_table(frame.rename({"id": "candidate_id"}), CANDIDATES)
 
 
-def decision_rows(hot_store: HotStore, day: dt.date) -> pl.DataFrame:
+def decision_rows(trading_store: TradingStore, day: dt.date) -> pl.DataFrame:
     """The recorded decisions whose candle closed on `day`, every symbol, as raw `decisions`."""
-    frame = hot_store.read_decisions(*partition_bounds(day))
-    return _as_table(frame.rename({"id": "decision_id"}), DECISIONS)
+    start, end = partition_bounds(day)
+    with trading_store.transaction() as tx:
+        decisions = tx.decisions()
+    frame = _as_table(decisions, DECISIONS)
+    return frame.filter((pl.col("candle_close_time") >= start) & (pl.col("candle_close_time") < end))
 
 
 def trading_rows(trading_store: TradingStore, day: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -29,7 +29,7 @@ Tables (database `coin` by default), all `DateTime64(3, 'UTC')`:
   sums, and a candle count so incomplete buckets can be told apart), keyed by
   (symbol, open_time, version): the version of the 1m rows they came from.
 - `features_1m`, `features_15m`, `features_1h`: indicator features per candle.
-- `candidates`, `decisions` (no TTL): see `coin_platform.storage.signals`.
+- `candidates` (no TTL): see `coin_platform.storage.signals`. Decisions are in the trading store.
 
 Rollup exactness under reruns: a materialized view sees every insert, so
 re-inserting a 1m day would add its states to the rollup a second time (sums
@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib.util
 import os
 import re
 import socket
@@ -66,7 +67,7 @@ import polars as pl
 
 from coin_platform.core.intervals import interval_ms
 from coin_platform.core.time import UTC_MS
-from coin_platform.events.schemas import Candidate, Decision
+from coin_platform.events.schemas import Candidate
 from coin_platform.features.schema import FEATURE_SCHEMA, INDICATOR_COLUMNS
 from coin_platform.market.klines import OHLCV_COLUMNS, OHLCV_SCHEMA, aggregate_mismatch
 from coin_platform.storage import signals
@@ -83,6 +84,10 @@ SUM_COLUMNS = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_vo
 
 class ClickHouseLockTimeout(TimeoutError):
     """Another process held the chDB path's lock for longer than the timeout."""
+
+
+class ChDBMissing(ImportError):
+    """chDB mode was asked for where chDB is not installed (the prod image has none)."""
 
 
 @dataclass(frozen=True)
@@ -117,11 +122,12 @@ def _holder_path(config: ClickHouseConfig) -> Path:
 
 
 @contextlib.contextmanager
-def open_clickhouse(config: ClickHouseConfig) -> Iterator[object]:
+def open_clickhouse(config: ClickHouseConfig, *, chdb_options: dict[str, str] | None = None) -> Iterator[object]:
     """A clickhouse-connect client for the duration of the block, closed afterwards.
 
     chDB: holds `path + ".lock"` (waiting up to `lock_timeout_s`) from before the
-    client opens until after it closes. Server: a plain HTTP client, no lock.
+    client opens until after it closes; `chdb_options` are the engine's startup
+    options (e.g. a `config-file`). Server: a plain HTTP client, no lock.
     """
     import clickhouse_connect
 
@@ -139,6 +145,10 @@ def open_clickhouse(config: ClickHouseConfig) -> Iterator[object]:
             client.close()
         return
 
+    if importlib.util.find_spec("chdb") is None:
+        # The prod image leaves chDB out (it is the `local` extra); say so instead of clickhouse-connect's
+        # import error from deep inside its backend.
+        raise ChDBMissing("chDB is not installed: install the local extra, pip install 'coin_platform[local]'")
     Path(config.path).parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(config.lock_path, timeout=config.lock_timeout_s)
     holder = _holder_path(config)
@@ -158,7 +168,7 @@ def open_clickhouse(config: ClickHouseConfig) -> Iterator[object]:
             f"pid {os.getpid()} on {socket.gethostname()} since "
             f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}\n"
         )
-        client = clickhouse_connect.get_client(interface="chdb", path=config.path)
+        client = clickhouse_connect.get_client(interface="chdb", path=config.path, chdb_options=chdb_options)
         try:
             yield client
         finally:
@@ -314,6 +324,11 @@ MIGRATIONS: list[tuple[int, str, object]] = [
                 _rollup_view(db, i, versioned=True),
             )
         ],
+    ),
+    (
+        6,
+        "decisions moved to the trading store, beside the orders they lead to",
+        lambda db, days: [f"DROP TABLE IF EXISTS {db}.decisions"],
     ),
 ]
 
@@ -646,21 +661,6 @@ def latest_features(client, interval: str, symbols: Sequence[str], *, database: 
     )  # type: ignore[return-value]
 
 
-def features_at(
-    client, interval: str, symbol: str, open_time: dt.datetime, *, database: str = "coin"
-) -> dict[str, float | None] | None:
-    """The stored features of one candle, or None when the hot store does not have it."""
-    _check_interval(interval)
-    frame = pl.from_arrow(
-        client.query_arrow(
-            f"SELECT * EXCEPT (symbol, open_time, version) FROM {database}.features_{interval} FINAL "
-            f"WHERE symbol = {{s:String}} AND open_time = {{t:DateTime64(3, 'UTC')}}",
-            parameters={"s": symbol, "t": _ts(open_time)},
-        )
-    )
-    return frame.row(0, named=True) if frame.height else None
-
-
 def hot_counts(
     client, interval: str, symbols: Sequence[str], days: Sequence[dt.date], *, database: str = "coin"
 ) -> dict[tuple[str, dt.date], int]:
@@ -885,10 +885,8 @@ class HotStore:
     def latest_features(self, interval: str, symbols: Sequence[str]) -> pl.DataFrame:
         return latest_features(self.client, interval, symbols, database=self.database)
 
-    def features_at(self, interval: str, symbol: str, open_time: dt.datetime) -> dict[str, float | None] | None:
-        return features_at(self.client, interval, symbol, open_time, database=self.database)
 
-    # candidates and decisions (coin_platform.storage.signals)
+    # candidates (coin_platform.storage.signals)
 
     def write_candidates(
         self, candidates: Sequence[Candidate], published: dict[str, dt.datetime | None]
@@ -900,15 +898,6 @@ class HotStore:
 
     def read_candidates(self, symbol: str, interval: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
         return signals.read_candidates(self.client, symbol, interval, start, end, database=self.database)
-
-    def write_decision(self, decision: Decision, published_at: dt.datetime | None) -> None:
-        signals.write_decision(self.client, decision, published_at, database=self.database)
-
-    def read_decision(self, decision_id: str) -> tuple[Decision, dt.datetime | None] | None:
-        return signals.read_decision(self.client, decision_id, database=self.database)
-
-    def read_decisions(self, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-        return signals.read_decisions(self.client, start, end, database=self.database)
 
 
 # The targets (backend, location, database, retention) this process has migrated: a process

@@ -77,16 +77,13 @@ def no_candles() -> pl.DataFrame:
     return pl.DataFrame(schema=CANDLE_SCHEMA)
 
 
-def read_candles(
-    store: ObjectStore, symbol: str, interval: str, start: dt.datetime, end: dt.datetime
-) -> pl.DataFrame:
+def read_candles(store: ObjectStore, symbol: str, interval: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
     """Stored `interval` candles of `symbol` opening in [start, end), sorted: `timestamp` (UTC ms)
     and open, high, low, close, volume as Float64. Empty when none; no resampling."""
     first_ms, end_ms = _ms(start), _ms(end)
     first_day, last_day = start.astimezone(dt.UTC).date(), _utc(end_ms - 1).date()
     years = range(first_day.year, last_day.year + 1)
-    layouts = {year: [history_key(symbol, interval, year), coin_hts_key(symbol, interval, year)]
-               for year in years}
+    layouts = {year: [history_key(symbol, interval, year), coin_hts_key(symbol, interval, year)] for year in years}
     candidates = [key for keys in layouts.values() for key in keys]
     present = dict(zip(candidates, store.exists_many(candidates), strict=True))
     # Only the platform writes hourly objects, and only for Binance symbols.
@@ -132,6 +129,7 @@ def _hour_keys(
     Built from the dates; past a year of hours, the stored ones are listed instead,
     which costs one request per 1,000 stored objects rather than one per hour asked.
     """
+
     def overlaps(hour_ms: int) -> bool:
         return hour_ms + HOUR_MS > first_ms and hour_ms < end_ms
 
@@ -144,10 +142,7 @@ def _hour_keys(
         ]
     wanted = set(days)
     listed = ((key, ohlcv_key_hour(key)) for key in store.list_keys(ohlcv_prefix(interval, symbol)))
-    return [
-        key for key, hour in listed
-        if hour is not None and hour.date() in wanted and overlaps(_ms(hour))
-    ]
+    return [key for key, hour in listed if hour is not None and hour.date() in wanted and overlaps(_ms(hour))]
 
 
 def read_hours(
@@ -158,18 +153,27 @@ def read_hours(
 
     A wrong schema raises SchemaMismatchError naming the key (with the store's URI if `qualified`).
     """
+    stored = read_stored_objects(store, keys)
+    return [require_schema(frame, schema, f"{store.uri}/{key}" if qualified else key) for key, frame in stored.items()]
+
+
+def read_stored_objects(store: ObjectStore, keys: Sequence[str]) -> dict[str, pl.DataFrame]:
+    """The stored ones among the parquet objects `keys`, by key in key order, as stored (no schema check).
+
+    On S3 each object is simply read and a missing one skipped (one request each, in parallel);
+    on a local disk the missing ones are skipped by a stat first.
+    """
 
     def read(key: str) -> pl.DataFrame | None:
         try:
-            frame = store.read_parquet(key)
+            return store.read_parquet(key)
         except FileNotFoundError:
             return None
-        return require_schema(frame, schema, f"{store.uri}/{key}" if qualified else key)
 
     if isinstance(store.filesystem, pafs.LocalFileSystem):
         keys = [key for key, found in zip(keys, store.exists_many(keys), strict=True) if found]
     with ThreadPoolExecutor(IO_THREADS) as pool:
-        return [frame for frame in pool.map(read, keys) if frame is not None]
+        return {key: frame for key, frame in zip(keys, pool.map(read, keys), strict=True) if frame is not None}
 
 
 def read_ohlcv_days(

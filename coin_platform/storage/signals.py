@@ -1,4 +1,5 @@
-"""Candidates and decisions in ClickHouse: what was detected, decided and published.
+"""Candidates in ClickHouse: what was detected and published. (Decisions live in the trading store, beside the
+orders they lead to; `decisions_table` stays as the DDL of an applied migration, which a later one drops.)
 
 Rows are keyed by their deterministic ids (ReplacingMergeTree on a version), so
 writing a record again replaces it instead of adding one. `published_at` says
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from coin_platform.events.schemas import Candidate, Decision
+from coin_platform.events.schemas import Candidate
 
 UTC_MS = pl.Datetime("ms", "UTC")
 
@@ -33,25 +34,6 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
     "published_at": UTC_MS,  # null when it was never published (backfilled history)
     "version": pl.UInt64(),
 }
-
-DECISION_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "candidate_id": pl.String(),
-    "strategy": pl.String(),
-    "symbol": pl.String(),
-    "interval": pl.String(),
-    "signal": pl.String(),
-    "action": pl.String(),
-    "confidence": pl.Float64(),
-    "model_version": pl.String(),
-    "price": pl.Float64(),
-    "candle_close_time": UTC_MS,
-    "inputs": pl.String(),  # JSON object: what the scorer was given
-    "decided_at": UTC_MS,
-    "published_at": UTC_MS,
-    "version": pl.UInt64(),
-}
-
 
 def candidates_table(db: str) -> str:
     return f"""
@@ -169,76 +151,3 @@ def read_candidates(
         )
     )
     return frame.cast(CANDIDATE_SCHEMA) if frame.height else pl.DataFrame(schema=CANDIDATE_SCHEMA)
-
-
-def read_decisions(client, start: dt.datetime, end: dt.datetime, *, database: str = "coin") -> pl.DataFrame:
-    """Stored decisions whose candle closed in [start, end), every symbol and interval, in time order
-    (the warehouse's daily load)."""
-    frame = pl.from_arrow(
-        client.query_arrow(
-            f"SELECT {', '.join(DECISION_SCHEMA)} FROM {database}.decisions FINAL "
-            "WHERE candle_close_time >= {start:DateTime64(3, 'UTC')} "
-            "AND candle_close_time < {end:DateTime64(3, 'UTC')} "
-            "ORDER BY candle_close_time, id",
-            parameters={
-                "start": start.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-                "end": end.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-            },
-        )
-    )
-    return frame.cast(DECISION_SCHEMA) if frame.height else pl.DataFrame(schema=DECISION_SCHEMA)
-
-
-def write_decision(
-    client, decision: Decision, published_at: dt.datetime | None, *, database: str = "coin"
-) -> None:
-    """Store (or replace) a decision with its publication time."""
-    row = pl.DataFrame(
-        {
-            "id": [decision.id],
-            "candidate_id": [decision.candidate_id],
-            "strategy": [decision.strategy],
-            "symbol": [decision.symbol],
-            "interval": [decision.interval],
-            "signal": [decision.signal],
-            "action": [decision.action],
-            "confidence": [decision.confidence],
-            "model_version": [decision.model_version],
-            "price": [decision.price],
-            "candle_close_time": [decision.candle_close_time],
-            "inputs": [json.dumps(decision.inputs, sort_keys=True)],
-            "decided_at": [decision.decided_at],
-            "published_at": [published_at],
-            "version": [_version()],
-        },
-        schema=DECISION_SCHEMA,
-    )
-    client.insert_arrow("decisions", row.to_arrow(), database=database)
-
-
-def read_decision(client, decision_id: str, *, database: str = "coin") -> tuple[Decision, dt.datetime | None] | None:
-    """A stored decision and its publication time, or None."""
-    frame = pl.from_arrow(
-        client.query_arrow(
-            f"SELECT {', '.join(DECISION_SCHEMA)} FROM {database}.decisions FINAL WHERE id = {{id:String}}",
-            parameters={"id": decision_id},
-        )
-    )
-    if not frame.height:
-        return None
-    row = frame.cast(DECISION_SCHEMA).row(0, named=True)
-    decision = Decision(
-        candidate_id=row["candidate_id"],
-        strategy=row["strategy"],
-        symbol=row["symbol"],
-        interval=row["interval"],
-        signal=row["signal"],
-        action=row["action"],
-        confidence=row["confidence"],
-        model_version=row["model_version"],
-        price=row["price"],
-        candle_close_time=row["candle_close_time"],
-        inputs=json.loads(row["inputs"]),
-        decided_at=row["decided_at"],
-    )
-    return decision, row["published_at"]

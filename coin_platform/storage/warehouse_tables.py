@@ -16,7 +16,7 @@ from coin_platform.core.intervals import SUPPORTED_INTERVALS
 from coin_platform.core.time import UTC_MS
 from coin_platform.features import FEATURE_SCHEMA
 from coin_platform.market.klines import OHLCV_SCHEMA
-from coin_platform.storage.signals import CANDIDATE_SCHEMA, DECISION_SCHEMA
+from coin_platform.storage.signals import CANDIDATE_SCHEMA
 
 # The schema (DuckDB) or Snowflake schema the raw tables live in; dbt builds its models beside it.
 RAW_SCHEMA = "raw"
@@ -61,15 +61,30 @@ CANDIDATES = RawTable(
     day_column="open_time",
 )
 
+# The trading store's tables (trading/store.py), which storage may not import; the decisions, orders and fills
+# loads check their rows against these columns, so a drift fails there.
 DECISIONS = RawTable(
     name="decisions",
-    columns=_hot_store_columns(DECISION_SCHEMA, "decision_id"),
+    columns={
+        "decision_id": pl.String(),
+        "candidate_id": pl.String(),
+        "strategy": pl.String(),
+        "symbol": pl.String(),
+        "interval": pl.String(),
+        "signal": pl.String(),
+        "action": pl.String(),
+        "confidence": pl.Float64(),
+        "model_version": pl.String(),
+        "price": pl.Float64(),
+        "candle_close_time": UTC_MS,
+        "inputs": pl.String(),
+        "decided_at": UTC_MS,
+        "published_at": UTC_MS,
+    },
     key=("decision_id",),
     day_column="candle_close_time",
 )
 
-# The trading store's tables (trading/store.py), which storage may not import; the orders load checks its
-# rows against these columns, so a drift fails there.
 ORDERS = RawTable(
     name="orders",
     columns={

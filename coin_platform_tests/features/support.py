@@ -7,6 +7,7 @@ import polars as pl
 
 from coin_platform.market.klines import OHLCV_SCHEMA
 from coin_platform.storage.layout import day_start
+from coin_platform.storage.object_store import ObjectStore
 
 START = dt.date(2024, 3, 1)
 
@@ -29,3 +30,16 @@ def candles(day: dt.date, seed: int, minutes: int = 1440) -> pl.DataFrame:
             "taker_buy_quote_volume": rng.uniform(0, 100, minutes),
         }
     ).cast(OHLCV_SCHEMA)  # type: ignore[arg-type]
+
+
+def counting_reads(store: ObjectStore, monkeypatch) -> list[str]:
+    """The keys `store` reads from now on, in order (the real store still reads them)."""
+    read = store.read_parquet
+    keys: list[str] = []
+
+    def counted(key: str) -> pl.DataFrame:
+        keys.append(key)
+        return read(key)
+
+    monkeypatch.setattr(store, "read_parquet", counted)
+    return keys

@@ -5,12 +5,14 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from coin_platform.pipeline.candidates import detect_candidates, feature_days_before, needs_candles
+from coin_platform.events.candidates import candidates_from_features
+from coin_platform.pipeline.candidates import detect_candidates, feature_days_before, needs_candles, stored_rows_before
 from coin_platform.pipeline.features import build_feature_days
-from coin_platform.storage.layout import ohlcv_key
+from coin_platform.storage.features import read_feature_days
+from coin_platform.storage.layout import features_day_keys, ohlcv_key
 from coin_platform.storage.object_store import ObjectStore
 from coin_platform.strategies import EmaCrossover, MacdCrossover, RsiReversal, VolumeZoneBreakout
-from coin_platform_tests.features.support import START, candles
+from coin_platform_tests.features.support import START, candles, counting_reads
 
 SYMBOL = "BTCUSDT"
 DAYS = [START + dt.timedelta(days=i) for i in range(3)]
@@ -66,3 +68,30 @@ def test_a_strategy_without_stored_series_reads_the_candles(store):
     ema = EmaCrossover(name="ema_10_30", fast=10, slow=30)
     found = detect_candidates(store, (ema,), "1m", SYMBOL, DAYS[2:], START, detected_at=NOW)
     assert found and all(c.strategy == "ema_10_30" for c in found)
+
+
+def _over_whole_days_before(store: ObjectStore, day: dt.date) -> list:
+    """The reference: every strategy evaluated over the stored features of the whole day before and `day`."""
+    features = read_feature_days(store, "1m", SYMBOL, [day - dt.timedelta(days=1), day])
+    return candidates_from_features(STORED, features, symbol=SYMBOL, interval="1m", detected_at=NOW, days=[day])
+
+
+def test_only_the_hours_holding_the_rows_the_rules_look_back_at_are_read(store, monkeypatch):
+    reads = counting_reads(store, monkeypatch)
+    found = detect_candidates(store, STORED, "1m", SYMBOL, [DAYS[2]], START, detected_at=NOW)
+    zone_hours = -(-stored_rows_before(STORED) // 60)
+    assert sorted(reads) == sorted(
+        features_day_keys("1m", SYMBOL, DAYS[1])[-zone_hours:] + features_day_keys("1m", SYMBOL, DAYS[2])
+    )
+    assert found == _over_whole_days_before(store, DAYS[2])
+
+
+def test_hours_missing_before_the_day_are_read_past(store):
+    """The day before ends in a gap: the rows the rules need come from the hours before it."""
+    stored_rows = stored_rows_before(STORED)
+    gap_hours = features_day_keys("1m", SYMBOL, DAYS[1])[-(stored_rows // 60 + 3) :]
+    store.delete_many(gap_hours)
+    found = detect_candidates(store, STORED, "1m", SYMBOL, [DAYS[2]], START, detected_at=NOW)
+    assert found == _over_whole_days_before(store, DAYS[2])
+    alone = detect_candidates(store, STORED, "1m", SYMBOL, [DAYS[1]], START, detected_at=NOW)
+    assert alone == _over_whole_days_before(store, DAYS[1])

@@ -11,7 +11,8 @@ from coin_platform.pipeline.features import build_feature_days, read_lookback
 from coin_platform.storage.features import read_feature_days
 from coin_platform.storage.layout import day_start, features_day_keys, ohlcv_key
 from coin_platform.storage.object_store import ObjectStore
-from coin_platform_tests.features.support import START, candles
+from coin_platform.storage.ohlcv import write_ohlcv_day
+from coin_platform_tests.features.support import START, candles, counting_reads
 
 DAYS = [START + dt.timedelta(days=i) for i in range(4)]  # D0 (history start), D1, D2, D3
 
@@ -131,3 +132,49 @@ def test_no_candles_at_all_writes_nothing(tmp_path):
     store = ObjectStore.local(tmp_path / "bucket")
     build = build_feature_days(store, "1m", "BTCUSDT", [START], START)
     assert (build.rows, build.files_written, build.history_rows) == (0, 0, 0)
+
+
+def _written_store(tmp_path) -> ObjectStore:
+    """Days D0..D2 stored by the OHLCV writer, which records each day's version."""
+    store = ObjectStore.local(tmp_path / "written")
+    for i, day in enumerate(DAYS[:3]):
+        write_ohlcv_day(store, "1m", "BTCUSDT", day, candles(day, seed=i), hours_closed=24, only_missing=False)
+    return store
+
+
+def test_a_look_back_whose_days_kept_their_versions_is_not_read_again(tmp_path, monkeypatch):
+    store = _written_store(tmp_path)
+    reads = counting_reads(store, monkeypatch)
+    start = day_start(START)
+    first = read_lookback(store, "1m", "BTCUSDT", start, DAYS[2])
+    assert len(reads) == 3 * 24
+    assert_frame_equal(read_lookback(store, "1m", "BTCUSDT", start, DAYS[2]), first, check_exact=True)
+    assert len(reads) == 3 * 24
+    # A feature build of D2 reads the same range (from the history start): no candle object again, and on a
+    # local disk the feature hours not stored yet are skipped by a stat.
+    build = build_feature_days(store, "1m", "BTCUSDT", [DAYS[2]], START)
+    assert len(reads) == 3 * 24 and build.history_rows == first.height
+
+
+def test_a_day_written_again_is_read_again(tmp_path, monkeypatch):
+    store = _written_store(tmp_path)
+    start = day_start(START)
+    read_lookback(store, "1m", "BTCUSDT", start, DAYS[2])
+    repaired = candles(DAYS[1], seed=9)
+    write_ohlcv_day(store, "1m", "BTCUSDT", DAYS[1], repaired, hours_closed=24, only_missing=False)
+    reads = counting_reads(store, monkeypatch)
+    again = read_lookback(store, "1m", "BTCUSDT", start, DAYS[2])
+    assert len(reads) == 3 * 24
+    assert_frame_equal(
+        again.filter(pl.col("timestamp").dt.date() == DAYS[1]).select("timestamp", "close"),
+        repaired.select(pl.col("open_time").alias("timestamp"), "close"),
+        check_exact=True,
+    )
+
+
+def test_objects_without_written_versions_are_always_read(store, monkeypatch):
+    """The fixture's hourly objects were not written by the OHLCV writer: nothing proves they kept their rows."""
+    reads = counting_reads(store, monkeypatch)
+    read_lookback(store, "1m", "BTCUSDT", day_start(START), DAYS[1])
+    read_lookback(store, "1m", "BTCUSDT", day_start(START), DAYS[1])
+    assert len(reads) == 2 * 2 * 24

@@ -66,12 +66,12 @@ def config(tmp_path: Path) -> ClickHouseConfig:
 
 def test_migrations_are_idempotent_and_schema_is_visible(config):
     with open_clickhouse(config) as client:
-        assert migrate(client, retention_days=3) == [1, 2, 3, 4, 5]
+        assert migrate(client, retention_days=3) == [1, 2, 3, 4, 5, 6]
         assert migrate(client, retention_days=3) == []
     with open_clickhouse(config) as client:
         assert migrate(client, retention_days=3) == []
         versions = client.query_arrow("SELECT version FROM coin.schema_migrations ORDER BY version")
-        assert pl.from_arrow(versions)["version"].to_list() == [1, 2, 3, 4, 5]
+        assert pl.from_arrow(versions)["version"].to_list() == [1, 2, 3, 4, 5, 6]
         tables = pl.from_arrow(
             client.query_arrow(
                 "SELECT name, engine, sorting_key, partition_key, engine_full "
@@ -79,6 +79,7 @@ def test_migrations_are_idempotent_and_schema_is_visible(config):
             )
         )
     rows = {r["name"]: r for r in tables.iter_rows(named=True)}
+    assert "candidates" in rows and "decisions" not in rows  # decisions moved to the trading store
     for interval in ("1m", "15m", "1h"):
         table = rows[f"ohlcv_{interval}"]
         assert table["engine"] == "ReplacingMergeTree"
@@ -106,7 +107,7 @@ def test_a_process_migrates_each_hot_store_once_however_often_it_opens_it(config
 
     monkeypatch.setattr(clickhouse, "migrate", counting_migrate)
     with open_hot_store(config, retention_days=3) as first:
-        assert first.migrations_applied == [1, 2, 3, 4, 5]
+        assert first.migrations_applied == [1, 2, 3, 4, 5, 6]
     with open_hot_store(config, retention_days=3) as second:
         assert second.migrations_applied == []
         assert isinstance(second, HotStore) and second.database == "coin"
@@ -115,7 +116,7 @@ def test_a_process_migrates_each_hot_store_once_however_often_it_opens_it(config
     # Another database at the same path, or another retention, is another target.
     other = ClickHouseConfig(path=config.path, database="other", lock_timeout_s=60)
     with open_hot_store(other, retention_days=3) as store:
-        assert store.migrations_applied == [1, 2, 3, 4, 5]
+        assert store.migrations_applied == [1, 2, 3, 4, 5, 6]
     with open_hot_store(config, retention_days=1) as store:
         assert store.migrations_applied == [] and store.ttl_days("ohlcv_1m") == 1
     assert reads == ["coin", "other", "coin"]

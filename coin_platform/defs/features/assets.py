@@ -18,9 +18,11 @@ import dagster as dg
 import polars as pl
 
 from coin_platform.defs.automation import REBUILD_AFTER_INPUT_REPAIR
+from coin_platform.defs.domain import CANDLE_TO_CANDIDATE_OP_TAGS
 from coin_platform.defs.partitions import market_backfill_policy, past_retention, split_partition_keys, trailing_days
 from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, ObjectStoreResource
 from coin_platform.features import FEATURE_COLUMNS, LOOKBACK_CANDLES, lookback_days, zone_window
+from coin_platform.ops.logs import FEATURES_COMPUTED, log_event
 from coin_platform.pipeline.features import build_feature_days
 from coin_platform.settings import Settings
 
@@ -46,6 +48,7 @@ def build_feature_assets(
         deps=[dg.AssetDep(ohlcv_asset, partition_mapping=trailing_days(lookback_days(interval)))],
         automation_condition=REBUILD_AFTER_INPUT_REPAIR,
         pool=CLICKHOUSE_POOL,
+        op_tags=CANDLE_TO_CANDIDATE_OP_TAGS,
         kinds={"polars", "parquet", "s3", "clickhouse"},
         description=(
             f"Indicator features of every closed {interval} candle ({', '.join(FEATURE_COLUMNS[1:])}; "
@@ -65,9 +68,16 @@ def build_feature_assets(
             build_feature_days(store, interval, symbol, days, history_start) for symbol, days in days_by_symbol.items()
         ]
         for build in builds:
-            context.log.info(
+            log_event(
+                context.log,
+                FEATURES_COMPUTED,
                 f"{build.symbol} {interval}: {build.rows} feature rows for {len(build.days)} day(s) "
-                f"from {build.history_rows} candles of history ({build.warmup_rows} before the first day)"
+                f"from {build.history_rows} candles of history ({build.warmup_rows} before the first day)",
+                symbol=build.symbol,
+                interval=interval,
+                days=build.days,
+                open_time=build.last_open,
+                rows=build.rows,
             )
         now = dt.datetime.now(dt.UTC)
         hot_days = [(b, day) for b in builds for day in b.days if not past_retention(day, now, retention_days)]

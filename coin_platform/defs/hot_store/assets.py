@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from coin_platform.defs.automation import rebuild_inside_retention
-from coin_platform.defs.partitions import market_backfill_policy, past_retention, split_partition_keys
+from coin_platform.defs.partitions import hot_window_start, market_backfill_policy, past_retention, split_partition_keys
 from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, ObjectStoreResource
 from coin_platform.settings import Settings
 from coin_platform.storage.ohlcv import read_ohlcv_day
@@ -56,7 +56,7 @@ def build_hot_asset(
     ) -> dg.MaterializeResult:
         days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
         now = dt.datetime.now(dt.UTC)
-        cutoff = now - dt.timedelta(days=retention_days)
+        cutoff = hot_window_start(now, retention_days)
         skipped: list[str] = []
         frames: dict[tuple[str, dt.date], pl.DataFrame] = {}
         store = object_store.get_store()
@@ -66,7 +66,7 @@ def build_hot_asset(
                     skipped.append(partition_label(day, symbol))
                 else:
                     frames[(symbol, day)] = read_ohlcv_day(store, interval, symbol, day)
-        # Rows the TTL already expires are left out, so FINAL counts can equal what was inserted.
+        # Rows the TTL expires now or soon are left out, so FINAL counts can equal what was inserted.
         expired_rows = sum(f.filter(pl.col("open_time") <= cutoff).height for f in frames.values())
         frames = {k: f.filter(pl.col("open_time") > cutoff) for k, f in frames.items()}
         metadata: dict[str, object] = {
@@ -78,8 +78,7 @@ def build_hot_asset(
         if skipped:
             note = (
                 f"{len(skipped)} partition(s) older than the {retention_days}-day retention "
-                f"window skipped (nothing inserted): {', '.join(skipped[:10])}"
-                + (" …" if len(skipped) > 10 else "")
+                f"window skipped (nothing inserted): {', '.join(skipped[:10])}" + (" …" if len(skipped) > 10 else "")
             )
             context.log.info(note)
             metadata["note"] = note

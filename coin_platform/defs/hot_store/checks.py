@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 
 from coin_platform.defs.hot_store.assets import partition_label
-from coin_platform.defs.partitions import past_retention, split_partition_keys
+from coin_platform.defs.partitions import hot_window_start, past_retention, split_partition_keys
 from coin_platform.defs.resources import CLICKHOUSE_POOL, ClickHouseResource, ObjectStoreResource
 from coin_platform.settings import Settings
 from coin_platform.storage.clickhouse import ROLLUP_INTERVALS, compare_rollup, compare_with_source
@@ -61,7 +61,7 @@ def build_hot_checks(
     ) -> Iterator[dg.AssetCheckResult]:
         days_by_symbol = split_partition_keys(partitions_def, list(context.partition_keys))
         now = dt.datetime.now(dt.UTC)
-        cutoff = now - dt.timedelta(days=retention_days)
+        cutoff = hot_window_start(now, retention_days)
         store = object_store.get_store()
         inside = [
             (symbol, day)

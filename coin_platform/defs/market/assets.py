@@ -16,8 +16,10 @@ import polars as pl
 from pydantic import Field
 
 from coin_platform.core.intervals import DAY_MS, interval_ms
+from coin_platform.defs.domain import CANDLE_TO_CANDIDATE_OP_TAGS
 from coin_platform.defs.partitions import market_backfill_policy, split_partition_keys
 from coin_platform.defs.resources import BinanceResource, ObjectStoreResource
+from coin_platform.ops.logs import CANDLES_STORED, log_event
 from coin_platform.pipeline.funding import FundingDay, ingest_funding
 from coin_platform.pipeline.ingest import (
     OhlcvDay,
@@ -138,6 +140,7 @@ def build_market_assets(
         can_subset=False,
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
+        op_tags=CANDLE_TO_CANDIDATE_OP_TAGS,
         description=f"Fetch the partitions' {interval} klines from the exchange, store them raw, clean them.",
     )
     def fetch_and_clean(
@@ -152,10 +155,17 @@ def build_market_assets(
             client.validate_symbols(days_by_symbol)
             results = []
             for symbol, days in days_by_symbol.items():
-                results += ingest_raw_klines(
-                    client, store, interval, symbol, days, only_missing=config.only_missing
+                stored = ingest_raw_klines(client, store, interval, symbol, days, only_missing=config.only_missing)
+                results += stored
+                log_event(
+                    context.log,
+                    CANDLES_STORED,
+                    f"{symbol} {interval}: {len(days)} day(s) of raw klines stored",
+                    symbol=symbol,
+                    interval=interval,
+                    days=[d.day for d in stored],
+                    candles_fetched=sum(d.fetched for d in stored),
                 )
-                context.log.info(f"{symbol} {interval}: {len(days)} day(s) stored")
             stats = dict(client.stats)
             waited = client.limiter.waited_seconds
         # Reported before cleaning starts: if cleaning fails, the raw days stay recorded as stored.
@@ -191,6 +201,18 @@ def build_market_assets(
             for day in days
         ]
         for day in built:
+            log_event(
+                context.log,
+                CANDLES_STORED,
+                f"{day.symbol} {interval} {day.day}: {day.rows} cleaned candles, newest opened at "
+                f"{day.last_open.isoformat() if day.last_open else 'none'}",
+                symbol=day.symbol,
+                interval=interval,
+                day=day.day,
+                open_time=day.last_open,
+                rows=day.rows,
+                missing=day.missing,
+            )
             if day.quarantined:
                 context.log.warning(
                     f"{day.symbol} {interval} {day.day}: {len(day.quarantined)} impossible candle(s) "

@@ -10,14 +10,13 @@ from typing import Any
 
 import dagster as dg
 
+from coin_platform.defs.domain import LIVE_PATH_RUN_TAGS
 from coin_platform.defs.partitions import partition_range_tags
 
 CRON_BY_INTERVAL = {"1m": "* * * * *", "15m": "*/15 * * * *", "1h": "0 * * * *"}
 
 
-def live_run_request(
-    job_name: str, op_names: list[str], symbols: tuple[str, ...], tick: dt.datetime
-) -> dg.RunRequest:
+def live_run_request(job_name: str, op_names: list[str], symbols: tuple[str, ...], tick: dt.datetime) -> dg.RunRequest:
     """The run for a tick: the day of the candle that just closed, all symbols, only missing.
 
     `op_names` are the ops that take FetchConfig (the interval's fetch-and-clean step).
@@ -26,7 +25,7 @@ def live_run_request(
     return dg.RunRequest(
         run_key=f"{job_name}:{tick.isoformat()}",
         run_config={"ops": {name: {"config": {"only_missing": True}} for name in op_names}},
-        tags=partition_range_tags(day, day, symbols[0], symbols[-1]),
+        tags={**partition_range_tags(day, day, symbols[0], symbols[-1]), **LIVE_PATH_RUN_TAGS},
     )
 
 
