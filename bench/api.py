@@ -43,7 +43,7 @@ from candles import random_walk_candles  # bench/candles.py, beside this script
 from report import emit  # bench/report.py, beside this script
 
 from coin_platform.client import BacktestClient
-from coin_platform.local.dagster_server import dagster_webserver, stop_group
+from coin_platform.local.dagster_server import DISPOSABLE_STOP_GRACE_S, dagster_webserver, stop_group
 from coin_platform.local.dev import api_url, prepare_dagster_home, start_api
 from coin_platform.local.stack import (
     DEFAULT_REGION,
@@ -196,7 +196,7 @@ def daemon(home: Path, webserver_url: str, log_file: Path) -> Iterator[None]:
             time.sleep(1)
         yield
     finally:
-        stop_group(process)
+        stop_group(process, grace=DISPOSABLE_STOP_GRACE_S)
 
 
 def _healthy(answer: dict) -> bool:
@@ -288,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         dagster_home = prepare_dagster_home(settings)
         log("starting the Dagster webserver (no daemon yet: the timed launches stay queued)")
         webserver = running.enter_context(
-            dagster_webserver(dagster_home, PROJECT_ROOT / "workspace.yaml", {}, daemon=False)
+            dagster_webserver(
+                dagster_home, PROJECT_ROOT / "workspace.yaml", {}, daemon=False, stop_grace=DISPOSABLE_STOP_GRACE_S
+            )
         )
         os.environ["DAGSTER_URL"] = webserver.url
         api = start_api(settings, home / "logs" / "api.log")

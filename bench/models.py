@@ -3,7 +3,7 @@
 The training frame is mart_training_set's shape built from the replay market's 1m candles as the model
 tests build it (coin_platform/local/replay/training.py: compute_features, the strategies' signals,
 forward returns over 15 candles). Training is `train_model` on the purged training rows of the last
-walk-forward split. Scoring goes through the ModelScorer that inference_job uses (candidate features ->
+walk-forward split. Scoring goes through the ModelScorer that trade_job uses (candidate features ->
 model_inputs -> the pipeline), one candidate at a time, against the RuleScorer in the same process.
 Goal: p95 ≤ 20 ms for the model call.
 

@@ -52,14 +52,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         hot_store_defs.defs,
         features_defs.defs,
         signals_defs.defs,
-        # The candidate sensor's target is trading's inference_job, so it comes after trading.
-        signals.build_sensor_defs(settings, trading_defs.inference_job, trading_defs.score_op),
+        # The candidate sensor's target is trading's trade_job, so it comes after trading.
+        signals.build_sensor_defs(settings, trading_defs.trade_job, trading_defs.trade_op),
         archive_defs.defs,
         trading_defs.defs,
         warehouse_defs.defs,
         ml.build_defs(settings),
         backtest.build_defs(settings, market_defs.by_interval, archive_defs.by_interval),
-        ops.build_defs(settings),
+        ops.build_defs(
+            settings, _live_assets(market_defs.by_interval, hot_store_defs.by_interval, features_defs.by_interval)
+        ),
         dbt.build_defs(settings, days),
         jobs.build_defs(
             settings,
@@ -71,8 +73,20 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         dg.Definitions(
             sensors=[build_repair_sensor([a for domain in derived for a in domain.by_interval.values()])],
             resources=build_resources(settings),
+            # Every run executes its steps in its run worker, which has loaded the code location already;
+            # Dagster's default would start a process per step that loads it again (seconds per step).
+            executor=dg.in_process_executor,
         ),
     )
+
+
+def _live_assets(
+    steps: dict[str, market.MarketAssets],
+    hot: dict[str, dg.AssetsDefinition],
+    computed: dict[str, dg.AssetsDefinition],
+) -> dict[str, list[dg.AssetKey]]:
+    """By interval, the assets its live schedule keeps fresh (jobs.live_asset_keys)."""
+    return {interval: jobs.live_asset_keys(step, hot[interval], computed[interval]) for interval, step in steps.items()}
 
 
 defs = build_definitions(get_settings())

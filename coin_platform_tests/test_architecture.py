@@ -15,7 +15,7 @@ import coin_platform
 
 PACKAGE = Path(coin_platform.__file__).parent
 DOMAIN = {"core", "settings", "ops", "binance", "indicators", "market", "features", "events", "strategies", "storage",
-          "ml", "trading", "loader", "pipeline", "backtest"}
+          "ml", "trading", "loader", "pipeline", "backtest", "backup", "health"}
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "ops": set(),
@@ -37,9 +37,13 @@ ALLOWED: dict[str, set[str]] = {
     # The public backtest client: Dagster's GraphQL API through dagster_graphql (see the module docstring);
     # it sends backtest's own request model (backtest.request, which loads no engine).
     "client": {"core", "settings", "backtest"},
+    # `coin health` and GET /health: every store and the broker, through their own readers.
+    "health": {"core", "settings", "events", "storage", "trading"},
     # The HTTP API: checks a request as the run will (backtest's request resolution), launches it through
-    # the client, reads the run's outputs from storage.
-    "api": {"core", "settings", "storage", "strategies", "backtest", "client"},
+    # the client, reads the run's outputs from storage; its server and access logs are JSON lines (ops.logs).
+    "api": {"core", "settings", "ops", "storage", "strategies", "backtest", "client", "health"},
+    # Backups copy the stores through storage's own locks and clients (the trading store's lock is a file path).
+    "backup": {"storage"},
     "defs": DOMAIN,
     "definitions": DOMAIN | {"defs"},
     "local": DOMAIN | {"defs", "definitions", "api"},

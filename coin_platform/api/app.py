@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
-import pyarrow.fs as pafs
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
@@ -25,7 +24,6 @@ from coin_platform.api.models import (
     TASK_ID_PATTERN,
     Health,
     Problem,
-    ServiceHealth,
     StrategyInfo,
     TaskCreated,
     TaskState,
@@ -40,13 +38,15 @@ from coin_platform.client import (
     RunNotFoundError,
     RunState,
 )
+from coin_platform.health import Check, Probe, check_health
+from coin_platform.ops.logs import API_LOG, log_dir, uvicorn_log_config
 from coin_platform.settings import ConfigError, PlatformConfig, Settings, StrategyConfig
 from coin_platform.storage.backtests import read_backtest_progress, read_backtest_report, read_backtest_summary
 from coin_platform.storage.object_store import ObjectStore
 from coin_platform.strategies.registry import build_strategy
 
 DAGSTER_URL_VARIABLE = "DAGSTER_URL"
-HEALTH_TIMEOUT_S = 5.0
+HEALTH_TIMEOUT_S = 1.0
 TaskId = Annotated[str, PathParameter(pattern=TASK_ID_PATTERN, description="the task id run-async answered")]
 DAGSTER_ANSWERS: dict[int | str, dict[str, Any]] = {
     502: {"model": Problem, "description": "Dagster refused or failed the request"},
@@ -68,8 +68,17 @@ def dagster_url(settings: Settings, environ: Mapping[str, str]) -> str:
     return environ.get(DAGSTER_URL_VARIABLE) or f"http://127.0.0.1:{settings.config.local_stack.dagster_port}"
 
 
-def create_app(settings: Settings, *, environ: Mapping[str, str] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    health_probes: Mapping[str, Probe] | None = None,
+    health_timeouts: Mapping[str, float] | None = None,
+) -> FastAPI:
     """The API for `settings`' deployment; DAGSTER_URL and API_TOKEN come from `environ` (default: os.environ).
+    GET /health runs coin_platform.health's checks, Dagster's webserver's, and `health_probes` with their
+    `health_timeouts` (`coin api` passes the Dagster instance's: daemons, schedules, sensors; this package
+    imports no Dagster).
 
     Raises ConfigError in prod without API_TOKEN, or for a token too weak to use.
     """
@@ -135,14 +144,24 @@ def create_app(settings: Settings, *, environ: Mapping[str, str] | None = None) 
         """The strategies of config.yaml; only enabled ones can be backtested."""
         return configured
 
-    @app.get("/health", response_model=Health)
-    def health() -> Health:
-        """Whether the API is up and Dagster and the object store answer it (no token needed)."""
-        dagster = _probe(lambda: f"Dagster {health_client.dagster_version()} at {health_client.url}")
-        object_store = _probe(lambda: _bucket_answers(store))
-        return Health(
-            status="ok" if dagster.ok and object_store.ok else "degraded", dagster=dagster, object_store=object_store
-        )
+    def webserver() -> list[Check]:
+        try:
+            return [Check("dagster_webserver", url, "ok", f"Dagster {health_client.dagster_version()} answers")]
+        except BacktestClientError as exc:
+            return [Check("dagster_webserver", url, "fail", str(exc))]
+
+    probes = {"dagster_webserver": webserver, **(health_probes or {})}
+
+    @app.get(
+        "/health",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "a check failed: `problems` names it"}},
+    )
+    def health() -> JSONResponse:
+        """What `coin health --json` reports: the object store, Kafka, the hot store, the DuckDB stores, the newest
+        candles, Dagster; 200 when every check is ok (or busy), else 503 (no token needed)."""
+        report = check_health(settings, extra_probes=probes, extra_timeouts=health_timeouts, environ=environ)
+        return JSONResponse(report.to_dict(), status_code=200 if report.ok else 503)
 
     app.include_router(api)
     if token:
@@ -151,11 +170,20 @@ def create_app(settings: Settings, *, environ: Mapping[str, str] | None = None) 
     return app
 
 
-def serve(settings: Settings, *, host: str, port: int) -> None:
-    """Run the API with uvicorn until stopped (Ctrl-C or SIGTERM)."""
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    health_probes: Mapping[str, Probe] | None = None,
+    health_timeouts: Mapping[str, float] | None = None,
+) -> None:
+    """Run the API with uvicorn until stopped (Ctrl-C or SIGTERM); its server and access logs are JSON lines
+    in COIN_HOME/logs/api.jsonl (rotated), start-up and errors also on stderr."""
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port)
+    app = create_app(settings, health_probes=health_probes, health_timeouts=health_timeouts)
+    uvicorn.run(app, host=host, port=port, log_config=uvicorn_log_config(log_dir(settings.coin_home) / API_LOG))
 
 
 def _check_as_the_run_will(request: BacktestRequest, config: PlatformConfig, today: dt.date) -> None:
@@ -208,20 +236,6 @@ def _read(store: ObjectStore, reader: Callable[[ObjectStore, str], T], run_id: s
         return reader(store, run_id)
     except OSError as exc:
         raise ObjectStoreError(f"the object store at {store.uri} did not answer: {exc}") from None
-
-
-def _bucket_answers(store: ObjectStore) -> str:
-    """The bucket (the store's root) exists and can be asked about."""
-    if store.filesystem.get_file_info(store.root).type == pafs.FileType.NotFound:
-        raise FileNotFoundError(f"{store.uri} does not exist")
-    return f"{store.uri} answers"
-
-
-def _probe(ask: Callable[[], str]) -> ServiceHealth:
-    try:
-        return ServiceHealth(ok=True, detail=ask())
-    except (BacktestClientError, OSError) as exc:
-        return ServiceHealth(ok=False, detail=str(exc))
 
 
 def _guarded_docs(app: FastAPI, guarded: list[Any]) -> None:

@@ -81,12 +81,18 @@ class StrategyInfo(BaseModel):
     enabled: bool
 
 
-class ServiceHealth(BaseModel):
-    ok: bool
+class HealthCheck(BaseModel):
+    component: str = Field(description="s3, kafka, clickhouse, trading_store, warehouse, candles, dagster_daemon, ...")
+    name: str = Field(description="what of the component: a bucket, a symbol and interval, a sensor")
+    status: Literal["ok", "busy", "fail"] = Field(description="busy: a store in use by another process")
     detail: str
 
 
 class Health(BaseModel):
-    status: Literal["ok", "degraded"] = Field(description="degraded: the API is up but a service it needs is not")
-    dagster: ServiceHealth
-    object_store: ServiceHealth
+    """What `coin health --json` prints: 200 when every check is ok or busy, else 503."""
+
+    status: Literal["ok", "fail"]
+    checked_at: str
+    seconds: float
+    problems: list[str] = Field(description="the failed checks, each naming its component")
+    checks: list[HealthCheck]

@@ -22,7 +22,7 @@ _MODULE_OF = {
     "RecursiveReport": "analysis",
     "lookahead_analysis": "analysis",
     "recursive_analysis": "analysis",
-    "BacktestInputError": "engine",
+    "BacktestInputError": "errors",
     "EquityFraction": "engine",
     "FixedNotional": "engine",
     "Sizing": "engine",

@@ -4,9 +4,9 @@ Every closed candle of the range goes where a live one goes:
 
 1. features by `compute_features` (the feature assets' code) over the candles given;
 2. candidates by `candidates_from_features` (candidate detection's code), same ids;
-3. a decision by the scorer inference_job uses (`live_scorer`: the rule scorer and
+3. a decision by the scorer trade_job uses (`live_scorer`: the rule scorer and
    `inference.min_confidence` today), decided `order_delay` after the candle closed;
-4. `execute_decision` (order_job's code: order-time checks, the risk guard with its notional and
+4. `execute_decision` (trade_job's order step: order-time checks, the risk guard with its notional and
    quantity limits, cooldown, daily loss limit and kill switch, and the fixed `order_notional_usdt`
    sizing), against an in-memory `TradingStore` and the `PaperBroker`.
 

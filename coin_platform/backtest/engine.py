@@ -84,6 +84,7 @@ import numpy as np
 import polars as pl
 from numba import njit
 
+from coin_platform.backtest.errors import BacktestInputError
 from coin_platform.backtest.margin import BTCUSDT_BRACKETS, MarginBrackets
 from coin_platform.backtest.result import (
     EXIT_REASONS,
@@ -107,10 +108,6 @@ _EQUITY_FRACTION, _FIXED_NOTIONAL = 0, 1
 # Columns of the kernel's trade records.
 _INT_FIELDS = ("symbol", "side", "entry_bar", "exit_bar", "reason")
 _FLOAT_FIELDS = ("entry_price", "exit_price", "size", "fees", "funding", "pnl", "return", "liquidation_price")
-
-
-class BacktestInputError(ValueError):
-    """Candles, signals, funding or a parameter the engine cannot use; the message names it."""
 
 
 @dataclass(frozen=True)

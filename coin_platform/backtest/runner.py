@@ -15,6 +15,7 @@ import polars as pl
 
 from coin_platform.backtest.decision_path import run_decision_path
 from coin_platform.backtest.engine import EquityFraction, FixedNotional, simulate, strategy_signals
+from coin_platform.backtest.errors import NoCandlesInRange
 from coin_platform.backtest.ledger import decision_path_result
 from coin_platform.backtest.request import ResolvedBacktest
 from coin_platform.backtest.result import BacktestResult
@@ -22,10 +23,6 @@ from coin_platform.core.intervals import interval_ms
 from coin_platform.features import LOOKBACK_CANDLES
 from coin_platform.settings import PlatformConfig
 from coin_platform.strategies import Strategy
-
-
-class NoCandlesInRange(ValueError):
-    """The range holds no candle of a requested symbol."""
 
 
 def warmup_start(request: ResolvedBacktest, history_start: dt.date) -> dt.datetime:

@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from sklearn.pipeline import Pipeline
-
 from coin_platform.storage.object_store import ObjectStore
 
 if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
     from coin_platform.ml.training import TrainedModel
 
 DEFAULT_MODEL_NAME = "signal_model"
@@ -189,6 +189,7 @@ class ModelRegistry:
 def load_pipeline(payload: bytes, *, source: str) -> Pipeline:
     """A pipeline from skops bytes, trusting skops' defaults and TRUSTED_TYPES only."""
     import skops.io as sio
+    from sklearn.pipeline import Pipeline  # imported when used: the code location imports this module
 
     try:
         untrusted = sorted(set(sio.get_untrusted_types(data=payload)) - set(TRUSTED_TYPES))

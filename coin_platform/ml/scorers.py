@@ -27,7 +27,6 @@ from threadpoolctl import ThreadpoolController
 from coin_platform.events.schemas import Candidate, Decision
 from coin_platform.ml.dataset import CATEGORICAL_INPUTS, candidate_frame, model_inputs
 from coin_platform.ml.registry import DEFAULT_MODEL_NAME, LoadedModel, ModelFileError, ModelRegistry
-from coin_platform.ml.training import predict_probability
 from coin_platform.settings import PlatformConfig
 from coin_platform.storage.object_store import ObjectStore
 
@@ -135,6 +134,9 @@ class ModelScorer:
         self.threshold = model.record.threshold
 
     def decide(self, candidate: Candidate, features: Mapping[str, float | None], now: dt.datetime) -> Decision:
+        # Imported when a model scores: training imports scikit-learn, which the rule scorer's runs never need.
+        from coin_platform.ml.training import predict_probability
+
         vector = model_inputs(candidate_frame(candidate, dict(features)))
         # One row: OpenMP's thread team costs more than it saves, and far more on a busy machine.
         with _THREADS.limit(limits=1, user_api="openmp"):

@@ -20,7 +20,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from coin_platform.api.app import create_app
-from coin_platform.local.dagster_server import DagsterWebserver, dagster_webserver
+from coin_platform.local.dagster_server import DISPOSABLE_STOP_GRACE_S, DagsterWebserver, dagster_webserver
 from coin_platform.local.stack import S3Endpoint
 from coin_platform.market.klines import OHLCV_SCHEMA
 from coin_platform.settings import PROJECT_ROOT, Settings, load_settings
@@ -111,7 +111,9 @@ def _webserver(tmp_path_factory, env: dict[str, str], *, queue: bool) -> Iterato
         instance["run_coordinator"] = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
         instance["concurrency"].pop("runs")
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance))
-    with dagster_webserver(home, PROJECT_ROOT / "workspace.yaml", env, daemon=False) as webserver:
+    with dagster_webserver(
+        home, PROJECT_ROOT / "workspace.yaml", env, daemon=False, stop_grace=DISPOSABLE_STOP_GRACE_S
+    ) as webserver:
         yield webserver
 
 

@@ -17,7 +17,9 @@ from coin_platform.api.app import create_app
 from coin_platform.local.stack import free_port
 from coin_platform.settings import ConfigError, load_settings
 from coin_platform_tests.api.conftest import DAYS, STRATEGIES, SYMBOLS
+from coin_platform_tests.fixtures.stack import PROD_TEST_ACCESS_KEY, PROD_TEST_SECRET_KEY
 from coin_platform_tests.leaks import assert_secret_absent
+from coin_platform_tests.test_health import health_environment, make_fresh
 
 TOKEN = "c0ffee" * 8
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -135,27 +137,39 @@ def test_the_strategies_are_the_configured_ones_with_every_parameter(queued_api)
     assert listed["macd_crossover"]["enabled"] is False
 
 
-def test_health_says_dagster_and_the_object_store_answer(queued_api):
-    response = queued_api.get("/health")
+def test_health_answers_what_coin_health_reports(dagster_queue_only, tmp_path, seaweedfs, s3_bucket, tansu):
+    settings = make_fresh(load_settings(health_environment(tmp_path, seaweedfs, s3_bucket, tansu.bootstrap_servers)))
+    with TestClient(create_app(settings, environ={"DAGSTER_URL": dagster_queue_only.url})) as api:
+        response = api.get("/health")
 
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
     health = response.json()
-    assert health["status"] == "ok", health
-    assert health["dagster"]["ok"] and health["dagster"]["detail"].startswith("Dagster ")
-    assert health["object_store"]["ok"]
+    assert health["status"] == "ok" and health["problems"] == []
+    components = {check["component"]: check for check in health["checks"]}
+    everything = {"dagster_webserver", "s3", "kafka", "clickhouse", "trading_store", "warehouse", "candles"}
+    assert set(components) == everything
+    assert components["dagster_webserver"]["detail"].startswith("Dagster ")
 
 
-def test_health_says_which_service_does_not_answer(api_environment):
-    settings = load_settings({**api_environment, "S3_BUCKET": f"missing-{uuid.uuid4().hex[:8]}"})
+def test_health_answers_503_naming_what_does_not_answer(api_environment):
+    settings = load_settings(
+        {
+            **api_environment,
+            "S3_BUCKET": f"missing-{uuid.uuid4().hex[:8]}",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        }
+    )
     dagster_url = f"http://127.0.0.1:{free_port()}"
     with TestClient(create_app(settings, environ={"DAGSTER_URL": dagster_url})) as api:
         response = api.get("/health")
 
-    assert response.status_code == 200
+    assert response.status_code == 503
     health = response.json()
-    assert health["status"] == "degraded"
-    assert not health["dagster"]["ok"] and dagster_url in health["dagster"]["detail"]
-    assert not health["object_store"]["ok"] and settings.s3_bucket in health["object_store"]["detail"]
+    assert health["status"] == "fail"
+    problems = " | ".join(health["problems"])
+    assert f"dagster_webserver {dagster_url}: " in problems
+    assert f"s3 {settings.s3_bucket}: bucket {settings.s3_bucket} does not exist" in problems
+    assert "kafka" in problems
 
 
 def test_an_unreachable_dagster_is_503_without_the_urls_password(api_settings):
@@ -176,7 +190,9 @@ def test_an_unreachable_dagster_is_503_without_the_urls_password(api_settings):
 
 @pytest.fixture(scope="module")
 def prod_environment(api_environment, dagster_queue_only) -> dict[str, str]:
-    return {**api_environment, "COIN_PLATFORM_ENV": "prod", "DAGSTER_URL": dagster_queue_only.url}
+    # Prod refuses the local stack's example key pair (.env.example): the session's SeaweedFS has a second one.
+    credentials = {"AWS_ACCESS_KEY_ID": PROD_TEST_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": PROD_TEST_SECRET_KEY}
+    return {**api_environment, **credentials, "COIN_PLATFORM_ENV": "prod", "DAGSTER_URL": dagster_queue_only.url}
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +239,8 @@ def test_in_prod_the_token_opens_every_endpoint(prod_api, method, path, body, an
 
 
 def test_in_prod_health_needs_no_token(prod_api):
-    assert prod_api.get("/health").status_code == 200
+    response = prod_api.get("/health")
+    assert response.status_code in (200, 503) and response.json()["checks"]
 
 
 def test_the_prod_schema_declares_the_bearer_token(prod_api):

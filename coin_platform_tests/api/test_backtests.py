@@ -47,18 +47,36 @@ def _launch(api, **request) -> str:
     return body["task_id"]
 
 
-def test_a_backtest_runs_to_completed_with_its_metrics_and_report(api, api_settings):
-    task_id = _launch(
-        api,
-        strategy="rsi_reversal",
-        symbols=list(SYMBOLS),
-        interval="15m",
-        start=DAYS[0].isoformat(),
-        end=DAYS[-1].isoformat(),
-        leverage=2,
-        stop_loss=None,
-        funding=False,
-    )
+NO_CANDLES_DAY = DAYS[0] - dt.timedelta(days=10)
+
+
+@pytest.fixture(scope="module")
+def launched(api) -> dict[str, str]:
+    """Both backtests launched at once, so their runs (each a process loading the code location) overlap."""
+    return {
+        "with_candles": _launch(
+            api,
+            strategy="rsi_reversal",
+            symbols=list(SYMBOLS),
+            interval="15m",
+            start=DAYS[0].isoformat(),
+            end=DAYS[-1].isoformat(),
+            leverage=2,
+            stop_loss=None,
+            funding=False,
+        ),
+        "without_candles": _launch(
+            api,
+            strategy="ema_crossover",
+            symbols=["ETHUSDT"],
+            start=NO_CANDLES_DAY.isoformat(),
+            end=NO_CANDLES_DAY.isoformat(),
+        ),
+    }
+
+
+def test_a_backtest_runs_to_completed_with_its_metrics_and_report(api, api_settings, launched):
+    task_id = launched["with_candles"]
     uuid.UUID(task_id)  # the Dagster run id
 
     answers = _poll_until_finished(api, task_id)
@@ -79,11 +97,8 @@ def test_a_backtest_runs_to_completed_with_its_metrics_and_report(api, api_setti
     assert f"rsi_reversal · {', '.join(SYMBOLS)} · 15m · {DAYS[0]}..{DAYS[-1]}" in report.text
 
 
-def test_a_backtest_without_candles_fails_and_says_why(api):
-    before = DAYS[0] - dt.timedelta(days=10)
-    task_id = _launch(
-        api, strategy="ema_crossover", symbols=["ETHUSDT"], start=before.isoformat(), end=before.isoformat()
-    )
+def test_a_backtest_without_candles_fails_and_says_why(api, launched):
+    task_id = launched["without_candles"]
 
     last = _poll_until_finished(api, task_id)[-1]
 

@@ -4,7 +4,8 @@ Schemathesis turns /openapi.json into requests for every operation, ones that fi
 ones that do not, and sends them to the app wired to the daemon-less Dagster webserver, so the
 backtests it launches stay queued. Every answer must be no 5xx, with a documented status, content
 type and body. A schema-valid request may still be refused: JSON Schema cannot say that start comes
-before end and neither after today.
+before end and neither after today. GET /health is left out: it takes no input, and its 503 is a
+documented answer about the platform (coin_platform_tests/api/test_app.py tests it), not a server error.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_request_gets_a_server_error(queued_api, mode):
-    schema = schemathesis.openapi.from_asgi("/openapi.json", queued_api.app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", queued_api.app).exclude(path="/health")
 
     @given(case=schema.as_strategy(mode))
     @settings(max_examples=100)

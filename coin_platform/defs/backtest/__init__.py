@@ -1,6 +1,9 @@
 """The backtest domain: backtest_report per strategy (and backtest_job, what the API launches),
 strategy_leaderboard, backtest_sweep, and backtest_parity (the live path's orders reproduced by a
-backtest of their period)."""
+backtest of their period).
+
+Every run worker imports the code location, so its modules import the engine (numba) and the reports
+(bokeh, matplotlib) inside the asset bodies that use them, not at the top."""
 
 from collections.abc import Mapping
 

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from coin_platform.backtest.engine import BacktestInputError
+from coin_platform.backtest.errors import BacktestInputError, NoCandlesInRange
 from coin_platform.backtest.request import BacktestOverrides, ResolvedBacktest, parse_request
-from coin_platform.backtest.runner import NoCandlesInRange, warmup_start
 from coin_platform.defs.backtest.candles import load_candles
 from coin_platform.loader import NoDataError
 from coin_platform.settings import ConfigError, Settings
@@ -52,6 +51,8 @@ def backtest_inputs(
     store: ObjectStore, request: ResolvedBacktest, settings: Settings
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """The request's candles (with the indicators' warm-up before the range) and, if it charges them, funding rates."""
+    from coin_platform.backtest.runner import warmup_start  # in the run: the runner loads the engine's numba
+
     candles = load_candles(
         store,
         request.symbols,

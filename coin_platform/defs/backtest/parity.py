@@ -12,7 +12,7 @@ from coin_platform.backtest.parity import backtest_live_period, compare_with_liv
 from coin_platform.core.intervals import interval_ms
 from coin_platform.defs.backtest.candles import load_candles
 from coin_platform.defs.resources import ObjectStoreResource, TradingDesk
-from coin_platform.defs.trading.orders import ORDERS_ASSET
+from coin_platform.defs.trading.assets import ORDERS_ASSET
 from coin_platform.features import LOOKBACK_CANDLES
 from coin_platform.pipeline.features import lookback_start
 from coin_platform.settings import Settings

@@ -6,10 +6,8 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from coin_platform.backtest.report import markdown_image, render_leaderboard, render_report
 from coin_platform.backtest.request import BACKTEST_JOB, REPORT_ASSET, resolve_request
 from coin_platform.backtest.result import BacktestResult
-from coin_platform.backtest.runner import run_request
 from coin_platform.defs.backtest.inputs import BacktestRunConfig, backtest_inputs, user_errors
 from coin_platform.defs.backtest.metadata import markdown_table, shown
 from coin_platform.defs.resources import ObjectStoreResource
@@ -55,6 +53,9 @@ def build_report_assets(
     def backtest_report(
         context: dg.AssetExecutionContext, config: BacktestRunConfig, object_store: ObjectStoreResource
     ) -> dg.MaterializeResult:
+        from coin_platform.backtest.report import render_report
+        from coin_platform.backtest.runner import run_request
+
         name = context.partition_key
         store = object_store.get_store()
         run_id = context.run.run_id
@@ -93,6 +94,9 @@ def build_report_assets(
     def strategy_leaderboard(
         context: dg.AssetExecutionContext, config: BacktestRunConfig, object_store: ObjectStoreResource
     ) -> dg.MaterializeResult:
+        from coin_platform.backtest.report import markdown_image, render_leaderboard
+        from coin_platform.backtest.runner import run_request
+
         store = object_store.get_store()
         today = dt.datetime.now(dt.UTC).date()
         with user_errors():
@@ -131,6 +135,8 @@ def build_report_assets(
 def _report_metadata(
     result: BacktestResult, pngs: dict[str, bytes], written: dict[str, str], funding: pl.DataFrame | None
 ) -> dict:
+    from coin_platform.backtest.report import markdown_image
+
     metrics = result.metrics
     headline = {
         key: metrics[key] for key in ("total_return_pct", "sharpe", "max_drawdown_pct") if metrics[key] is not None

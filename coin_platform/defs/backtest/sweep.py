@@ -3,19 +3,20 @@ walk-forward (choose in-sample, report out-of-sample), with a heatmap of the met
 
 import dataclasses
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from coin_platform.backtest.engine import EquityFraction, FixedNotional
-from coin_platform.backtest.report import markdown_image, render_heatmap
 from coin_platform.backtest.request import parse_request, resolve_request
-from coin_platform.backtest.sweep import WalkForward, run_sweep
 from coin_platform.core.intervals import interval_ms
 from coin_platform.defs.backtest.inputs import BacktestRunConfig, backtest_inputs, user_errors
 from coin_platform.defs.backtest.metadata import markdown_table
 from coin_platform.defs.resources import ObjectStoreResource
 from coin_platform.settings import ConfigError, Settings
 from coin_platform.storage.backtests import SweepOutputs, write_backtest_progress, write_sweep
+
+if TYPE_CHECKING:
+    from coin_platform.backtest.sweep import WalkForward
 
 HOUR_MS = 3_600_000
 SWEEP_FIELDS = ("kind", "grid", "metric", "in_sample_hours", "out_of_sample_hours")
@@ -56,6 +57,10 @@ def build_sweep_asset(settings: Settings, candle_assets: list[dg.AssetKey]) -> d
     def backtest_sweep(
         context: dg.AssetExecutionContext, config: SweepRunConfig, object_store: ObjectStoreResource
     ) -> dg.MaterializeResult:
+        from coin_platform.backtest.engine import EquityFraction, FixedNotional
+        from coin_platform.backtest.report import markdown_image, render_heatmap
+        from coin_platform.backtest.sweep import run_sweep
+
         store = object_store.get_store()
         run_id = context.run.run_id
         write_backtest_progress(store, run_id, 0.05, "loading candles")
@@ -130,7 +135,9 @@ def build_sweep_asset(settings: Settings, candle_assets: list[dg.AssetKey]) -> d
 _SHOWN = ("total_return_pct", "sharpe", "max_drawdown_pct", "profit_factor", "trade_count")
 
 
-def _walk_forward(config: SweepRunConfig, interval: str) -> WalkForward | None:
+def _walk_forward(config: SweepRunConfig, interval: str) -> "WalkForward | None":
+    from coin_platform.backtest.sweep import WalkForward
+
     hours = (config.in_sample_hours, config.out_of_sample_hours)
     if hours == (None, None):
         return None

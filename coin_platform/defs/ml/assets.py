@@ -3,23 +3,23 @@ the daily report. Each asset reads, calls the ml domain, writes to the object st
 
 The warehouse comes in as the `warehouse` resource: anything with `get_warehouse(holder)` returning a
 reader with `query(sql)` (the WAREHOUSE side's resource). The marts are dbt's assets, depended on by key.
+
+Every run worker imports the code location, so training and evaluation (scikit-learn), the charts
+(matplotlib, bokeh) and the gated backtests (numba) are imported inside the asset bodies that use them.
 """
 
+import datetime as dt
 import io
 import math
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 import polars as pl
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from coin_platform.backtest.gating import gated_backtest
-from coin_platform.backtest.report import markdown_image
+from coin_platform.core.intervals import interval_ms
 from coin_platform.defs.resources import ObjectStoreResource
 from coin_platform.features import LOOKBACK_CANDLES
 from coin_platform.ml.dataset import fingerprint, validate_training_frame, walk_forward_splits
-from coin_platform.ml.evaluation import accepted_entries, beats_baselines, evaluate, reliability_png
 from coin_platform.ml.marts import (
     DAILY_PERFORMANCE,
     DECISION_OUTCOMES,
@@ -32,9 +32,11 @@ from coin_platform.ml.marts import (
 )
 from coin_platform.ml.registry import DEFAULT_MODEL_NAME, ModelRegistry
 from coin_platform.ml.scorers import live_scorer
-from coin_platform.ml.training import TrainedModel, train_model
 from coin_platform.settings import Settings
 from coin_platform.strategies import build_strategy
+
+if TYPE_CHECKING:
+    from coin_platform.ml.training import TrainedModel
 
 GROUP = "models"
 TRAINING_SET_KEY = f"models/{DEFAULT_MODEL_NAME}/training_set.parquet"
@@ -109,6 +111,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
     def signal_model(
         context: dg.AssetExecutionContext, config: SignalModelConfig, object_store: ObjectStoreResource
     ) -> dg.MaterializeResult:
+        from coin_platform.backtest.report import markdown_image
+        from coin_platform.ml.evaluation import evaluate, reliability_png
+        from coin_platform.ml.training import train_model
+
         store = object_store.get_store()
         frame = validate_training_frame(store.read_parquet(TRAINING_SET_KEY))
         splits = _splits(frame, config.folds, config.test_fraction)
@@ -158,6 +164,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
         warehouse: dg.ResourceParam[WarehouseSource],
         object_store: ObjectStoreResource,
     ) -> dg.MaterializeResult:
+        from coin_platform.backtest.report import markdown_image
+        from coin_platform.ml.evaluation import beats_baselines, evaluate, reliability_png
+        from coin_platform.ml.training import TrainedModel
+
         store = object_store.get_store()
         registry = ModelRegistry(store)
         version = registry.versions()[-1]
@@ -196,22 +206,19 @@ def build_defs(settings: Settings) -> dg.Definitions:
         )
 
     def _gated_backtests(
-        reader: MartReader, model: TrainedModel, held_out: pl.DataFrame, threshold: float
+        reader: MartReader, model: "TrainedModel", held_out: pl.DataFrame, threshold: float
     ) -> dict[str, Any]:
         """Every (strategy, interval) of the held-out window, gated vs ungated; returns averaged over them."""
+        from coin_platform.backtest.gating import gated_backtest
+        from coin_platform.ml.evaluation import accepted_entries
+
         strategies = {s.name: build_strategy(s) for s in config.strategies}
         groups = []
         for (name, interval), rows in held_out.group_by("strategy", "interval", maintain_order=True):
             if name not in strategies:
                 continue
             start, end = rows["open_time"].min(), rows["horizon_close_time"].max()
-            warm_up = start - (end - start) * 0 - pl.duration(minutes=0)  # placeholder replaced below
-            del warm_up
             symbols = sorted(rows["symbol"].unique())
-            import datetime as dt  # noqa: PLC0415
-
-            from coin_platform.core.intervals import interval_ms  # noqa: PLC0415
-
             first = start - dt.timedelta(milliseconds=LOOKBACK_CANDLES * interval_ms(interval))
             candles = read_candles(reader, interval, symbols, first, end)
             accepted = accepted_entries(model, rows, threshold=threshold)
@@ -300,6 +307,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     def daily_report(
         context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[WarehouseSource]
     ) -> dg.MaterializeResult:
+        from coin_platform.backtest.report import markdown_image
+
         frame = read_daily_performance(warehouse.get_warehouse(context.run.run_id))
         if frame.is_empty():
             return dg.MaterializeResult(metadata={"days": 0, "report": dg.MetadataValue.md("No days yet.")})
@@ -350,6 +359,9 @@ def _backtest_table(backtest: dict[str, Any]) -> str:
 
 
 def _daily_png(daily: pl.DataFrame) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(9, 7), dpi=100)
     FigureCanvasAgg(figure)
     days = daily["day"].to_list()
@@ -375,4 +387,3 @@ def _daily_png(daily: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
-

@@ -25,8 +25,7 @@ from coin_platform.defs.resources import (
     TradingDesk,
     WarehouseResource,
 )
-from coin_platform.defs.trading.inference import DECISIONS_ASSET
-from coin_platform.defs.trading.orders import ORDERS_ASSET
+from coin_platform.defs.trading.assets import DECISIONS_ASSET, ORDERS_ASSET
 from coin_platform.pipeline.warehouse import (
     PartitionLoad,
     candidate_rows,
@@ -145,7 +144,7 @@ def _days(context: dg.AssetExecutionContext) -> list[dt.date]:
 
 
 def build_decisions_load(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    """`warehouse_decisions`: each UTC day's decisions, every symbol, from the hot store."""
+    """`warehouse_decisions`: each UTC day's decisions, every symbol, from the trading store."""
 
     @dg.asset(
         key=warehouse_key(DECISIONS.name),
@@ -156,15 +155,15 @@ def build_decisions_load(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinit
         pool=WAREHOUSE_POOL,
         kinds=KINDS,
         description=(
-            f"Raw warehouse table `raw.{DECISIONS.name}`: the decisions inference_job recorded in the hot store, "
+            f"Raw warehouse table `raw.{DECISIONS.name}`: the decisions trade_job recorded in the trading store, "
             "one partition per UTC day of the candle's close, every symbol."
         ),
     )
     def load(
-        context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext, trading_store: dg.ResourceParam[TradingDesk], warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        with clickhouse.open() as hot_store:
-            frames = {day: decision_rows(hot_store, day) for day in _days(context)}
+        store = trading_store.get_store()
+        frames = {day: decision_rows(store, day) for day in _days(context)}
         target = warehouse.get_warehouse(_holder(context))
         rows = target.load_partitions(DECISIONS.name, [(frame, day, None) for day, frame in frames.items()])
         loads = [PartitionLoad(DECISIONS.name, day, None, n) for day, n in zip(frames, rows, strict=True)]

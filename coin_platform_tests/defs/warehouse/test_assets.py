@@ -107,11 +107,11 @@ def test_market_loads_copy_the_stored_partition_and_a_rerun_leaves_the_same_rows
 def test_decisions_orders_and_fills_load_by_day(defs, settings):
     close = day_start(DAY) + dt.timedelta(hours=10)
     decision = make_decision(SYMBOL, "enter_long", 50_000.0, candle_close=close)
-    with open_hot_store(build_resources(settings)["clickhouse"].get_config(), 3) as hot:
-        hot.write_decision(decision, published_at=close + dt.timedelta(seconds=2))
     order = OrderRequest(decision.id, SYMBOL, "buy", 0.002, False, 50_000.0)
     store = TradingStore(settings.coin_home / "trading" / "trading.duckdb")
     with store.transaction() as tx:
+        tx.record_decision(decision)
+        tx.record_published(decision.id, close + dt.timedelta(seconds=2))
         tx.record_pending(decision, order, broker="paper", created_at=close + dt.timedelta(seconds=3))
         tx.record_fill(order, 0, Fill(50_010.0, 0.002, 0.1, close + dt.timedelta(seconds=4)))
 
