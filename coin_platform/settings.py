@@ -19,7 +19,7 @@ import yaml
 from dotenv import load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from coin_platform.core.intervals import SUPPORTED_INTERVALS, normalize_interval
+from coin_platform.core.intervals import SUPPORTED_INTERVALS, interval_ms, normalize_interval
 from coin_platform.core.symbols import is_binance_symbol
 from coin_platform.ops.alerts import parse_smtp_url
 
@@ -97,7 +97,13 @@ class EventsConfig(_Strict):
     # Candidates whose candle closed longer ago than this are recorded but not published
     # (a backfill of old days must not trade). At most 30 days: it is a freshness limit.
     publish_max_age_seconds: int = Field(default=900, ge=1, le=30 * 86_400)
-    sensor_interval_seconds: int = Field(default=5, ge=1, le=3600)
+    # How often the candidate sensor reads its topic: as often as the daemon allows by default, since each tick's
+    # wait is on the way from a closed candle to its order (a tick with nothing new is one fetch from the broker).
+    sensor_interval_seconds: int = Field(default=1, ge=1, le=3600)
+    # Dagster's sensor daemon starts a sensor at most every 5 s whatever its interval. A tick that finds nothing new
+    # waits this long on the topic for the first message (Kafka's long poll) and returns as soon as one arrives, so a
+    # candidate becomes a run within a fraction of a second. Below 5 s, or the tick would overrun the next loop.
+    sensor_wait_seconds: float = Field(default=4.0, ge=0.0, le=4.5)
     # Most messages one sensor tick turns into runs.
     max_messages_per_tick: int = Field(default=200, ge=1, le=10_000)
 
@@ -187,6 +193,40 @@ class ApiConfig(_Strict):
     port: int = Field(default=8800, ge=1024, le=65535)
 
 
+# Five cron fields (minute hour day-of-month month day-of-week) of digits, *, /, - and commas.
+CRON_PATTERN = r"^\s*[\d*/,-]+(\s+[\d*/,-]+){4}\s*$"
+
+
+class BackupConfig(_Strict):
+    """`coin backup` and the scheduled backup job: when it runs (cron, UTC) and how long backups are kept."""
+
+    retention_days: int = Field(default=14, ge=1, le=3650)
+    schedule: str = Field(default="0 3 * * *", pattern=CRON_PATTERN)
+
+
+class HealthConfig(_Strict):
+    """When the live edge counts as stale, and how long `coin health` waits for each component."""
+
+    # An interval's live assets and newest candle are stale once older than this many intervals plus the grace
+    # (1m: 3 minutes, 15m: 31 minutes, 1h: 2 hours 1 minute with the defaults).
+    stale_after_intervals: int = Field(default=2, ge=1, le=100)
+    stale_grace_seconds: int = Field(default=60, ge=0, le=86_400)
+    # Each check of `coin health` answers within this, or is reported as not answering.
+    check_timeout_seconds: float = Field(default=1.5, gt=0, le=60, allow_inf_nan=False)
+    # A topic sensor further behind its topic than this many messages is lagging.
+    max_sensor_lag_messages: int = Field(default=200, ge=0)
+    # A Dagster daemon whose last heartbeat is older than this is down.
+    daemon_heartbeat_tolerance_seconds: int = Field(default=60, ge=5, le=3600)
+    # How often the freshness sensor looks for checks that may have gone stale.
+    freshness_sensor_interval_seconds: int = Field(default=30, ge=5, le=3600)
+
+    def stale_after(self, interval: str) -> dt.timedelta:
+        """How old an `interval` asset or candle may get before it is stale."""
+        return dt.timedelta(
+            milliseconds=interval_ms(interval) * self.stale_after_intervals, seconds=self.stale_grace_seconds
+        )
+
+
 class PlatformConfig(_Strict):
     """The contents of config.yaml."""
 
@@ -204,6 +244,9 @@ class PlatformConfig(_Strict):
     trading: TradingConfig = TradingConfig()
     backtest: BacktestConfig = BacktestConfig()
     api: ApiConfig = ApiConfig()
+    backup: BackupConfig = BackupConfig()
+
+    health: HealthConfig = HealthConfig()
 
     @field_validator("strategies")
     @classmethod
@@ -308,6 +351,27 @@ class Settings(_Strict):
     def market_base_url(self) -> str:
         return self.replay_url if self.market_source == "replay" else self.binance_fapi_url
 
+    # The local stores under COIN_HOME: the code location's resources and `coin health` read the same paths.
+    @property
+    def stores_on_disk(self) -> bool:
+        """Locally the hot store is chDB at hot_store_path and the warehouse the DuckDB file at warehouse_path
+        (defs/resources.local_resources); in prod they are a ClickHouse server and Snowflake."""
+        return self.env == "local"
+
+    @property
+    def hot_store_path(self) -> Path:
+        """The chDB directory of the local hot store."""
+        return self.coin_home / "clickhouse" / "hot"
+
+    @property
+    def trading_store_path(self) -> Path:
+        return self.coin_home / "trading" / "trading.duckdb"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The local warehouse's DuckDB file."""
+        return self.coin_home / "warehouse" / "warehouse.duckdb"
+
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
     problems = []
@@ -344,13 +408,79 @@ def load_config(path: Path) -> PlatformConfig:
         raise ConfigError(_format_validation_error(path.name, exc)) from None
 
 
+# --- secrets as files, and prod refusing the example values -------------------------------------
+# Each may come from a file named by <NAME>_FILE instead (compose/Kubernetes secrets), so its value
+# never sits in the container's environment definition. (Dagster's instance reads its PostgreSQL
+# password before any of this runs: the image's entrypoint, deploy/entrypoint.sh, exports that one.)
+SECRET_VARIABLES: tuple[str, ...] = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "BINANCE_API_KEY",
+    "BINANCE_API_SECRET",
+    "ALERT_SLACK_WEBHOOK_URL",
+    "SMTP_URL",
+    "API_TOKEN",
+    "CLICKHOUSE_PASSWORD",
+    "SNOWFLAKE_PRIVATE_KEY",
+    "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
+)
+# The values .env.example ships (the local stack's own S3 identity): anyone who read the repository
+# knows them, so prod refuses them (a test holds this equal to .env.example).
+EXAMPLE_VALUES: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": "coin-local",
+    "AWS_SECRET_ACCESS_KEY": "coin-local-secret",
+}
+
+
+def read_secret_files(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` with every secret whose <NAME>_FILE is set read from that file (one trailing line
+    break dropped). An empty file leaves the secret unset: compose mounts every declared secret, so
+    an unused one (say, Binance keys with the paper broker) is an empty file. Setting both NAME and
+    NAME_FILE is refused: which one wins would be a guess."""
+    resolved = dict(environ)
+    for name in SECRET_VARIABLES:
+        file_variable = f"{name}_FILE"
+        path = environ.get(file_variable)
+        if not path:
+            continue
+        if environ.get(name):
+            raise ConfigError(f"environment: both {name} and {file_variable} are set; keep one")
+        try:
+            value = Path(path).read_text(encoding="utf-8")
+        except (OSError, ValueError) as exc:  # missing, a directory, no permission, not UTF-8
+            raise ConfigError(f"environment: {file_variable}: {path} cannot be read ({type(exc).__name__})") from None
+        value = value.removesuffix("\n").removesuffix("\r")
+        if value:
+            resolved[name] = value
+    return resolved
+
+
+def refuse_example_values(environ: dict[str, str]) -> None:
+    """Prod must not run with credentials published in .env.example; the message names the variable only."""
+    for name, example in EXAMPLE_VALUES.items():
+        if environ.get(name) == example:
+            raise ConfigError(
+                f"environment: {name} holds the example value of .env.example, which prod refuses: "
+                "set a credential of your own (see deploy/README.md)"
+            )
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Build Settings from `environ` (default: os.environ over the project's .env)."""
+    """Build Settings from `environ` (default: os.environ over the project's .env).
+
+    Secrets named by <NAME>_FILE are read first; for the process environment they are exported too,
+    so EnvVar-backed resource fields (resolved from os.environ at run time) see them.
+    """
     if environ is None:
         # Export .env into the process (the environment wins), as `dagster dev` does,
         # so EnvVar-backed resource fields resolve the same values.
         load_dotenv(PROJECT_ROOT / ".env", override=False)
-        environ = dict(os.environ)
+        environ = read_secret_files(dict(os.environ))
+        os.environ.update({name: environ[name] for name in SECRET_VARIABLES if name in environ})
+    else:
+        environ = read_secret_files(environ)
+    if environ.get("COIN_PLATFORM_ENV") == "prod":
+        refuse_example_values(environ)
     config_path = Path(environ.get("COIN_CONFIG", PROJECT_ROOT / "config.yaml"))
     config = load_config(config_path)
     coin_home = Path(environ.get("COIN_HOME", PROJECT_ROOT / ".coin"))
@@ -362,17 +492,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "config": config,
         "coin_home": coin_home,
         "binance_fapi_url": environ.get("BINANCE_FAPI_URL", BINANCE_FAPI_URL),
-        "replay_url": environ.get(
-            "REPLAY_URL", f"http://127.0.0.1:{config.local_stack.replay_port}"
-        ),
+        "replay_url": environ.get("REPLAY_URL", f"http://127.0.0.1:{config.local_stack.replay_port}"),
         "s3_endpoint_url": environ.get("S3_ENDPOINT_URL", default_s3) or None,
         "s3_bucket": environ.get("S3_BUCKET", "coin-platform"),
         "s3_region": environ.get("AWS_REGION", "us-east-1"),
         "aws_access_key_id": environ.get("AWS_ACCESS_KEY_ID"),
         "aws_secret_access_key": environ.get("AWS_SECRET_ACCESS_KEY"),
-        "kafka_bootstrap_servers": environ.get(
-            "KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{config.local_stack.kafka_port}"
-        ),
+        "kafka_bootstrap_servers": environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{config.local_stack.kafka_port}"),
         "binance_order_url": environ.get("BINANCE_ORDER_URL", BINANCE_TESTNET_URL),
         "binance_api_key": environ.get("BINANCE_API_KEY") or None,
         "binance_api_secret": environ.get("BINANCE_API_SECRET") or None,

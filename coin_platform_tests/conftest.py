@@ -17,4 +17,6 @@ pytest_plugins = [
     "coin_platform_tests.fixtures.replay",
     "coin_platform_tests.fixtures.warehouse",
     "coin_platform_tests.fixtures.dbt_warehouse",
+    "coin_platform_tests.fixtures.webhook",
+    "coin_platform_tests.fixtures.postgres",
 ]

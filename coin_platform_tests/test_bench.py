@@ -89,8 +89,7 @@ def test_latency_bench_stage_breakdown_on_synthetic_traces(monkeypatch):
             candidate_id=f"c{index}", symbol="BTCUSDT", signal="enter_long", outcome=outcome,
             close=close, published=close + 10, decided=close + 20, decision_published=close + 21,
             ingest_created=close + 1, ingest_started=close + 5,
-            inference_created=close + 12, inference_started=close + 16,
-            order_created=close + 23, order_started=close + 27, recorded=close + total,
+            trade_created=close + 12, trade_started=close + 16, recorded=close + total,
         )
 
     traces = [trace(1, "filled", 30.0), trace(2, "no_position", 40.0), trace(3, "filled", 50.0)]
@@ -106,14 +105,14 @@ def test_latency_bench_stage_breakdown_on_synthetic_traces(monkeypatch):
     substages = report["substages"]
     assert [name for name, *_ in latency.SUBSTAGES] == list(substages)
     assert substages["ingest_launch"] == {"n": 3, "p50": 4.0, "p95": 4.0, "max": 4.0}
-    assert substages["order_until_recorded"]["p50"] == 13.0  # 30-27, 40-27, 50-27
+    assert substages["order_until_recorded"]["p50"] == 19.0  # 30-21, 40-21, 50-21
     # The substages of a fully traced candidate add up to its close → recorded time.
     first = traces[0]
     parts = sum(getattr(first, b) - getattr(first, a) for _, a, b, _ in latency.SUBSTAGES)
     assert parts == first.recorded - first.close
 
     notes = latency.where_time_goes(report, launch_p50=4.0, cpus=2, ingest_steps={"candidates_1m": 3.0})
-    assert "Dagster run launches" in notes and "12.0 s of the 30 s goal" in notes and "candidates_1m" in notes
+    assert "Dagster run launches" in notes and "8.0 s of the 15 s goal" in notes and "candidates_1m" in notes
     assert latency.where_time_goes(latency.latency_report([]), None, None).startswith("No candidate")
 
 
@@ -161,3 +160,20 @@ def test_api_bench_prints_both_measurements(tmp_path):
     assert 0 < backtest["run_launch_share"] < 1
     assert backtest["request_to_completed_s"] >= backtest["run_launch_s"] + backtest["run_s"]
     assert isinstance(backtest["trade_count"], int)
+
+
+def test_health_bench_times_coin_health(tmp_path):
+    """bench/health.py, one run: its JSON's shape, never its timings (nor the verdict: on a busy machine a
+    component may miss its deadline, which the bench reports)."""
+    json_out = tmp_path / "health.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "health.py"), "--runs", "1", "--json-out", str(json_out)],
+        capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert json.loads(json_out.read_text()) == result
+    assert result["bench"] == "health" and result["params"]["runs"] == 1
+    components = {"s3", "kafka", "clickhouse", "trading_store", "warehouse", "candles", "dagster"}
+    assert all(failure.split(" ", 1)[0] in components and ": " in failure for failure in result["failed_checks"])
+    assert result["command_s"]["p50"] >= result["checks_s"]["p50"] > 0

@@ -1,6 +1,7 @@
 """Settings load once, typed, and an invalid value fails naming its key."""
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,103 @@ def test_backtest_defaults_and_the_api_port_load(tmp_path):
         "equity_fraction",
     )
     assert (config.api.host, config.api.port) == ("127.0.0.1", 8800)
+
+
+@pytest.mark.parametrize(
+    ("backup", "key"),
+    [
+        ("{retention_days: 0}", "backup.retention_days"),
+        ("{schedule: 'every night'}", "backup.schedule"),
+        ("{schedule: '0 3 * *'}", "backup.schedule"),
+        ("{bucket: other}", "backup.bucket"),
+    ],
+)
+def test_a_bad_backup_setting_fails_naming_its_key(tmp_path, backup, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        _settings(tmp_path, f"symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nbackup: {backup}\n")
+
+
+def test_the_backup_defaults_are_two_weeks_at_three_in_the_night(tmp_path):
+    backup = _settings(tmp_path, "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n").config.backup
+    assert (backup.retention_days, backup.schedule) == (14, "0 3 * * *")
+
+
+# --- secrets as files; prod refuses the example values ------------------------------------------
+
+_MINIMAL_CONFIG = "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n"
+
+
+def test_a_secret_is_read_from_its_file(tmp_path):
+    secret_file = tmp_path / "binance_api_secret"
+    secret_file.write_text("file-held-secret\n")
+    settings = _settings(tmp_path, _MINIMAL_CONFIG, BINANCE_API_SECRET_FILE=str(secret_file))
+    assert settings.binance_api_secret.get_secret_value() == "file-held-secret"
+
+
+def test_a_secret_set_both_ways_is_refused(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("value-in-file")
+    with pytest.raises(ConfigError, match="both BINANCE_API_SECRET and BINANCE_API_SECRET_FILE") as caught:
+        _settings(
+            tmp_path, _MINIMAL_CONFIG, BINANCE_API_SECRET="value-in-env", BINANCE_API_SECRET_FILE=str(secret_file)
+        )
+    assert_secret_absent(caught.value, "value-in-file", "value-in-env")
+
+
+def test_a_missing_secret_file_fails_naming_its_variable(tmp_path):
+    with pytest.raises(ConfigError, match="CLICKHOUSE_PASSWORD_FILE: .*clickhouse_password cannot be read"):
+        _settings(tmp_path, _MINIMAL_CONFIG, CLICKHOUSE_PASSWORD_FILE=str(tmp_path / "clickhouse_password"))
+
+
+def test_an_empty_secret_file_leaves_the_secret_unset(tmp_path):
+    secret_file = tmp_path / "binance_api_key"
+    secret_file.write_text("\n")
+    assert _settings(tmp_path, _MINIMAL_CONFIG, BINANCE_API_KEY_FILE=str(secret_file)).binance_api_key is None
+
+
+def _example_environment() -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    return {name: value for name, value in dotenv_values(PROJECT_ROOT / ".env.example").items() if value}
+
+
+def test_prod_refuses_the_credentials_of_env_example_without_echoing_them(tmp_path):
+    example = _example_environment()
+    assert example["AWS_SECRET_ACCESS_KEY"], ".env.example no longer ships an S3 secret; drop this test's premise"
+    with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID holds the example value") as caught:
+        _settings(tmp_path, _MINIMAL_CONFIG, **example | {"COIN_PLATFORM_ENV": "prod"})
+    assert_secret_absent(caught.value, example["AWS_ACCESS_KEY_ID"], example["AWS_SECRET_ACCESS_KEY"])
+    # The same file is what the local stack runs on.
+    assert _settings(tmp_path, _MINIMAL_CONFIG, **example).aws_access_key_id == example["AWS_ACCESS_KEY_ID"]
+
+
+def test_prod_refuses_an_example_value_that_came_from_a_secret_file(tmp_path):
+    secret_file = tmp_path / "aws_secret_access_key"
+    secret_file.write_text(_example_environment()["AWS_SECRET_ACCESS_KEY"] + "\n")
+    with pytest.raises(ConfigError, match="AWS_SECRET_ACCESS_KEY holds the example value"):
+        _settings(
+            tmp_path,
+            _MINIMAL_CONFIG,
+            COIN_PLATFORM_ENV="prod",
+            AWS_ACCESS_KEY_ID="prod-user",
+            AWS_SECRET_ACCESS_KEY_FILE=str(secret_file),
+        )
+
+
+def test_every_credential_env_example_ships_is_one_prod_refuses():
+    from coin_platform.settings import EXAMPLE_VALUES, SECRET_VARIABLES
+
+    shipped = {name: value for name, value in _example_environment().items() if name in SECRET_VARIABLES}
+    assert shipped == EXAMPLE_VALUES
+
+
+def test_secrets_from_files_reach_the_process_environment_for_dagster_env_vars(tmp_path, monkeypatch):
+    """Resources name secrets as dg.EnvVar, resolved from os.environ when a run starts."""
+    secret_file = tmp_path / "clickhouse_password"
+    secret_file.write_text("ch-secret\n")
+    (tmp_path / "config.yaml").write_text(_MINIMAL_CONFIG)
+    monkeypatch.setenv("COIN_CONFIG", str(tmp_path / "config.yaml"))
+    monkeypatch.setenv("CLICKHOUSE_PASSWORD_FILE", str(secret_file))
+    monkeypatch.delenv("CLICKHOUSE_PASSWORD", raising=False)
+    load_settings()
+    assert os.environ["CLICKHOUSE_PASSWORD"] == "ch-secret"

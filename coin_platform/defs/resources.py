@@ -52,7 +52,7 @@ class BinanceResource(dg.ConfigurableResource):
 
 
 class ObjectStoreResource(dg.ConfigurableResource):
-    """The object store: an S3 bucket (SeaweedFS locally, S3/MinIO in prod)."""
+    """The object store: an S3 bucket (SeaweedFS locally and in the compose stack, or S3)."""
 
     bucket: str = "coin-platform"
     endpoint_url: str | None = None
@@ -158,8 +158,12 @@ class KafkaResource(dg.ConfigurableResource):
         finally:
             producer.close()
 
-    def read(self, topic: str, position: dict[int, int], max_messages: int) -> tuple[list[Message], dict[int, int]]:
-        return read_from(self.bootstrap_servers, topic, position, max_messages=max_messages)
+    def read(
+        self, topic: str, position: dict[int, int], max_messages: int, wait_seconds: float = 0.0
+    ) -> tuple[list[Message], dict[int, int]]:
+        return read_from(
+            self.bootstrap_servers, topic, position, max_messages=max_messages, wait_ms=int(wait_seconds * 1000)
+        )
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ class TradingDesk:
     def from_settings(cls, settings: Settings) -> TradingDesk:
         trading = settings.config.trading
         return cls(
-            store_path=settings.coin_home / "trading" / "trading.duckdb",
+            store_path=settings.trading_store_path,
             broker=trading.broker,
             fee_rate=trading.fee_rate,
             slippage_rate=trading.slippage_rate,
@@ -269,12 +273,12 @@ def local_resources(settings: Settings) -> dict[str, object]:
     return _shared_resources(settings) | {
         "clickhouse": ClickHouseResource(
             mode="chdb",
-            path=str(settings.coin_home / "clickhouse" / "hot"),
+            path=str(settings.hot_store_path),
             retention_days=settings.config.retention_days,
         ),
         "dbt": dbt_resource("local"),
         "warehouse": DuckDBWarehouseResource(
-            duckdb=DuckDBResource(database=str(settings.coin_home / "warehouse" / "warehouse.duckdb")),
+            duckdb=DuckDBResource(database=str(settings.warehouse_path)),
         ),
     }
 

@@ -62,6 +62,7 @@ def dev(demo: bool) -> None:
     import os
 
     from coin_platform.local.dev import (
+        DAGSTER_LOG,
         api_url,
         backfill_recent_days,
         prepare_dagster_home,
@@ -69,6 +70,7 @@ def dev(demo: bool) -> None:
         start_api,
     )
     from coin_platform.local.stack import StackError
+    from coin_platform.ops.logs import log_dir
     from coin_platform.settings import get_settings
 
     if demo:
@@ -76,19 +78,23 @@ def dev(demo: bool) -> None:
     local_stack = _local_stack()
     settings = get_settings()
     home = prepare_dagster_home(settings)
+    logs = log_dir(settings.coin_home)
     os.environ["DAGSTER_HOME"] = str(home)
+    # Where dagster.yaml's run log handler writes, in this process (the demo's backfill) and in dagster dev's.
+    os.environ["COIN_HOME"] = str(settings.coin_home.resolve())
     code = 1
     api = None
     try:
+        click.echo(f"starting the local stack (logs in {logs})")
         for line in local_stack.up():
-            click.echo(line)
+            click.echo(f"  {line}")
         if demo:
             backfill_recent_days(settings, settings.config.demo.days, click.echo)
-        api = start_api(settings, settings.coin_home.resolve() / "logs" / "api.log")
-        click.echo(f"API on {api_url(settings)} (docs: {api_url(settings)}/docs; pid {api.pid}, log {api.log_file})")
-        click.echo(f"Dagster UI on http://127.0.0.1:{settings.config.local_stack.dagster_port} "
-                   "(Ctrl-C stops the UI, the API and the stack)")
-        code = run_dagster_dev(settings, home)
+        click.echo("starting the API")
+        api = start_api(settings, logs / "api.log")
+        click.echo(f"  API on {api_url(settings)} (docs: {api_url(settings)}/docs; pid {api.pid}, log {api.log_file})")
+        click.echo("starting Dagster (webserver, daemon, code location)")
+        code = run_dagster_dev(settings, home, logs / DAGSTER_LOG, click.echo)
     except StackError as exc:
         click.echo(f"Error: {exc}", err=True)
     except KeyboardInterrupt:
@@ -112,13 +118,62 @@ def api(host: str | None, port: int | None) -> None:
     every endpoint but /health needs the bearer token API_TOKEN.
     """
     from coin_platform.api.app import serve
+    from coin_platform.local.health import dagster_health
     from coin_platform.settings import ConfigError, get_settings
 
     try:
         settings = get_settings()
-        serve(settings, host=host or settings.config.api.host, port=port or settings.config.api.port)
+        probes, timeouts = dagster_health(settings)
+        serve(
+            settings,
+            host=host or settings.config.api.host,
+            port=port or settings.config.api.port,
+            health_probes=probes,
+            health_timeouts=timeouts,
+        )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command("trace")
+@click.argument("item_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the chain as one JSON object.")
+def trace(item_id: str, as_json: bool) -> None:
+    """The way of one candidate or decision (ID) from its candle's close to its fill, with the time of each
+    step: from the JSON logs under COIN_HOME/logs, and the stores for what the logs lack."""
+    import json
+
+    from coin_platform.local.trace import TraceError, build_trace, render
+    from coin_platform.settings import ConfigError, get_settings
+
+    try:
+        chain = build_trace(item_id.strip().lower(), get_settings())
+    except (ConfigError, TraceError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(chain.as_dict(), indent=2) if as_json else render(chain))
+
+
+@main.command("health")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (what GET /health answers).")
+def health(as_json: bool) -> None:
+    """Whether S3, Kafka, ClickHouse, the DuckDB stores and Dagster's daemons, schedules and sensors answer,
+    how old the newest candles are and how far the topic sensors lag; exits 1 naming what is wrong."""
+    import json
+    import os
+    import sys
+
+    from coin_platform.local.health import full_health
+    from coin_platform.settings import ConfigError, get_settings
+
+    try:
+        report = full_health(get_settings())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
+    sys.stdout.flush()
+    # A component that did not answer may still hold a thread (an S3 retry, a Kafka connect): the report is
+    # out, so exit now rather than wait for them at interpreter shutdown.
+    os._exit(0 if report.ok else 1)
 
 
 @main.group()
@@ -145,6 +200,78 @@ def replay_serve(host: str, port: int, weight_limit: int, ban_seconds: float, fu
     extra = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
     serve(host=host, port=port, weight_limit=weight_limit, ban_seconds=ban_seconds,
           faults=faults, extra_symbols=extra, funding_limit=funding_limit)
+
+
+# ---------------------------------------------------------------- backups (coin_platform.backup)
+
+
+def _backup_target():
+    """The object store and the deployment's backup parts; DAGSTER_HOME, else the local instance under COIN_HOME."""
+    import os
+    from pathlib import Path
+
+    from coin_platform.defs.ops.backup import backup_parts
+    from coin_platform.defs.resources import build_resources
+    from coin_platform.settings import ConfigError, get_settings
+    from coin_platform.storage.object_store import ObjectStore
+
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    resources = build_resources(settings)
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.coin_home / "dagster_home")
+    parts, left_out = backup_parts(
+        resources["trading_store"], resources["clickhouse"], resources["warehouse"], dagster_home
+    )
+    return settings, ObjectStore.from_settings(settings), parts, left_out
+
+
+@main.command("backup")
+def backup() -> None:
+    """Back up the trading store, the warehouse, the hot store and the Dagster instance into the
+    object store (backups/{UTC time}/), then delete backups older than backup.retention_days."""
+    from coin_platform.backup.archive import BackupError, create_backup
+
+    settings, store, parts, left_out = _backup_target()
+    try:
+        result = create_backup(
+            store, parts, retention_days=settings.config.backup.retention_days, left_out=left_out
+        )
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup {result.backup_id}: {result.bytes:,} bytes in {result.seconds:.1f} s ({store.uri}/backups)")
+    for name in result.manifest["included"]:
+        click.echo(f"  {name}: included")
+    for name, reason in result.manifest["excluded"].items():
+        click.echo(f"  {name}: left out ({reason})")
+    if result.deleted:
+        click.echo(f"deleted {len(result.deleted)} expired backup(s): {', '.join(result.deleted)}")
+
+
+@main.command("restore")
+@click.option("--at", "backup_id", help="The backup to restore (an id that `coin backup` printed) [default: newest].")
+@click.option("--list", "list_only", is_flag=True, help="List the complete backups and restore nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask before replacing the stores.")
+def restore(backup_id: str | None, list_only: bool, yes: bool) -> None:
+    """Replace the stores by a backup: every object checked first, each store swapped in under its lock.
+    Refused while the stores are in use (coin dev, a running run, the Dagster daemon)."""
+    from coin_platform.backup.archive import BackupError, list_backups, restore_backup
+
+    _, store, parts, _ = _backup_target()
+    if list_only:
+        for found in list_backups(store):
+            click.echo(found)
+        return
+    chosen = backup_id or "the newest backup"
+    if not yes:
+        click.confirm(f"Replace the stores by {chosen} from {store.uri}/backups?", abort=True)
+    try:
+        result = restore_backup(store, parts, backup_id)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    restored = ", ".join(result.restored)
+    click.echo(f"restored {result.backup_id} ({restored}): {result.bytes:,} bytes in {result.seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """`coin dev [--demo]`: the local stack, the HTTP API and the Dagster UI, started and stopped together.
 
 The API (`coin api`) runs in the background like the stack's services and is stopped by PID. The
-demo runs offline: the replay server joins the stack, the last days are
-backfilled before the UI opens (runs recorded in the local instance, so the UI
-shows them), and the live schedules keep candles (and the funding schedule funding
-rates) arriving.
+console says what starts, the demo's backfill progress and where the UI is; what the services, the
+API, `dagster dev` and the runs log goes to COIN_HOME/logs (rotated). The demo runs offline: the
+replay server joins the stack, the last days are backfilled before the UI opens (runs recorded in
+the local instance, so the UI shows them), and the live schedules keep candles (and the funding
+schedule funding rates) arriving.
 """
 
 from __future__ import annotations
@@ -14,16 +15,31 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
 
+from coin_platform.local.dagster_server import wait_for_code_locations
 from coin_platform.local.stack.ports import require_free
-from coin_platform.local.stack.processes import ServiceProcess, default_signal_handlers, start_service
+from coin_platform.local.stack.processes import (
+    ServiceProcess,
+    default_signal_handlers,
+    rotated_output,
+    start_service,
+    wait_for_log,
+)
+from coin_platform.ops.logs import CODE_LOCATION_LOG, log_dir
 from coin_platform.settings import PROJECT_ROOT, Settings
 
 DAGSTER_STOP_TIMEOUT_S = 60
+# The webserver answers once the code location has loaded: imports and the dbt manifest on 2 busy cores.
+DAGSTER_START_TIMEOUT_S = 240
+DAGSTER_LOG = "dagster.log"
 # Importing FastAPI, pydantic and the GraphQL client takes a few seconds on a busy 2-core machine.
 API_START_TIMEOUT_S = 60
 
@@ -43,9 +59,81 @@ def backfill_window(settings: Settings, days: int, today: dt.date | None = None)
     return max(today - dt.timedelta(days=days - 1), settings.config.history_start), today
 
 
-def backfill_recent_days(settings: Settings, days: int, echo: Callable[[str], None]) -> bool:
-    """Materialize the last `days` UTC days (today included) for every symbol, one run per
-    interval and one of the funding rates, then compact their years into the history archives."""
+def backfill_status(done: int, total: int, candles: int, elapsed_s: float) -> str:
+    """`done/total partitions · candles/s · time left` of a backfill, the rate and the rest from what is done."""
+    if elapsed_s <= 0 or done == 0:
+        return f"{done}/{total} partitions · {candles:,} candles · time left unknown"
+    left_s = (total - done) * elapsed_s / done
+    minutes, seconds = divmod(round(left_s), 60)
+    return f"{done}/{total} partitions · {candles / elapsed_s:,.0f} candles/s · {minutes}:{seconds:02d} left"
+
+
+class BackfillProgress:
+    """The demo's initial backfill on the console: a bar of the partitions done, candles per second, time left.
+
+    `advance` after each run; a failed run is named above the bar and counted done (its partitions will
+    not be retried by this backfill). Output that is not a terminal gets a line per run instead of the bar.
+    """
+
+    def __init__(self, total: int, console: Console | None = None, clock: Callable[[], float] = time.monotonic):
+        if total <= 0:
+            raise ValueError(f"a backfill needs at least one partition, got {total}")
+        self.total, self.done, self.candles = total, 0, 0
+        self._clock = clock
+        self._started = clock()
+        self._progress = Progress(
+            TextColumn("{task.description:<14}"),
+            BarColumn(bar_width=30),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+            auto_refresh=False,  # redrawn after each run: nothing on the line changes in between
+        )
+        self._task = self._progress.add_task("backfill", total=total, status=self.status())
+
+    def status(self) -> str:
+        return backfill_status(self.done, self.total, self.candles, self._clock() - self._started)
+
+    def advance(self, what: str, partitions: int, candles: int, *, failed_run: str | None = None) -> None:
+        self.done = min(self.total, self.done + partitions)
+        self.candles += candles
+        if failed_run is not None:
+            self._progress.console.print(f"  {what}: FAILED, see run {failed_run} in the UI or the log files")
+        status = self.status()
+        self._progress.update(self._task, description=what, completed=self.done, status=status)
+        if self._progress.console.is_terminal:
+            self._progress.refresh()
+        else:  # a log or a pipe gets no redrawn bar: one line per run
+            self._progress.console.print(f"  {what}: {status}")
+
+    def __enter__(self) -> BackfillProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._progress.stop()
+
+
+# The console logger of a run executed in this process stays quiet: every record, errors with their stack
+# traces included, goes to the log files (and the UI); the console names a failed run.
+_QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _ohlcv_rows(result, interval: str) -> int:
+    """Candles a run stored in ohlcv_{interval} (a range run reports the same metadata for each partition)."""
+    from coin_platform.defs.market.assets import market_op_name
+
+    for materialization in result.asset_materializations_for_node(market_op_name(interval)):
+        if materialization.asset_key.path == [f"ohlcv_{interval}"]:
+            return int(materialization.metadata["dagster/row_count"].value)
+    return 0
+
+
+def backfill_recent_days(
+    settings: Settings, days: int, echo: Callable[[str], None], console: Console | None = None
+) -> bool:
+    """Materialize the last `days` UTC days (today included) for every symbol, one run per interval and
+    symbol (1m first, so the 15m/1h checks can compare) with a progress bar, one of the funding rates,
+    then compact their years into the history archives. Runs log to COIN_HOME/logs, not the console."""
     import dagster as dg
 
     from coin_platform.definitions import build_definitions
@@ -54,31 +142,33 @@ def backfill_recent_days(settings: Settings, days: int, echo: Callable[[str], No
 
     defs = build_definitions(settings)
     first, today = backfill_window(settings, days)
-    symbols = settings.config.symbols
-    tags = partition_range_tags(first, today, symbols[0], symbols[-1])
+    day_count = (today - first).days + 1
+    symbols, intervals = settings.config.symbols, settings.config.intervals
+    echo(f"backfilling {first}..{today} × {', '.join(symbols)} × {', '.join(intervals)} "
+         f"(runs logged to {log_dir(settings.coin_home) / CODE_LOCATION_LOG})")
     succeeded = True
-    with dg.DagsterInstance.get() as instance:
-        for interval in settings.config.intervals:  # 1m first, so 15m/1h checks can compare
-            echo(f"backfilling {interval} for {first}..{today} × {', '.join(symbols)}")
-            result = defs.resolve_job_def(f"ingest_{interval}").execute_in_process(
-                instance=instance, tags=tags, raise_on_error=False
+    with warnings.catch_warnings(), dg.DagsterInstance.get() as instance:
+        warnings.simplefilter("ignore", dg.BetaWarning)  # dagster.yaml's log handlers are a beta feature
+        with BackfillProgress(len(intervals) * len(symbols) * day_count, console) as progress:
+            for interval in intervals:
+                for symbol in symbols:
+                    result = defs.resolve_job_def(f"ingest_{interval}").execute_in_process(
+                        instance=instance, tags=partition_range_tags(first, today, symbol, symbol),
+                        run_config=_QUIET_RUN, raise_on_error=False,
+                    )
+                    succeeded &= result.success
+                    progress.advance(f"{interval} {symbol}", day_count, _ohlcv_rows(result, interval),
+                                     failed_run=None if result.success else result.run_id)
+        for what, job, tags in (
+            ("funding rates", FUNDING_JOB, partition_range_tags(first, today, symbols[0], symbols[-1])),
+            ("history archives", "compact_history", year_range_tags(first.year, today.year, symbols[0], symbols[-1])),
+        ):
+            result = defs.resolve_job_def(job).execute_in_process(
+                instance=instance, tags=tags, run_config=_QUIET_RUN, raise_on_error=False
             )
             succeeded &= result.success
-            echo(f"  {interval}: {'done' if result.success else 'FAILED (see the run in the UI)'}")
-        echo(f"backfilling funding rates for {first}..{today} × {', '.join(symbols)}")
-        result = defs.resolve_job_def(FUNDING_JOB).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False
-        )
-        succeeded &= result.success
-        echo(f"  funding: {'done' if result.success else 'FAILED (see the run in the UI)'}")
-        echo(f"compacting the history archives of {first.year}..{today.year}")
-        result = defs.resolve_job_def("compact_history").execute_in_process(
-            instance=instance,
-            tags=year_range_tags(first.year, today.year, symbols[0], symbols[-1]),
-            raise_on_error=False,
-        )
-        succeeded &= result.success
-        echo(f"  history: {'done' if result.success else 'FAILED (see the run in the UI)'}")
+            failed = f"FAILED, see run {result.run_id} in the UI or the log files"
+            echo(f"{what}: {'done' if result.success else failed}")
     return succeeded
 
 
@@ -89,8 +179,10 @@ def api_url(settings: Settings) -> str:
 
 
 def _api_answers(url: str) -> bool:
+    """GET /health answers with its report: 200 when all is well, 503 naming what is not (at `coin dev`'s start
+    Dagster is not up yet, so 503 is the usual first answer)."""
     try:
-        return requests.get(f"{url}/health", timeout=2).ok
+        return requests.get(f"{url}/health", timeout=2).status_code in (200, 503)
     except requests.RequestException:
         return False
 
@@ -106,28 +198,42 @@ def start_api(settings: Settings, log_file: Path) -> ServiceProcess:
 
 
 def dagster_dev_command(settings: Settings) -> list[str]:
-    """`dagster dev` of this interpreter's environment, on loopback at local_stack.dagster_port."""
+    """`dagster dev` of this interpreter's environment, on loopback at local_stack.dagster_port, logging JSON."""
     dagster = Path(sys.executable).parent / "dagster"
     return [
         str(dagster), "dev",
         "-h", "127.0.0.1",
         "-p", str(settings.config.local_stack.dagster_port),
         "-w", str(PROJECT_ROOT / "workspace.yaml"),
+        "--log-format", "json",
     ]
 
 
-def run_dagster_dev(settings: Settings, dagster_home: Path) -> int:
-    """`dagster dev` in the foreground until Ctrl-C; returns its exit code."""
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+def run_dagster_dev(settings: Settings, dagster_home: Path, log_file: Path, echo: Callable[[str], None]) -> int:
+    """`dagster dev` until Ctrl-C, its output (the webserver's, the daemon's and the runs' console) in
+    `log_file`, rotated; says where the UI is once the code location has loaded. Returns its exit code."""
     command = dagster_dev_command(settings)
+    url = f"http://127.0.0.1:{settings.config.local_stack.dagster_port}"
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     # Run from DAGSTER_HOME: `dagster dev` loads a .env from its working directory over the
     # environment, which would undo `--demo`'s MARKET_SOURCE=replay; settings read .env anyway.
     # A script can hand down SIG_IGN for SIGINT; restore the defaults so Ctrl-C (sent to the
     # whole foreground process group) stops it.
-    process = subprocess.Popen(
-        command, env=env, cwd=dagster_home, preexec_fn=default_signal_handlers
-    )
+    with rotated_output(log_file) as output:
+        process = subprocess.Popen(
+            command, env=env, cwd=dagster_home, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            preexec_fn=default_signal_handlers,
+        )
     try:
+        wait_for_code_locations(url, process, lambda: _log_tail(log_file), DAGSTER_START_TIMEOUT_S)
+        echo(f"Dagster UI on {url} (Ctrl-C stops the UI, the API and the stack; its log: {log_file})")
         return process.wait()
     except KeyboardInterrupt:
         try:
@@ -135,3 +241,12 @@ def run_dagster_dev(settings: Settings, dagster_home: Path) -> int:
         except subprocess.TimeoutExpired:
             process.terminate()
             return process.wait()
+    finally:
+        if process.poll() is None:  # it never came up: stop it before the error goes up
+            process.terminate()
+            try:
+                process.wait(timeout=DAGSTER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        wait_for_log(log_file)

@@ -104,7 +104,7 @@ def test_two_opens_of_the_clickhouse_resource_migrate_once(tmp_path, monkeypatch
     monkeypatch.setattr(hot, "migrate", lambda *args, **kwargs: runs.append(args[1:]) or real_migrate(*args, **kwargs))
     resource = ClickHouseResource(mode="chdb", path=str(tmp_path / "hot"), retention_days=2)
     with resource.open() as store:
-        assert isinstance(store, hot.HotStore) and store.migrations_applied == [1, 2, 3, 4, 5]
+        assert isinstance(store, hot.HotStore) and store.migrations_applied == [1, 2, 3, 4, 5, 6]
     with resource.open() as store:
         assert store.migrations_applied == [] and store.ttl_days("features_1h") == 2
     assert runs == [(2, "coin")]

@@ -6,7 +6,8 @@ DAGSTER_HOME. Headless Chromium (Debian's, driven by Playwright) does what a use
 does: Materialize…, Confirm that raw_klines_1m comes along (fetch and clean are one
 step), two days of last week for all symbols, Launch backfill. The backfill daemon
 launches the runs; the test waits for the backfill to succeed and reads the candles
-back from the object store.
+back from the object store. (It took over the in-process test of the same backfill through GraphQL, which
+proved a subset of this: the dialog's additional asset, the backfill's runs, partitions and candles.)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.instance.ref import InstanceRef
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from coin_platform.local.dagster_server import dagster_webserver
+from coin_platform.local.dagster_server import DISPOSABLE_STOP_GRACE_S, dagster_webserver
 from coin_platform.local.dev import prepare_dagster_home
 from coin_platform.settings import PROJECT_ROOT, Settings
 from coin_platform.storage.layout import raw_klines_key
@@ -35,8 +36,13 @@ from coin_platform_tests.defs.harness import market_settings, object_store
 # Debian's Chromium (`make test` installs it); Playwright never downloads a browser here.
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SYMBOLS = ("BTCUSDT", "SOLUSDT")
 ASSETS = ("ohlcv_1m", "raw_klines_1m")
@@ -75,7 +81,7 @@ def dagster_ui(tmp_path, replay_server, seaweedfs, s3_bucket, tansu) -> Iterator
         "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key,
         "KAFKA_BOOTSTRAP_SERVERS": tansu.bootstrap_servers,
     }
-    with dagster_webserver(home, PROJECT_ROOT / "workspace.yaml", env) as webserver:
+    with dagster_webserver(home, PROJECT_ROOT / "workspace.yaml", env, stop_grace=DISPOSABLE_STOP_GRACE_S) as webserver:
         yield DagsterUI(webserver.url, home, settings, webserver.log_file)
 
 

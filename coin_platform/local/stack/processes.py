@@ -1,17 +1,20 @@
 """Background services known by PID: spawn in their own session, /proc identity, pid files, stop.
 
-Every service runs in its own session with its output in a log file and is
-stopped by PID: SIGTERM, a grace period, SIGKILL. Process identity is read from
-/proc (Linux), so a pid file whose PID was reused by another program is not trusted.
+Every service runs in its own session with its output in a log file (rotated by size: the
+output goes through a pipe to coin_platform.ops.rotate) and is stopped by PID: SIGTERM, a
+grace period, SIGKILL. Process identity is read from /proc (Linux), so a pid file whose PID
+was reused by another program is not trusted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,9 @@ STOP_TIMEOUT = 15.0
 
 # Processes started by this interpreter, polled so a stopped one never lingers as a zombie.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+# The copier of each log file this interpreter started a service with (`rotated_output`).
+_COPIERS: dict[Path, subprocess.Popen[bytes]] = {}
+COPIER_DRAIN_TIMEOUT = 5.0
 
 
 class StackError(RuntimeError):
@@ -74,6 +80,7 @@ class ServiceProcess:
         else:
             raise StackError(f"{self.name} (pid {self.pid}) did not exit after SIGKILL")
         child = _CHILDREN.pop(self.pid, None)
+        wait_for_log(self.log_file)
         return child.returncode if child is not None else None
 
     def log_tail(self, lines: int = 30) -> str:
@@ -99,12 +106,50 @@ def default_signal_handlers() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
+@contextlib.contextmanager
+def rotated_output(log_file: Path) -> Iterator[int]:
+    """A pipe's write end for a child's stdout and stderr, copied to `log_file` rotated by size
+    (coin_platform.ops.rotate, in its own session so a Ctrl-C leaves it to drain what is left).
+
+    Pass the descriptor to the child inside the block; the copier ends when the child's end closes.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    wait_for_log(log_file)  # the copier of a previous start, whose child has exited
+    read_end, write_end = os.pipe()
+    try:
+        _COPIERS[log_file] = subprocess.Popen(
+            [sys.executable, "-m", "coin_platform.ops.rotate", str(log_file)],
+            stdin=read_end, stdout=subprocess.DEVNULL, start_new_session=True, preexec_fn=default_signal_handlers,
+        )
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    try:
+        yield write_end
+    finally:
+        os.close(write_end)
+
+
+def wait_for_log(log_file: Path, timeout: float = COPIER_DRAIN_TIMEOUT) -> None:
+    """Until the copier of `log_file` has written all its child printed (after the child has exited)."""
+    copier = _COPIERS.pop(log_file, None)
+    if copier is None:
+        return
+    try:
+        copier.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # a grandchild still holds the pipe: what it writes later is lost
+        copier.kill()
+        copier.wait()
+
+
 def spawn(name: str, command: list[str], log_file: Path, env: dict[str, str],
            cwd: Path | None = None) -> ServiceProcess:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
+    """`command` in its own session, its output in `log_file` (rotated by size)."""
+    with rotated_output(log_file) as output:
         child = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
             env=env, cwd=cwd, start_new_session=True, preexec_fn=default_signal_handlers,
         )
     _CHILDREN[child.pid] = child
@@ -128,6 +173,7 @@ def wait_until_ready(process: ServiceProcess, answers: Callable[[], bool], what:
     deadline = time.monotonic() + timeout
     while not answers():
         if not process.is_running():
+            wait_for_log(process.log_file)
             raise StackError(
                 f"{process.name} exited during start-up; last lines of {process.log_file}:\n"
                 f"{process.log_tail()}"

@@ -8,7 +8,7 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,13 +92,13 @@ def s3_answers(client) -> bool:
     return True
 
 
-def _write_identity_file(path: Path, access_key: str, secret_key: str) -> None:
-    """The only S3 identity; with one configured SeaweedFS refuses unsigned requests."""
+def _write_identity_file(path: Path, keys: Mapping[str, str]) -> None:
+    """The S3 identities (access key -> secret key); with one configured SeaweedFS refuses unsigned requests."""
     identity = {"identities": [{
         "name": access_key,
         "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }]}
+    } for access_key, secret_key in keys.items()]}
     _write_private(path, json.dumps(identity))
 
 
@@ -203,8 +203,10 @@ def seaweedfs_command(binary: str, data_dir: Path, glog_dir: Path, config_dir: P
 
 def start_seaweedfs(*, data_dir: Path, log_dir: Path, ports: SeaweedPorts, access_key: str,
                     secret_key: str, region: str = DEFAULT_REGION, buckets: Iterable[str] = (),
-                    timeout: float = SEAWEEDFS_START_TIMEOUT) -> ServiceProcess:
+                    timeout: float = SEAWEEDFS_START_TIMEOUT,
+                    other_keys: Mapping[str, str] | None = None) -> ServiceProcess:
     """Start `weed mini`, wait until S3 answers a signed request, create missing `buckets`.
+    `other_keys` (access key -> secret key) are further identities it accepts.
 
     Logs: `<log_dir>/seaweedfs.log` (console and errors) and `<log_dir>/seaweedfs/` (glog).
     """
@@ -214,7 +216,7 @@ def start_seaweedfs(*, data_dir: Path, log_dir: Path, ports: SeaweedPorts, acces
     for directory in (data_dir, glog_dir):
         directory.mkdir(parents=True, exist_ok=True)
     identity_file = data_dir / "s3-identity.json"
-    _write_identity_file(identity_file, access_key, secret_key)
+    _write_identity_file(identity_file, {access_key: secret_key, **(other_keys or {})})
     config_dir = seaweedfs_config_dir(data_dir)
     _write_security_config(config_dir)
     command = seaweedfs_command(weed_binary(), data_dir, glog_dir, config_dir, identity_file, ports)

@@ -50,6 +50,7 @@ def test_a_tick_requests_the_day_of_the_candle_that_just_closed_for_all_symbols(
     assert _range(request) == (f"{day}|BTCUSDT", f"{day}|SOLUSDT")
     assert request.run_config == {"ops": {"fetch_and_clean_1m": {"config": {"only_missing": True}}}}
     assert request.run_key == f"ingest_1m:{tick.isoformat()}"
+    assert request.tags["dagster/priority"] == "10"  # the run queue hands it out before backfills queued earlier
 
 
 @pytest.mark.parametrize("interval", ["1m", "15m", "1h"])
