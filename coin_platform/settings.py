@@ -26,6 +26,7 @@ from coin_platform.ops.alerts import parse_smtp_url
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BINANCE_FAPI_URL = "https://fapi.binance.com"
 BINANCE_TESTNET_URL = "https://testnet.binancefuture.com"
+PUBLIC_ARCHIVE_URL = "https://data.binance.vision"
 KAFKA_TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
 # What an HTTP header value can carry safely: printable ASCII, no spaces or line breaks.
 API_KEY_PATTERN = re.compile(r"^[!-~]+$")
@@ -48,6 +49,8 @@ class IngestionConfig(_Strict):
     max_partitions_per_run: int = Field(default=62, ge=1, le=1000)
     # Fraction of the published request-weight limit the client lets itself use.
     weight_budget_fraction: float = Field(default=0.95, gt=0.0, le=1.0)
+    # Closed history (the history_* archives) from Binance's public kline archive; false: from REST only.
+    public_archive: bool = True
 
 
 class LocalStackConfig(_Strict):
@@ -309,6 +312,7 @@ class Settings(_Strict):
     config: PlatformConfig
     coin_home: Path
     binance_fapi_url: str
+    binance_archive_url: str
     replay_url: str
     s3_endpoint_url: str | None
     s3_bucket: str
@@ -350,6 +354,11 @@ class Settings(_Strict):
     @property
     def market_base_url(self) -> str:
         return self.replay_url if self.market_source == "replay" else self.binance_fapi_url
+
+    @property
+    def archive_base_url(self) -> str:
+        """Binance's public kline archive, or the replay server's copy of it."""
+        return self.replay_url if self.market_source == "replay" else self.binance_archive_url
 
     # The local stores under COIN_HOME: the code location's resources and `coin health` read the same paths.
     @property
@@ -492,6 +501,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "config": config,
         "coin_home": coin_home,
         "binance_fapi_url": environ.get("BINANCE_FAPI_URL", BINANCE_FAPI_URL),
+        "binance_archive_url": environ.get("BINANCE_ARCHIVE_URL", PUBLIC_ARCHIVE_URL),
         "replay_url": environ.get("REPLAY_URL", f"http://127.0.0.1:{config.local_stack.replay_port}"),
         "s3_endpoint_url": environ.get("S3_ENDPOINT_URL", default_s3) or None,
         "s3_bucket": environ.get("S3_BUCKET", "coin-platform"),

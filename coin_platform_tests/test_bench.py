@@ -177,3 +177,23 @@ def test_health_bench_times_coin_health(tmp_path):
     components = {"s3", "kafka", "clickhouse", "trading_store", "warehouse", "candles", "dagster"}
     assert all(failure.split(" ", 1)[0] in components and ": " in failure for failure in result["failed_checks"])
     assert result["command_s"]["p50"] >= result["checks_s"]["p50"] > 0
+
+
+def test_archive_bench_builds_and_rebuilds_a_year(tmp_path):
+    """bench/archive.py on one symbol-year: its JSON's shape and counts, never its timings."""
+    json_out = tmp_path / "archive.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "archive.py"), "--symbols", "1", "--years", "1",
+         "--json-out", str(json_out)],
+        capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert json.loads(json_out.read_text()) == result
+    assert result["bench"] == "archive" and result["rest_ceiling_candles_per_s"] == 6000
+    (year,) = result["params"]["years"]
+    minutes = 366 * 1440 if year % 4 == 0 else 365 * 1440
+    assert result["build"]["candles"] == result["rebuild"]["candles"] == result["pieces_one_year"]["candles"] == minutes
+    assert result["build"]["archive_files"] == 12 and result["build"]["megabytes_downloaded"] > 0
+    assert result["rebuild"]["megabytes_downloaded"] == 0  # every file's checksum unchanged: nothing downloaded
+    assert result["goal_met"] == (result["build"]["candles_per_s"] >= result["goal_candles_per_s"])

@@ -64,6 +64,11 @@ def sign(secret: str, total_params: str) -> str:
     return hmac.new(secret.encode(), total_params.encode(), hashlib.sha256).hexdigest()
 
 
+def full_jitter_s(rng: random.Random, attempt: int, policy: RetryPolicy) -> float:
+    """Full jitter: a uniform wait up to base × 2^(attempt−1), capped (attempt counts from 1)."""
+    return rng.uniform(0, min(policy.backoff_cap_s, policy.backoff_base_s * 2 ** (attempt - 1)))
+
+
 def retry_after(headers: Any) -> float | None:
     """The Retry-After header in seconds, or None when absent or unreadable."""
     value = headers.get("Retry-After")
@@ -137,9 +142,7 @@ class BinanceHttp(Closing):
         self.session.close()
 
     def backoff_s(self, attempt: int, policy: RetryPolicy | None = None) -> float:
-        """Full jitter: a uniform wait up to base × 2^(attempt−1), capped."""
-        policy = policy or self.policy
-        return self._rng.uniform(0, min(policy.backoff_cap_s, policy.backoff_base_s * 2 ** (attempt - 1)))
+        return full_jitter_s(self._rng, attempt, policy or self.policy)
 
     def get(
         self,

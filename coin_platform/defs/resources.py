@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from coin_platform.binance.weights import WeightLimiter
 from coin_platform.events.kafka import Message, ensure_topics, make_producer, read_from
 from coin_platform.market.client import BinanceFuturesClient
+from coin_platform.market.public_archive import PublicArchiveClient
 from coin_platform.settings import PROJECT_ROOT, Deployment, Settings
 from coin_platform.storage.clickhouse import ClickHouseConfig, HotStore, open_hot_store
 from coin_platform.storage.object_store import ObjectStore
@@ -49,6 +50,16 @@ class BinanceResource(dg.ConfigurableResource):
         client.exchange_info()
         client.sync_clock()
         return client
+
+
+class PublicArchiveResource(dg.ConfigurableResource):
+    """Binance's public kline archive (or the replay's copy), where closed history comes from; off: REST only."""
+
+    base_url: str
+    enabled: bool = True
+
+    def get_client(self) -> PublicArchiveClient | None:
+        return PublicArchiveClient(self.base_url) if self.enabled else None
 
 
 class ObjectStoreResource(dg.ConfigurableResource):
@@ -254,6 +265,9 @@ def _shared_resources(settings: Settings) -> dict[str, object]:
             base_url=settings.market_base_url,
             source=settings.market_source,
             weight_budget_fraction=settings.config.ingestion.weight_budget_fraction,
+        ),
+        "public_archive": PublicArchiveResource(
+            base_url=settings.archive_base_url, enabled=settings.config.ingestion.public_archive
         ),
         "object_store": ObjectStoreResource(
             bucket=settings.s3_bucket,

@@ -62,6 +62,9 @@ HISTORY_SCHEMA: dict[str, pl.DataType] = {
 }
 COMPACTED_THROUGH = b"coin_platform.compacted_through"
 DAY_VERSIONS = b"coin_platform.day_versions"
+# The public archive files (name -> sha256) whose rows the archive holds: a rebuild reuses a file whose
+# published checksum is still this one instead of downloading it again.
+SOURCE_FILES = b"coin_platform.source_files"
 # A week of 1m candles; 15m and 1h years fit in one or two groups.
 ROW_GROUP_ROWS = 10_080
 # coin_hts writes naive timestamps (its daily bars at naive KST midnight): they are KST wall-clock times.
@@ -144,12 +147,16 @@ def archive_coverage(metadata: dict[bytes, bytes] | None) -> tuple[dt.date | Non
     )
 
 
-def encode_history(frame: pl.DataFrame, compacted_through: dt.date, versions: dict[dt.date, str]) -> bytes:
-    """Parquet bytes with week-sized row groups, statistics, the coverage marker and day versions."""
+def encode_history(
+    frame: pl.DataFrame, compacted_through: dt.date, versions: dict[dt.date, str],
+    source_files: dict[str, str] | None = None,
+) -> bytes:
+    """Parquet bytes with week-sized row groups, statistics, the coverage marker, day versions and source files."""
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     table = table.replace_schema_metadata({
         COMPACTED_THROUGH: compacted_through.isoformat(),
         DAY_VERSIONS: json.dumps({day.isoformat(): version for day, version in sorted(versions.items())}),
+        SOURCE_FILES: json.dumps(dict(sorted((source_files or {}).items()))),
     })
     sink = pa.BufferOutputStream()
     pq.write_table(
@@ -167,18 +174,31 @@ def year_bounds(year: int, through: dt.date) -> tuple[dt.date, dt.date]:
     return first, last
 
 
+def _footer(store: ObjectStore, key: str) -> dict[bytes, bytes]:
+    return pq.read_metadata(store.path(key), filesystem=store.filesystem).metadata or {}
+
+
 def read_compacted_through(store: ObjectStore, key: str) -> dt.date | None:
     """The last day an archive covers, from its footer alone; None for foreign files."""
-    return archive_coverage(pq.read_metadata(store.path(key), filesystem=store.filesystem).metadata)[0]
+    return archive_coverage(_footer(store, key))[0]
+
+
+def read_source_files(store: ObjectStore, interval: str, symbol: str, year: int) -> dict[str, str]:
+    """The public archive files (name -> sha256) an archive was built from, from its footer; {} when none
+    or when the archive does not exist."""
+    key = history_key(symbol, interval, year)
+    if not store.exists(key):
+        return {}
+    return json.loads(_footer(store, key).get(SOURCE_FILES, b"{}"))
 
 
 def write_archive(
     store: ObjectStore, interval: str, symbol: str, year: int, archive: pl.DataFrame,
-    compacted_through: dt.date, versions: dict[dt.date, str],
+    compacted_through: dt.date, versions: dict[dt.date, str], source_files: dict[str, str] | None = None,
 ) -> tuple[str, int]:
     """Store one year's archive rows (HISTORY_SCHEMA, sorted) in one PUT; returns (key, bytes written)."""
     key = history_key(symbol, interval, year)
-    data = encode_history(archive, compacted_through, versions)
+    data = encode_history(archive, compacted_through, versions, source_files)
     store.write_bytes(key, data)
     return key, len(data)
 

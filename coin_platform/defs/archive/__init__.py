@@ -17,7 +17,11 @@ from coin_platform.settings import Settings
 def build_defs(
     settings: Settings, years_def: dg.MultiPartitionsDefinition, market: Mapping[str, MarketAssets]
 ) -> Domain[dg.AssetsDefinition]:
-    assets = {interval: build_history_asset(interval, step.ohlcv, years_def) for interval, step in market.items()}
+    drop_zero_volume = settings.config.cleaning.drop_zero_volume
+    assets = {
+        interval: build_history_asset(interval, step.ohlcv, years_def, drop_zero_volume)
+        for interval, step in market.items()
+    }
     checks = [build_history_check(interval, asset, years_def) for interval, asset in assets.items()]
     job = build_compact_job(list(assets.values()))
     return Domain(

@@ -17,11 +17,11 @@ from coin_platform.local.replay.protocol import Reply
 
 FAULT_KINDS = (
     "429", "418", "500", "502", "503", "504", "slow", "truncate", "malformed", "bad_candles",
-    "placed_503", "margin", "lag",
+    "placed_503", "margin", "lag", "corrupt_zip", "unpublished",
 )
 # What a rule's requests are (its on= option): klines, funding rates (GET /fapi/v1/fundingRate),
-# order placements (POST /fapi/v1/order), order queries (GET).
-FAULT_TARGETS = ("klines", "funding", "order", "query")
+# order placements (POST /fapi/v1/order), order queries (GET), public archive files (zips and CHECKSUMs).
+FAULT_TARGETS = ("klines", "funding", "order", "query", "archive")
 # Kinds that only make sense for some targets; the first listed is the default. Others apply to all, default klines.
 _KIND_TARGETS = {
     "malformed": ("klines", "funding"),
@@ -29,6 +29,8 @@ _KIND_TARGETS = {
     "placed_503": ("order",),
     "margin": ("order",),
     "lag": ("query",),
+    "corrupt_zip": ("archive",),
+    "unpublished": ("archive",),
 }
 _TRIGGERS = ("every", "at", "first", "p")
 
@@ -45,8 +47,11 @@ class FaultRule:
     probability: float | None = None
     seed: int = 0
     delay: float = 2.0
+    file: str | None = None
 
-    def fires(self, request_number: int) -> bool:
+    def fires(self, request_number: int, file: str | None = None) -> bool:
+        if self.file is not None and self.file != file:
+            return False
         if self.every is not None:
             return request_number % self.every == 0
         if self.first is not None:
@@ -63,16 +68,19 @@ def parse_faults(spec: str) -> tuple[FaultRule, ...]:
     KIND is one of FAULT_KINDS. Exactly one trigger: ``every=N`` (N, 2N, ...),
     ``at=N[+M...]`` (those requests), ``first=N``, or ``p=P`` with an optional
     ``seed=S`` (a seeded draw per request, so a plan replays identically).
-    ``slow`` takes ``delay=SECONDS`` (default 2). ``on=klines|funding|order|query`` picks
+    ``slow`` takes ``delay=SECONDS`` (default 2). ``on=klines|funding|order|query|archive`` picks
     the requests a rule counts and fails (default klines): funding-rate requests, order
-    placements, or order queries. 429, 418 and 5xx refuse a request unprocessed (an order
+    placements, order queries, or public archive files; ``file=NAME`` (archive only) limits a
+    rule to one file (its zip and CHECKSUM), and stands in for the trigger (every request of it).
+    429, 418 and 5xx refuse a request unprocessed (an order
     is not placed); ``slow`` and ``truncate`` spoil the reply of a processed
     one (an order is placed); ``malformed`` breaks a kline row or a funding
     item; ``bad_candles`` serves well-formed rows with
     impossible values (see BAD_CANDLES). Order-only kinds: ``placed_503``
     places the order and answers 503 "Unknown error", ``margin`` refuses it
     with -2019; ``lag`` makes an order query answer -2013 for an order that
-    exists. Raises ValueError naming the bad item.
+    exists. Archive-only kinds: ``corrupt_zip`` serves a zip that does not match its CHECKSUM,
+    ``unpublished`` answers 404 for a file that exists. Raises ValueError naming the bad item.
     """
     rules = []
     for item in (part.strip() for part in spec.split(",")):
@@ -97,10 +105,15 @@ def _parse_fault_item(item: str) -> FaultRule:
         if name in options:
             raise bad(f"option {name!r} given twice")
         options[name] = value
-    allowed = set(_TRIGGERS) | {"seed", "on"} | ({"delay"} if kind == "slow" else set())
+    allowed = set(_TRIGGERS) | {"seed", "on", "file"} | ({"delay"} if kind == "slow" else set())
     if unknown := sorted(set(options) - allowed):
         raise bad(f"unknown option {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    if "file" in options and options.get("on", _KIND_TARGETS.get(kind, ("klines",))[0]) != "archive":
+        raise bad("file= applies to on=archive")
     triggers = [name for name in _TRIGGERS if name in options]
+    if "file" in options and not triggers:
+        options["every"] = "1"
+        triggers = ["every"]
     if len(triggers) != 1:
         raise bad("needs exactly one of every=N, at=N[+M...], first=N, p=P")
     if "seed" in options and "p" not in options:
@@ -119,6 +132,7 @@ def _parse_fault_item(item: str) -> FaultRule:
             probability=float(options["p"]) if "p" in options else None,
             seed=int(options.get("seed", "0")),
             delay=float(options.get("delay", "2")),
+            file=options.get("file"),
         )
     except ValueError as exc:
         raise bad(str(exc)) from None
@@ -148,8 +162,9 @@ class FaultPlan:
         self._served: Counter[str] = Counter()  # requests per target since start or reset
         self._faults_injected: Counter[str] = Counter()
 
-    def next_fault(self, target: str = "klines") -> tuple[FaultRule, int] | None:
-        """Count one admitted request of ``target``; the fault planned for it and how many of its kind so far.
+    def next_fault(self, target: str = "klines", file: str | None = None) -> tuple[FaultRule, int] | None:
+        """Count one admitted request of ``target`` (of archive ``file``); the fault planned for it and how many
+        of its kind so far.
 
         The first rule that fires wins when several would.
         """
@@ -157,7 +172,7 @@ class FaultPlan:
             self._served[target] += 1
             self._planned[target] += 1
             number = self._planned[target]
-            rule = next((r for r in self._fault_rules if r.target == target and r.fires(number)), None)
+            rule = next((r for r in self._fault_rules if r.target == target and r.fires(number, file)), None)
             if rule is None:
                 return None
             key = rule.kind if target == "klines" else f"{target}:{rule.kind}"
@@ -173,6 +188,7 @@ class FaultPlan:
                 "funding_requests": self._served["funding"],
                 "order_requests": self._served["order"],
                 "order_queries": self._served["query"],
+                "archive_requests": self._served["archive"],
             }
 
     def reset(self) -> None:

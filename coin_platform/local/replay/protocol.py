@@ -14,7 +14,7 @@ UNKNOWN_ERROR_503 = "Unknown error, please check your request or try again later
 
 @dataclass(frozen=True)
 class Reply:
-    """A response to write: status, JSON-able body, extra headers, and how to send it."""
+    """A response to write: status, JSON-able body (bytes: sent as they are), extra headers, and how to send it."""
 
     status: int
     body: object

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from coin_platform.local.replay import market, synthetic
+from coin_platform.local.replay import market, public_archive, synthetic
 from coin_platform.local.replay.faults import FaultPlan, FaultRule, corrupt, malform, malform_funding, spoil
 from coin_platform.local.replay.orders import DOCS_EXAMPLE_API_KEY, DOCS_EXAMPLE_API_SECRET, OrderBook
 from coin_platform.local.replay.protocol import (
@@ -110,9 +110,10 @@ class ReplayServer:
         or the 429/418 reply that refuses it."""
         return self.budget.admit(weight, client_ip, funding=funding)
 
-    def next_fault(self, target: str = "klines") -> tuple[FaultRule, int] | None:
-        """Count one admitted request of ``target``; the fault planned for it and how many of its kind so far."""
-        return self.faults.next_fault(target)
+    def next_fault(self, target: str = "klines", file: str | None = None) -> tuple[FaultRule, int] | None:
+        """Count one admitted request of ``target`` (archive: of ``file``); the fault planned for it and how
+        many of its kind so far."""
+        return self.faults.next_fault(target, file)
 
     def stats(self) -> dict[str, object]:
         with self._lock:
@@ -180,6 +181,29 @@ class ReplayServer:
             return error_reply(-2019, "Margin is insufficient.")
         return None
 
+    # -- the public kline archive (no request weight, as on data.binance.vision) -----
+
+    def archive_request(self, path: str, client_ip: str) -> Reply:
+        """GET of an archive zip or CHECKSUM: the file if published, 404 if not; its planned fault."""
+        named = public_archive.archive_file_of(path, self.symbols)
+        if named is None:
+            return Reply(404, b"NoSuchKey", {"Content-Type": "text/plain"})
+        file, checksum = named
+        fault = self.next_fault("archive", file.name)
+        rule = fault[0] if fault is not None else None
+        if rule is not None and (refusal := self.refusal(rule, client_ip)) is not None:
+            return refusal
+        if not public_archive.is_published(file, self.now_ms()) or (rule is not None and rule.kind == "unpublished"):
+            return Reply(404, b"NoSuchKey", {"Content-Type": "text/plain"})
+        if checksum:
+            reply = Reply(200, public_archive.checksum_text(file), {"Content-Type": "text/plain"})
+        else:
+            data = public_archive.archive_zip(file)[0]
+            if rule is not None and rule.kind == "corrupt_zip":
+                data = public_archive.corrupt_zip(data)
+            reply = Reply(200, data, {"Content-Type": "application/zip"})
+        return reply if rule is None else spoil(rule, reply)
+
     # -- signed order endpoints --------------------------------------------
 
     def order_request(self, target: str, api_key: str | None, query: str, body: str, client_ip: str) -> Reply:
@@ -227,6 +251,8 @@ class _ReplayHandler(BaseHTTPRequestHandler):
             self._send(Reply(200, self.replay.stats()))
         elif url.path in REQUEST_WEIGHTS:
             self._binance(url.path, params, url.query)
+        elif url.path.startswith("/data/"):
+            self._send(self.replay.archive_request(url.path, self.client_address[0]))
         else:
             self._send(error_reply(-1000, f"Unknown path {url.path}.", status=404))
 
@@ -323,9 +349,11 @@ class _ReplayHandler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply) -> None:
         if reply.delay:
             time.sleep(reply.delay)
-        body = json.dumps(reply.body, separators=(",", ":")).encode()
+        raw = isinstance(reply.body, bytes)  # an archive file, with its own Content-Type; JSON otherwise
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body, separators=(",", ":")).encode()
         self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
+        if not raw:
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-MBX-USED-WEIGHT-1M", str(self.replay.used_weight()))
         for name, value in reply.headers.items():

@@ -23,7 +23,10 @@ FIRST_DAY, LAST_DAY = dt.date(2024, 12, 30), dt.date(2025, 1, 2)
 
 @pytest.fixture
 def settings(tmp_path, replay_server, seaweedfs, s3_bucket):
-    return market_settings(tmp_path, replay_server.url, seaweedfs, s3_bucket)
+    """Compaction from the hourly objects alone (public_archive off); the archive source has its own test."""
+    return market_settings(
+        tmp_path, replay_server.url, seaweedfs, s3_bucket, config={"ingestion": {"public_archive": False}}
+    )
 
 
 @pytest.fixture
@@ -57,6 +60,24 @@ def test_years_compact_their_own_days_across_a_year_boundary(defs, settings):
     assert evaluation.passed and evaluation.metadata["archives_compared"].value == 2
 
 
+def test_a_year_is_built_from_the_public_archive_and_the_hourly_objects_of_the_days_it_lacks(
+    tmp_path, replay_server, seaweedfs, s3_bucket
+):
+    settings = market_settings(tmp_path, replay_server.url, seaweedfs, s3_bucket, symbols=("BTCUSDT",))
+    defs = build_definitions(settings)
+    tags = year_range_tags(2024, 2024, "BTCUSDT", "BTCUSDT")
+    result = run_job(defs, "compact_history", tags=tags, asset_selection=["history_1h"])
+    meta = result.asset_materializations_for_node("history_1h")[0].metadata
+    assert meta["dagster/row_count"].value == 366 * 24
+    assert (meta["archive_files_downloaded"].value, meta["archive_files_reused"].value) == (12, 0)
+    assert (meta["days_from_hourly"].value, meta["missing_candles"].value) == (0, 0)
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed
+    again = run_job(defs, "compact_history", tags=tags, asset_selection=["history_1h"])
+    meta = again.asset_materializations_for_node("history_1h")[0].metadata
+    assert (meta["archive_files_downloaded"].value, meta["archive_files_reused"].value) == (0, 12)
+
+
 def test_rerunning_a_compaction_writes_the_same_object(defs, settings):
     tags = year_range_tags(2025, 2025, "BTCUSDT", "BTCUSDT")
     run_job(defs, "compact_history", tags=tags, asset_selection=["history_1h"])
@@ -65,9 +86,7 @@ def test_rerunning_a_compaction_writes_the_same_object(defs, settings):
     first = store.read_bytes(key)
     run_job(defs, "compact_history", tags=tags, asset_selection=["history_1h"])
     assert store.read_bytes(key) == first
-    assert (
-        pq.ParquetFile(store.filesystem.open_input_file(store.path(key))).metadata.row_group(0).num_rows == 48
-    )
+    assert pq.ParquetFile(store.filesystem.open_input_file(store.path(key))).metadata.row_group(0).num_rows == 48
 
 
 def test_the_check_fails_when_the_archive_and_its_days_disagree(defs, settings):

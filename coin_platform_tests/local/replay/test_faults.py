@@ -122,11 +122,23 @@ def test_fault_triggers_count_klines_requests(start_replay):
         "lag:at=1:on=order",
         "malformed:at=1:on=order",
         "bad_candles:at=1:on=funding",
+        "corrupt_zip:at=1:on=klines",
+        "unpublished:every=1:on=order",
+        "503:file=BTCUSDT-1m-2024-01.zip",
+        "corrupt_zip:file=",
     ],
 )
 def test_bad_fault_specs_are_refused_by_item(spec):
     with pytest.raises(ValueError, match=re.escape(repr(spec))):
         parse_faults(f"429:every=5,{spec}")
+
+
+def test_a_file_rule_fails_every_request_of_that_archive_file_only():
+    (rule,) = parse_faults("corrupt_zip:file=BTCUSDT-1m-2024-01.zip")
+    assert (rule.target, rule.every, rule.file) == ("archive", 1, "BTCUSDT-1m-2024-01.zip")
+    assert rule.fires(7, "BTCUSDT-1m-2024-01.zip") and not rule.fires(7, "BTCUSDT-1m-2024-02.zip")
+    (timed,) = parse_faults("503:on=archive:file=X.zip:at=2")
+    assert timed.fires(2, "X.zip") and not timed.fires(1, "X.zip")
 
 
 def test_a_bad_fault_plan_stops_the_server_with_a_clear_error(start_replay):
