@@ -258,8 +258,11 @@ class WarmRunLauncher(DefaultRunLauncher):
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
         worker = self._worker(run.run_id)
-        if worker is None:
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "launched by the code server, which does not say")
+        if worker is None:  # as the default launcher's runs: monitoring would fail UNKNOWN at its first look
+            return CheckRunHealthResult(
+                WorkerStatus.RUNNING,
+                "launched by the code server, whose worker is not checked (run_monitoring.max_runtime_seconds applies)",
+            )
         pid, started = worker
         if process_start_time(pid) == started:
             return CheckRunHealthResult(WorkerStatus.RUNNING)

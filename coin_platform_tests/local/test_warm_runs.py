@@ -242,6 +242,20 @@ def test_terminate_cancels_the_run_and_a_killed_worker_is_reported_failed(locati
         launcher.dispose()
 
 
+def test_a_run_launched_the_default_way_is_not_failed_by_run_monitoring(location):
+    """Before the fork server is ready a run is launched by the code server, which leaves no worker to check:
+    run monitoring failed such a run at its first look ("worker status UNKNOWN"), as bench/api.py's first
+    backtest was. The default launcher's runs are not checked, and neither are these."""
+    code, module = location
+    with _instance() as instance:
+        launcher = instance.run_launcher
+        recon = ReconstructableJob.for_module(module, "report_job")
+        run = instance.create_run_for_job(job_def=recon.get_definition(), job_code_origin=recon.get_python_origin())
+        health = launcher.check_run_worker_health(run)
+        assert health.status.value == "RUNNING" and "not checked" in health.msg
+        launcher.dispose()
+
+
 def test_a_preload_that_leaves_threads_is_refused(location):
     code, module = location
     starts_a_thread = "import threading\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
