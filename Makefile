@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python bench/ingest.py --json-out bench/results/ingest.json
 	$(BIN)/python bench/live_ingest.py --json-out bench/results/live_ingest.json
 	$(BIN)/python bench/archive.py --json-out bench/results/archive.json
+	$(BIN)/python bench/universe.py --json-out bench/results/universe.json
 	$(BIN)/python bench/backtest.py --json-out bench/results/backtest.json
 	$(BIN)/python bench/latency.py --json-out bench/results/latency.json
 	$(BIN)/python bench/backtest_report.py --json-out bench/results/backtest_report.json

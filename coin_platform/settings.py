@@ -236,6 +236,10 @@ class PlatformConfig(_Strict):
     symbols: tuple[str, ...] = Field(min_length=1)
     intervals: tuple[str, ...] = ("1m", "15m", "1h")
     history_start: dt.date
+    # The day × symbol partitions cover the last `day_partition_days` days (null: every day since
+    # history_start). Closed history stays in the year × symbol history archives, so a large universe
+    # keeps each asset's partitions within Dagster's guidance (300 symbols × 180 days = 54,000).
+    day_partition_days: int | None = Field(default=None, ge=7, le=36_600)
     retention_days: int = Field(default=3, ge=1, le=3)
     cleaning: CleaningConfig = CleaningConfig()
     ingestion: IngestionConfig = IngestionConfig()
@@ -290,6 +294,12 @@ class PlatformConfig(_Strict):
                         f"({', '.join(self.symbols)}); symbols are upper-case, e.g. BTCUSDT"
                     )
         return self
+
+    def first_partition_day(self, today: dt.date) -> dt.date:
+        """The first day of the day × symbol partitions on `today`."""
+        if self.day_partition_days is None:
+            return self.history_start
+        return max(self.history_start, today - dt.timedelta(days=self.day_partition_days - 1))
 
     @field_validator("history_start")
     @classmethod

@@ -197,3 +197,22 @@ def test_archive_bench_builds_and_rebuilds_a_year(tmp_path):
     assert result["build"]["archive_files"] == 12 and result["build"]["megabytes_downloaded"] > 0
     assert result["rebuild"]["megabytes_downloaded"] == 0  # every file's checksum unchanged: nothing downloaded
     assert result["goal_met"] == (result["build"]["candles_per_s"] >= result["goal_candles_per_s"])
+
+
+def test_universe_bench_measures_each_scale(tmp_path):
+    """bench/universe.py at toy scales: its JSON's shape and partition counts, never its timings."""
+    json_out = tmp_path / "universe.json"
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "universe.py"), "--symbols", "5", "--years", "1",
+         "--window", "10", "--materialized", "1", "--json-out", str(json_out)],
+        capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert json.loads(json_out.read_text()) == result
+    assert result["bench"] == "universe"
+    assert result["universe_windowed"]["partitions_per_asset"] == 5 * 10
+    assert result["universe_every_day"]["partitions_per_asset"] > result["universe_windowed"]["partitions_per_asset"]
+    assert result["universe_windowed"]["materialized_recorded"] == 5
+    for scale in ("today", "universe_every_day", "universe_windowed"):
+        assert result[scale]["definitions_load_s"] > 0 and result[scale]["partition_status_s"] > 0

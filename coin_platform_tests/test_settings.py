@@ -41,6 +41,23 @@ def test_replay_source_points_the_market_client_at_the_replay_server(tmp_path):
     assert settings.market_base_url == "http://127.0.0.1:9999"
 
 
+def test_the_day_partitions_start_at_the_history_start_or_the_window_whichever_is_later(tmp_path):
+    every_day = _settings(tmp_path, "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n").config
+    windowed = _settings(tmp_path, "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nday_partition_days: 30\n").config
+    today = dt.date(2026, 12, 2)
+    assert every_day.first_partition_day(today) == dt.date(2024, 1, 1)
+    assert windowed.first_partition_day(today) == dt.date(2026, 11, 3)  # 30 days, today included
+    assert windowed.first_partition_day(dt.date(2024, 1, 10)) == dt.date(2024, 1, 1)
+
+
+def test_replay_sources_point_the_archive_client_at_the_replay_server_too(tmp_path):
+    config = "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n"
+    assert _settings(tmp_path, config).archive_base_url == "https://data.binance.vision"
+    assert _settings(tmp_path, config, BINANCE_ARCHIVE_URL="http://127.0.0.1:1").archive_base_url == "http://127.0.0.1:1"
+    replay = _settings(tmp_path, config, MARKET_SOURCE="replay", REPLAY_URL="http://127.0.0.1:9999")
+    assert replay.archive_base_url == "http://127.0.0.1:9999"
+
+
 def test_secrets_do_not_print(tmp_path):
     settings = _settings(
         tmp_path, "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n", AWS_SECRET_ACCESS_KEY="s3cr3t-value"
@@ -71,6 +88,7 @@ def test_secrets_do_not_print(tmp_path):
             "config.yaml: ingestion.max_partitions_per_run:",
         ),
         ("symbols: [BTCUSDT]\n", "config.yaml: history_start: Field required"),
+        ("symbols: [BTCUSDT]\nhistory_start: 2024-01-01\nday_partition_days: 3\n", "config.yaml: day_partition_days:"),
         ("- just\n- a list\n", "must be a mapping"),
         ("symbols: [BTCUSDT\n", "not valid YAML"),
     ],

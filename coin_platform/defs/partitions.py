@@ -16,11 +16,16 @@ SYMBOL = "symbol"
 YEAR = "year"
 
 
+def _first_day(settings: Settings) -> str:
+    return settings.config.first_partition_day(dt.datetime.now(dt.UTC).date()).isoformat()
+
+
 def market_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
-    """Daily UTC partitions up to and including today (the live edge) × configured symbols."""
+    """Daily UTC partitions from config's first partition day up to and including today (the live edge)
+    × configured symbols."""
     return dg.MultiPartitionsDefinition(
         {
-            DATE: dg.DailyPartitionsDefinition(start_date=settings.config.history_start.isoformat(), end_offset=1),
+            DATE: dg.DailyPartitionsDefinition(start_date=_first_day(settings), end_offset=1),
             SYMBOL: dg.StaticPartitionsDefinition(list(settings.config.symbols)),
         }
     )
@@ -28,7 +33,7 @@ def market_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     """Daily UTC partitions up to and including today, every symbol at once (the trading record's days)."""
-    return dg.DailyPartitionsDefinition(start_date=settings.config.history_start.isoformat(), end_offset=1)
+    return dg.DailyPartitionsDefinition(start_date=_first_day(settings), end_offset=1)
 
 
 def market_backfill_policy(settings: Settings) -> dg.BackfillPolicy:

@@ -24,6 +24,7 @@ import requests
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from coin_platform.core.progress import backfill_status
 from coin_platform.local.dagster_server import wait_for_code_locations
 from coin_platform.local.stack.ports import require_free
 from coin_platform.local.stack.processes import (
@@ -54,18 +55,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
 
 def backfill_window(settings: Settings, days: int, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     """The first and last UTC day `backfill_recent_days` materializes: the last `days` days, today
-    included, none before the configured history_start."""
+    included, none before the first day partition (the configured history_start, or day_partition_days back)."""
     today = today or dt.datetime.now(dt.UTC).date()
-    return max(today - dt.timedelta(days=days - 1), settings.config.history_start), today
-
-
-def backfill_status(done: int, total: int, candles: int, elapsed_s: float) -> str:
-    """`done/total partitions · candles/s · time left` of a backfill, the rate and the rest from what is done."""
-    if elapsed_s <= 0 or done == 0:
-        return f"{done}/{total} partitions · {candles:,} candles · time left unknown"
-    left_s = (total - done) * elapsed_s / done
-    minutes, seconds = divmod(round(left_s), 60)
-    return f"{done}/{total} partitions · {candles / elapsed_s:,.0f} candles/s · {minutes}:{seconds:02d} left"
+    return max(today - dt.timedelta(days=days - 1), settings.config.first_partition_day(today)), today
 
 
 class BackfillProgress:

@@ -62,6 +62,9 @@ class Compaction:
 
 # Told of each public archive file as it is taken: (file, "downloaded" | "reused" | "unpublished").
 FileProgress = Callable[[ArchiveFile, str], None]
+# Binance publishes a month's file in the first days after it closes; until then its daily files stand in.
+# A month closed longer ago without a file has no candles there (before the listing): no daily requests.
+MONTHLY_FILE_DELAY = dt.timedelta(days=7)
 
 
 @dataclass
@@ -101,8 +104,8 @@ def _take_public_files(
         file = queue.pop(0)
         published = client.checksum(file)
         if published is None:
-            if file.period == "monthly":
-                queue[:0] = file.daily_files()  # the month's file comes a few days after it closes
+            if file.period == "monthly" and today - file.last_day <= MONTHLY_FILE_DELAY:
+                queue[:0] = file.daily_files()
             else:
                 taken.unpublished.append(file.name)
                 if progress:

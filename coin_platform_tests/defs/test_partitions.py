@@ -38,6 +38,19 @@ def test_day_partitions_run_from_the_history_start_through_today_for_every_symbo
     assert days.partitions_defs[1].partitions_def.get_partition_keys() == SYMBOLS
 
 
+def test_a_day_window_keeps_the_last_days_partitioned_and_every_year_of_history(tmp_path):
+    path = tmp_path / "config.yaml"
+    config = {"symbols": SYMBOLS, "history_start": "2020-01-01", "day_partition_days": 30}
+    path.write_text(yaml.safe_dump(config))
+    settings = load_settings({"COIN_CONFIG": str(path), "COIN_HOME": str(tmp_path / ".coin")})
+    today = dt.datetime.now(dt.UTC).date()
+    dates = market_partitions(settings).partitions_defs[0].partitions_def.get_partition_keys()
+    assert dates == [(today - dt.timedelta(days=n)).isoformat() for n in range(29, -1, -1)]
+    assert len(market_partitions(settings).get_partition_keys()) == 30 * len(SYMBOLS)
+    years = history_partitions(settings).partitions_defs[1].partitions_def.get_partition_keys()
+    assert years == [str(y) for y in range(2020, today.year + 1)]
+
+
 def test_year_partitions_run_from_the_history_start_through_the_current_year(settings):
     years = history_partitions(settings)
     # Dimensions in name order: keys read SYMBOL|YEAR.

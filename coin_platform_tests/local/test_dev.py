@@ -16,10 +16,10 @@ import requests
 import yaml
 from rich.console import Console
 
+from coin_platform.core.progress import backfill_status
 from coin_platform.local.dev import (
     BackfillProgress,
     api_url,
-    backfill_status,
     backfill_window,
     dagster_dev_command,
     prepare_dagster_home,

@@ -149,7 +149,26 @@ def test_a_month_not_published_yet_comes_from_its_daily_files_and_a_missing_day_
 
 
 def test_a_day_neither_published_nor_stored_is_counted_missing(tmp_path, archive_server, public_archive):
-    archive_server.set_faults("unpublished:file=SOLUSDT-1h-2024-02.zip,unpublished:file=SOLUSDT-1h-2024-02-10.zip")
+    archive_server.set_faults("unpublished:file=SOLUSDT-1h-2024-03.zip,unpublished:file=SOLUSDT-1h-2024-03-10.zip")
+    compaction = compact_year(
+        ObjectStore.local(tmp_path),
+        "1h",
+        "SOLUSDT",
+        2024,
+        through=dt.date(2024, 3, 31),
+        public_archive=public_archive,
+        now=dt.datetime(2024, 4, 2, tzinfo=dt.UTC),  # March's file is not out yet: its daily files stand in
+    )
+    assert (compaction.rows, compaction.missing_candles) == (91 * 24 - 24, 24)
+    assert compaction.unpublished == ("SOLUSDT-1h-2024-03-10.zip",)
+
+
+def test_a_long_closed_month_without_a_file_is_missing_without_asking_for_its_days(
+    tmp_path, archive_server, public_archive
+):
+    """Before a symbol's listing the archive has no month; its 29 daily files are not asked for one by one."""
+    archive_server.set_faults("unpublished:file=SOLUSDT-1h-2024-02.zip")
+    requests_before = archive_server.stats()["archive_requests"]
     compaction = compact_year(
         ObjectStore.local(tmp_path),
         "1h",
@@ -159,8 +178,9 @@ def test_a_day_neither_published_nor_stored_is_counted_missing(tmp_path, archive
         public_archive=public_archive,
         now=NOW,
     )
-    assert (compaction.rows, compaction.missing_candles) == (91 * 24 - 24, 24)
-    assert compaction.unpublished == ("SOLUSDT-1h-2024-02-10.zip",)
+    assert compaction.unpublished == ("SOLUSDT-1h-2024-02.zip",)
+    assert (compaction.rows, compaction.missing_candles) == (91 * 24 - 29 * 24, 29 * 24)
+    assert archive_server.stats()["archive_requests"] - requests_before == 3 * 2 - 1  # CHECKSUM + zip, Feb: 404
 
 
 def test_a_corrupt_file_fails_the_build_and_leaves_the_archive_as_it_was(tmp_path, archive_server, public_archive):

@@ -11,6 +11,7 @@ import time
 
 import dagster as dg
 
+from coin_platform.core.progress import backfill_status
 from coin_platform.defs.automation import REBUILD_PAST_YEAR_ON_REPAIR
 from coin_platform.defs.partitions import days_into_years, split_year_keys
 from coin_platform.defs.resources import ObjectStoreResource, PublicArchiveResource
@@ -61,7 +62,9 @@ def build_history_asset(
         def progress(file: ArchiveFile, how: str) -> None:
             context.log.debug(f"{file.name}: {how}")
 
-        for year, symbol in split_year_keys(partitions_def, list(context.partition_keys)):
+        pairs = split_year_keys(partitions_def, list(context.partition_keys))
+        run_started = time.monotonic()
+        for done_count, (year, symbol) in enumerate(pairs, start=1):
             if year > through.year:
                 context.log.info(f"{symbol} {year}: no closed day yet, nothing to compact")
                 continue
@@ -79,10 +82,12 @@ def build_history_asset(
                 )
             )
             done = built[-1]
+            status = backfill_status(done_count, len(pairs), sum(c.rows for c in built), time.monotonic() - run_started)
             context.log.info(
                 f"{symbol} {year}: {done.rows} rows -> {done.key} in {time.monotonic() - started:.1f} s "
                 f"({done.files_downloaded} archive files downloaded, {done.files_reused} reused, "
-                f"{done.days_from_hourly} days from hourly objects, {done.missing_candles} candles missing)"
+                f"{done.days_from_hourly} days from hourly objects, {done.missing_candles} candles missing); "
+                f"run: {status}"
             )
         starts = [c.first_timestamp for c in built if c.first_timestamp]
         ends = [c.last_timestamp for c in built if c.last_timestamp]

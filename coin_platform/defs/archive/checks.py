@@ -1,4 +1,5 @@
-"""The history archive's check: an archive holds exactly the rows of the hourly objects it covers."""
+"""The history archive's check: an archive holds exactly the rows of the hourly objects of the days it took
+from them (the public archive's days are its verified files')."""
 
 import dagster as dg
 
@@ -15,7 +16,10 @@ def build_history_check(
         asset=history_asset,
         name="equals_hourly_inputs",
         partitions_def=partitions_def,
-        description="The archive holds exactly the rows of the hourly objects of the days it covers.",
+        description=(
+            "The archive holds exactly the rows of the hourly objects of the days it took from them; "
+            "the days of its public archive files are checksum-verified when downloaded."
+        ),
     )
     def equals_hourly_inputs(
         context: dg.AssetCheckExecutionContext, object_store: ObjectStoreResource
