@@ -32,6 +32,7 @@ from coin_platform.storage.archive import (
     HISTORY_SCHEMA,
     day_versions,
     read_archive,
+    read_compacted_through,
     read_source_files,
     to_history,
     write_archive,
@@ -50,7 +51,7 @@ class Compaction:
     compacted_through: dt.date
     first_timestamp: dt.datetime | None
     last_timestamp: dt.datetime | None
-    bytes_written: int
+    bytes_written: int  # 0: the stored archive already held these rows, and was left as it was
     files_downloaded: int = 0
     files_reused: int = 0
     bytes_downloaded: int = 0
@@ -75,6 +76,7 @@ class _PublicRows:
     kept: list[pl.DataFrame] = field(default_factory=list)
     days: set[dt.date] = field(default_factory=set)
     files: dict[str, str] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)  # the files the stored archive was built from
     downloaded: int = 0
     reused: int = 0
     bytes: int = 0
@@ -96,8 +98,8 @@ def _take_public_files(
     today: dt.date,
     progress: FileProgress | None,
 ) -> _PublicRows:
-    taken = _PublicRows()
     held = read_source_files(store, interval, symbol, year)
+    taken = _PublicRows(held=held)
     archived: pl.DataFrame | None = None
     queue = plan_archive_files(symbol, interval, first, last, today)
     while queue:
@@ -171,9 +173,19 @@ def compact_year(
         objects += read
     year_rows = pl.concat(frames).sort("open_time") if frames else pl.DataFrame(schema=OHLCV_SCHEMA)
     archive = to_history(year_rows, symbol, interval)
-    key, written = write_archive(
-        store, interval, symbol, year, archive, last, day_versions(year_rows, first, last), public.files
+    key = history_key(symbol, interval, year)
+    unchanged = (  # every row from the files the stored archive holds, through the same day: it is this one
+        public_archive is not None
+        and not public.raw
+        and not hourly_days
+        and public.files == public.held
+        and read_compacted_through(store, key) == last
     )
+    written = 0
+    if not unchanged:
+        key, written = write_archive(
+            store, interval, symbol, year, archive, last, day_versions(year_rows, first, last), public.files
+        )
     gaps = find_gaps(year_rows["open_time"], interval, day_start(first), day_start(last) + dt.timedelta(days=1))
     return Compaction(
         key=key,

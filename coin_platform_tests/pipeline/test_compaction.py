@@ -128,7 +128,7 @@ def test_a_rebuild_reuses_unchanged_files_and_writes_the_same_archive(tmp_path, 
         now=NOW,
         progress=lambda file, how: taken.append((file.name, how)),
     )
-    assert (again.files_downloaded, again.files_reused, again.bytes_downloaded) == (0, 12, 0)
+    assert (again.files_downloaded, again.files_reused, again.bytes_downloaded, again.bytes_written) == (0, 12, 0, 0)
     assert taken[0] == ("ETHUSDT-1h-2023-01.zip", "reused") and len(taken) == 12
     assert store.read_bytes(history_key("ETHUSDT", "1h", 2023)) == first
 
