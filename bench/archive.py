@@ -124,31 +124,11 @@ def main(argv: list[str] | None = None) -> int:
                     symbol, INTERVAL, dt.date(year, 1, 1), dt.date(year, 12, 31), today=dt.datetime.now(dt.UTC).date()
                 ):
                     archive_zip(file)
-        ports = stack.SeaweedPorts.free()
-        s3 = stack.S3Endpoint.on_loopback(ports.s3, stack.LOCAL_ACCESS_KEY, stack.LOCAL_SECRET_KEY)
-        seaweedfs = stack.start_seaweedfs(
-            data_dir=workdir / "seaweedfs",
-            log_dir=workdir / "logs",
-            ports=ports,
-            access_key=s3.access_key,
-            secret_key=s3.secret_key,
-            buckets=(BUCKET,),
-        )
-        try:
-            store = ObjectStore.s3(
-                BUCKET,
-                endpoint_url=s3.endpoint_url,
-                access_key=s3.access_key,
-                secret_key=s3.secret_key,
-                region=s3.region,
-            )
-            with PublicArchiveClient(replay.url) as client:
-                split = pieces(store, client, symbols[0], years[-1])
-                build = build_all(store, client, symbols, years)
-                rebuild = build_all(store, client, symbols, years)
-        finally:
-            seaweedfs.stop()
-            stack.remove_weed_sockets(ports)
+        with stack.throwaway_seaweedfs(workdir, (BUCKET,)) as s3, PublicArchiveClient(replay.url) as client:
+            store = s3.object_store(BUCKET)
+            split = pieces(store, client, symbols[0], years[-1])
+            build = build_all(store, client, symbols, years)
+            rebuild = build_all(store, client, symbols, years)
     ceiling = rest_ceiling_candles_per_s()
     return emit(
         {

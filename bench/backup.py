@@ -31,7 +31,6 @@ from coin_platform.features import FEATURE_SCHEMA
 from coin_platform.local import stack
 from coin_platform.market.klines import OHLCV_SCHEMA, resample_ohlcv
 from coin_platform.storage.clickhouse import ClickHouseConfig, open_hot_store
-from coin_platform.storage.object_store import ObjectStore
 from coin_platform.storage.warehouse import DuckDBWarehouse
 from coin_platform.storage.warehouse_tables import features_table, ohlcv_table
 from coin_platform.trading.orders import Fill, OrderRequest, OrderResult
@@ -177,24 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="coin-bench-backup-") as temporary:
         workdir = Path(temporary)
-        ports = stack.SeaweedPorts.free()
-        s3 = stack.S3Endpoint.on_loopback(ports.s3, stack.LOCAL_ACCESS_KEY, stack.LOCAL_SECRET_KEY)
-        seaweedfs = stack.start_seaweedfs(
-            data_dir=workdir / "seaweedfs",
-            log_dir=workdir / "logs",
-            ports=ports,
-            access_key=s3.access_key,
-            secret_key=s3.secret_key,
-            buckets=(BUCKET,),
-        )
-        try:
-            store = ObjectStore.s3(
-                BUCKET,
-                endpoint_url=s3.endpoint_url,
-                access_key=s3.access_key,
-                secret_key=s3.secret_key,
-                region=s3.region,
-            )
+        with stack.throwaway_seaweedfs(workdir, (BUCKET,)) as s3:
+            store = s3.object_store(BUCKET)
             state = make_state(workdir / "coin", args)
             start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
             backups, restores = [], []
@@ -203,9 +186,6 @@ def main(argv: list[str] | None = None) -> int:
                     create_backup(store, state["parts"], retention_days=30, now=start + dt.timedelta(hours=repeat))
                 )
                 restores.append(restore_backup(store, state["parts"], backups[-1].backup_id))
-        finally:
-            seaweedfs.stop()
-            stack.remove_weed_sockets(ports)
     files = backups[-1].manifest["files"]
     return emit(
         {

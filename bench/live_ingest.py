@@ -316,17 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="coin-bench-live-ingest-") as temporary:
         workdir = Path(temporary)
-        ports = stack.SeaweedPorts.free()
-        s3 = stack.S3Endpoint.on_loopback(ports.s3, stack.LOCAL_ACCESS_KEY, stack.LOCAL_SECRET_KEY)
-        seaweedfs = stack.start_seaweedfs(
-            data_dir=workdir / "seaweedfs",
-            log_dir=workdir / "logs",
-            ports=ports,
-            access_key=s3.access_key,
-            secret_key=s3.secret_key,
-            buckets=(BUCKET,),
-        )
-        try:
+        with stack.throwaway_seaweedfs(workdir, (BUCKET,)) as s3:
             candles = {
                 s: replay_candles(s, day_start(history_start), archived_edge + (args.ticks + 1) * MINUTE)
                 for s in symbols
@@ -352,9 +342,6 @@ def main(argv: list[str] | None = None) -> int:
                 for state in results[name].values():
                     state["saved_s"] = round(state["full_day"]["sum"] - state["live"]["sum"], 4)
                 results[name]["same_results"] = same_results(replicas, symbols, day)
-        finally:
-            seaweedfs.stop()
-            stack.remove_weed_sockets(ports)
     return emit(
         {
             "bench": "live_ingest",

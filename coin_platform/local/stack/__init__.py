@@ -44,6 +44,7 @@ from coin_platform.local.stack.seaweedfs import (
     seaweedfs_command,
     seaweedfs_config_dir,
     start_seaweedfs,
+    throwaway_seaweedfs,
     weed_binary,
 )
 from coin_platform.local.stack.tansu import (
@@ -61,7 +62,7 @@ __all__ = [
     "TANSU_START_TIMEOUT", "LocalStack", "S3Endpoint", "SeaweedPorts", "ServiceProcess",
     "StackError", "free_port", "kafka_answers", "port_is_free", "remove_weed_sockets",
     "replay_answers", "seaweedfs_command", "seaweedfs_config_dir", "start_replay",
-    "start_seaweedfs", "start_tansu", "tansu_binary", "weed_binary",
+    "start_seaweedfs", "start_tansu", "tansu_binary", "throwaway_seaweedfs", "weed_binary",
 ]
 
 

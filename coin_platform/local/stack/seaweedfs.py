@@ -8,7 +8,8 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from coin_platform.local.stack.ports import LOOPBACK, SeaweedPorts, require_free
 from coin_platform.local.stack.processes import ServiceProcess, StackError, child_env, spawn, wait_until_ready
+from coin_platform.storage.object_store import ObjectStore
 
 # The local stack's own S3 identity (also in .env.example), used when the settings name none.
 LOCAL_ACCESS_KEY = "coin-local"
@@ -61,6 +63,11 @@ class S3Endpoint:
             region_name=self.region,
             config=path_style.merge(config) if config else path_style,
         )
+
+    def object_store(self, bucket: str) -> ObjectStore:
+        """The platform's object store on `bucket` of this endpoint."""
+        return ObjectStore.s3(bucket, endpoint_url=self.endpoint_url, access_key=self.access_key,
+                              secret_key=self.secret_key, region=self.region)
 
 
 def weed_binary() -> str:
@@ -237,3 +244,20 @@ def start_seaweedfs(*, data_dir: Path, log_dir: Path, ports: SeaweedPorts, acces
         remove_weed_sockets(ports)
         raise
     return process
+
+
+@contextmanager
+def throwaway_seaweedfs(workdir: Path, buckets: Iterable[str]) -> Iterator[S3Endpoint]:
+    """A SeaweedFS with the local identity on free loopback ports, data and logs under `workdir`, with
+    `buckets`; stopped (and its sockets removed) on exit. What the benches start beside their work."""
+    ports = SeaweedPorts.free()
+    endpoint = S3Endpoint.on_loopback(ports.s3, LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY)
+    process = start_seaweedfs(
+        data_dir=workdir / "seaweedfs", log_dir=workdir / "logs", ports=ports,
+        access_key=endpoint.access_key, secret_key=endpoint.secret_key, buckets=buckets,
+    )
+    try:
+        yield endpoint
+    finally:
+        process.stop()
+        remove_weed_sockets(ports)
