@@ -4,7 +4,8 @@ the day partitions limited to the last `day_partition_days` (closed history in t
 
 For each scale a config.yaml with that many symbols and that history start is written, and the code
 location is loaded the way the webserver loads it (a gRPC code server for workspace.yaml's module, on
-a temporary Dagster instance). Measured, in seconds:
+a temporary Dagster instance whose storage is PostgreSQL as in deploy/dagster.yaml, durable, on Debian's
+server started for the bench; `--instance sqlite` for `make dev`'s). Measured, in seconds:
 
   definitions_build_s    `build_definitions` and the repository snapshot the code server sends, in this process
                          (the project and Dagster already imported)
@@ -36,6 +37,7 @@ import os
 import tempfile
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import dagster as dg
@@ -46,6 +48,7 @@ from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.test.utils import define_out_of_process_workspace, execute_dagster_graphql
 from report import emit  # bench/report.py, beside this script
 
+from coin_platform.local.stack.postgres import PostgresServer, running_postgres
 from coin_platform.settings import PROJECT_ROOT
 
 TODAY_SCALE = (3, 2)
@@ -85,6 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=180, help="day_partition_days of the windowed universe (180)")
     parser.add_argument("--materialized", type=int, default=3, help="newest days recorded as materialized per symbol")
     parser.add_argument(
+        "--instance",
+        choices=("sqlite", "postgres"),
+        default="postgres",
+        help="the Dagster instance's storage: postgres (deploy/dagster.yaml's, durable) or sqlite (`make dev`'s)",
+    )
+    parser.add_argument(
         "--scales",
         default="today,universe_every_day,universe_windowed",
         help="which of today, universe_every_day, universe_windowed to measure (comma-separated)",
@@ -122,7 +131,29 @@ def record_materializations(instance: dg.DagsterInstance, partitions_def, days: 
     return len(keys)
 
 
-def measure(symbols: list[str], years: int, window: int | None, materialized_days: int, workdir: Path) -> dict:
+def instance_overrides(postgres: PostgresServer | None) -> dict:
+    """Runs only queued; the storage of deploy/dagster.yaml on `postgres` (a database of its own), else SQLite."""
+    if postgres is None:
+        return QUEUED_RUNS
+    database = {
+        "username": postgres.user,
+        "password": postgres.password,
+        "hostname": postgres.host,
+        "db_name": postgres.create_database(),
+        "port": postgres.port,
+        "scheme": "postgresql+psycopg2",  # as deploy/dagster.yaml: the driver dagster-postgres installs
+    }
+    return QUEUED_RUNS | {"storage": {"postgres": {"postgres_db": database}}}
+
+
+def measure(
+    symbols: list[str],
+    years: int,
+    window: int | None,
+    materialized_days: int,
+    workdir: Path,
+    postgres: PostgresServer | None,
+) -> dict:
     os.environ["COIN_CONFIG"] = str(write_config(workdir, symbols, years, window))
     os.environ["COIN_HOME"] = str(workdir / ".coin")
     from coin_platform.definitions import build_definitions
@@ -137,7 +168,8 @@ def measure(symbols: list[str], years: int, window: int | None, materialized_day
     partition_count = len(asset.partitions_def.get_partition_keys())
     listed = time.perf_counter() - started
     (workdir / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(workdir / "dagster"), overrides=QUEUED_RUNS) as instance:
+    overrides = instance_overrides(postgres)
+    with dg.instance_for_test(temp_dir=str(workdir / "dagster"), overrides=overrides) as instance:
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the sensor's cursor
         recorded = record_materializations(instance, asset.partitions_def, materialized_days)
         started = time.perf_counter()
@@ -207,11 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     stdout = os.dup(1)
     os.dup2(2, 1)  # the code servers this starts inherit stdout and log to it: stdout is for the JSON alone
     try:
-        for name, (symbols, years, window) in scales.items():
-            if name not in args.scales.split(","):
-                continue
-            with tempfile.TemporaryDirectory(prefix=f"coin-bench-universe-{name}-") as temporary:
-                results[name] = measure(universe_symbols(symbols), years, window, args.materialized, Path(temporary))
+        with running_postgres(durable=True) if args.instance == "postgres" else nullcontext() as postgres:
+            for name, (symbols, years, window) in scales.items():
+                if name not in args.scales.split(","):
+                    continue
+                with tempfile.TemporaryDirectory(prefix=f"coin-bench-universe-{name}-") as temporary:
+                    results[name] = measure(
+                        universe_symbols(symbols), years, window, args.materialized, Path(temporary), postgres
+                    )
     finally:
         os.dup2(stdout, 1)
         os.close(stdout)
@@ -220,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "bench": "universe",
             "reference": f"the same measurements at today's scale ({TODAY_SCALE[0]} symbols × {TODAY_SCALE[1]} years)",
-            "params": {"asset": ASSET, "materialized_days_per_symbol": args.materialized},
+            "params": {"asset": ASSET, "materialized_days_per_symbol": args.materialized, "instance": args.instance},
             **results,
             "goal_met": universe is not None
             and all(universe[k] < 2 for k in ("definitions_build_s", "list_partitions_s", "partition_status_s"))

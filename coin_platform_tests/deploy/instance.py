@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from coin_platform.local.stack.postgres import PostgresServer
 from coin_platform.settings import PROJECT_ROOT
-from coin_platform_tests.fixtures.postgres import PostgresServer
 
 DEPLOY_INSTANCE = PROJECT_ROOT / "deploy" / "dagster.yaml"
 
