@@ -6,6 +6,7 @@ upstream of it made; they are merged here with the deployment's resources.
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 
 import dagster as dg
@@ -27,7 +28,8 @@ from coin_platform.defs import (
 from coin_platform.defs.automation import build_repair_sensor
 from coin_platform.defs.partitions import history_partitions, market_partitions
 from coin_platform.defs.resources import build_resources
-from coin_platform.settings import Settings, get_settings
+from coin_platform.pipeline.universe import refresh_settings_universe
+from coin_platform.settings import Settings, get_settings, load_settings
 
 # Deliberate: partitioned asset checks (preview) report per partition, and
 # BackfillPolicy (beta) is what makes a backfill a few runs instead of hundreds.
@@ -89,4 +91,13 @@ def _live_assets(
     return {interval: jobs.live_asset_keys(step, hot[interval], computed[interval]) for interval, step in steps.items()}
 
 
-defs = build_definitions(get_settings())
+def deployment_settings() -> Settings:
+    """The settings the code location loads. With `symbols: all` on a new deployment (no universe snapshot yet),
+    the first snapshot is written from exchangeInfo here; later ones come from the refresh_universe job."""
+    bootstrap = load_settings(bootstrap_universe=True)
+    if bootstrap.config.symbols_from_exchange and not bootstrap.universe_path.exists():
+        refresh_settings_universe(bootstrap, dt.datetime.now(dt.UTC))
+    return get_settings()
+
+
+defs = build_definitions(deployment_settings())

@@ -13,7 +13,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from dotenv import load_dotenv
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from coin_platform.core.intervals import SUPPORTED_INTERVALS, interval_ms, normalize_interval
 from coin_platform.core.symbols import is_binance_symbol
+from coin_platform.core.universe import UniverseFileError, read_universe
 from coin_platform.ops.alerts import parse_smtp_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -230,10 +231,30 @@ class HealthConfig(_Strict):
         )
 
 
+class UniverseConfig(_Strict):
+    """Which perpetuals `symbols: all` collects (market/universe.py applies it to exchangeInfo)."""
+
+    quote_assets: tuple[str, ...] = Field(default=("USDT",), min_length=1)
+    # Days since listing before a new perpetual is collected (its first days are thin and erratic).
+    min_age_days: int = Field(default=30, ge=0, le=3650)
+    exclude: tuple[str, ...] = ()
+
+    @field_validator("quote_assets", "exclude")
+    @classmethod
+    def _upper(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.strip().upper() for v in values)
+
+
 class PlatformConfig(_Strict):
     """The contents of config.yaml."""
 
-    symbols: tuple[str, ...] = Field(min_length=1)
+    # The symbols collected live. `symbols: all` in config.yaml fills them (and retired_symbols) from the
+    # universe snapshot; symbols_from_exchange then says so.
+    symbols: tuple[str, ...]
+    # Symbols whose history is kept (partitions, archives, backtests) but that are no longer collected.
+    retired_symbols: tuple[str, ...] = ()
+    symbols_from_exchange: bool = False
+    universe: UniverseConfig = UniverseConfig()
     intervals: tuple[str, ...] = ("1m", "15m", "1h")
     history_start: dt.date
     # The day × symbol partitions cover the last `day_partition_days` days (null: every day since
@@ -263,7 +284,7 @@ class PlatformConfig(_Strict):
             raise ValueError(f"strategy names listed twice: {twice}")
         return strategies
 
-    @field_validator("symbols")
+    @field_validator("symbols", "retired_symbols")
     @classmethod
     def _symbols_upper_and_unique(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
         normalized = tuple(s.strip().upper() for s in symbols)
@@ -282,6 +303,24 @@ class PlatformConfig(_Strict):
         if unsupported:
             raise ValueError(f"{unsupported} not among {list(SUPPORTED_INTERVALS)}")
         return normalized
+
+    @property
+    def all_symbols(self) -> tuple[str, ...]:
+        """Every symbol with partitions: the live ones first, then the retired (a range over the live is one block)."""
+        return self.symbols + self.retired_symbols
+
+    @model_validator(mode="after")
+    def _some_symbols(self) -> PlatformConfig:
+        # Empty only while `coin universe refresh` writes the first snapshot (load_settings(bootstrap_universe=True)).
+        if not self.symbols and not self.symbols_from_exchange:
+            raise ValueError("symbols: list at least one symbol, or write `symbols: all`")
+        return self
+
+    @model_validator(mode="after")
+    def _retired_not_live(self) -> PlatformConfig:
+        if both := sorted(set(self.symbols) & set(self.retired_symbols)):
+            raise ValueError(f"retired_symbols: {both} are also in symbols; a symbol is live or retired")
+        return self
 
     @model_validator(mode="after")
     def _per_symbol_limits_name_configured_symbols(self) -> PlatformConfig:
@@ -383,6 +422,10 @@ class Settings(_Strict):
         return self.coin_home / "clickhouse" / "hot"
 
     @property
+    def universe_path(self) -> Path:
+        return universe_path(self.coin_home)
+
+    @property
     def trading_store_path(self) -> Path:
         return self.coin_home / "trading" / "trading.duckdb"
 
@@ -390,6 +433,11 @@ class Settings(_Strict):
     def warehouse_path(self) -> Path:
         """The local warehouse's DuckDB file."""
         return self.coin_home / "warehouse" / "warehouse.duckdb"
+
+
+def universe_path(coin_home: Path) -> Path:
+    """The universe snapshot `symbols: all` resolves against (core/universe.py), beside the local stores."""
+    return coin_home / "universe" / "usdm_perpetuals.json"
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
@@ -403,8 +451,39 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def load_config(path: Path) -> PlatformConfig:
-    """Parse and validate config.yaml, naming the key that is wrong."""
+ALL_SYMBOLS = "all"
+
+
+def _symbols_from_universe(raw: dict[str, Any], name: str, universe_path: Path | None, bootstrap: bool) -> None:
+    """`symbols: all` -> the live and retired symbols of the universe snapshot (written by `coin universe refresh`
+    or the usdm_universe asset); with `bootstrap`, none yet when it is not written."""
+    if "symbols_from_exchange" in raw:
+        raise ConfigError(f"{name}: symbols_from_exchange is set by `symbols: all`, not by hand")
+    if raw.get("symbols") != ALL_SYMBOLS:
+        return
+    if raw.get("retired_symbols"):
+        raise ConfigError(f"{name}: retired_symbols: with symbols: all the universe snapshot retires symbols")
+    snapshot = None
+    if universe_path is not None:
+        try:
+            snapshot = read_universe(universe_path)
+        except UniverseFileError as exc:
+            raise ConfigError(f"{name}: symbols: all: {exc}") from None
+    if snapshot is None and not bootstrap:
+        raise ConfigError(
+            f"{name}: symbols: all needs the universe snapshot, which is not written yet: run "
+            "`coin universe refresh` (make dev and make demo do), or list the symbols"
+        )
+    if snapshot is not None and not snapshot.live and not bootstrap:
+        raise ConfigError(f"{name}: symbols: all: no perpetual passes the universe filter (universe:)")
+    raw["symbols"] = list(snapshot.live) if snapshot else []
+    raw["retired_symbols"] = list(snapshot.retired) if snapshot else []
+    raw["symbols_from_exchange"] = True
+
+
+def load_config(path: Path, universe_path: Path | None = None, *, bootstrap_universe: bool = False) -> PlatformConfig:
+    """Parse and validate config.yaml, naming the key that is wrong; `symbols: all` reads the universe snapshot
+    at `universe_path`."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -421,6 +500,7 @@ def load_config(path: Path) -> PlatformConfig:
         raise ConfigError(f"{path.name} is nested too deeply") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name} must be a mapping of keys to values")
+    _symbols_from_universe(raw, path.name, universe_path, bootstrap_universe)
     try:
         return PlatformConfig.model_validate(raw)
     except ValidationError as exc:
@@ -484,8 +564,11 @@ def refuse_example_values(environ: dict[str, str]) -> None:
             )
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: dict[str, str] | None = None, *, bootstrap_universe: bool = False) -> Settings:
     """Build Settings from `environ` (default: os.environ over the project's .env).
+
+    `bootstrap_universe`: with `symbols: all` and no universe snapshot yet, load with no symbols (for the
+    refresh that writes the first one) instead of refusing.
 
     Secrets named by <NAME>_FILE are read first; for the process environment they are exported too,
     so EnvVar-backed resource fields (resolved from os.environ at run time) see them.
@@ -501,8 +584,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if environ.get("COIN_PLATFORM_ENV") == "prod":
         refuse_example_values(environ)
     config_path = Path(environ.get("COIN_CONFIG", PROJECT_ROOT / "config.yaml"))
-    config = load_config(config_path)
     coin_home = Path(environ.get("COIN_HOME", PROJECT_ROOT / ".coin"))
+    config = load_config(config_path, universe_path(coin_home), bootstrap_universe=bootstrap_universe)
     env = environ.get("COIN_PLATFORM_ENV", "local")
     default_s3 = f"http://127.0.0.1:{config.local_stack.s3_port}" if env == "local" else None
     values = {

@@ -53,7 +53,9 @@ def test_the_day_partitions_start_at_the_history_start_or_the_window_whichever_i
 def test_replay_sources_point_the_archive_client_at_the_replay_server_too(tmp_path):
     config = "symbols: [BTCUSDT]\nhistory_start: 2024-01-01\n"
     assert _settings(tmp_path, config).archive_base_url == "https://data.binance.vision"
-    assert _settings(tmp_path, config, BINANCE_ARCHIVE_URL="http://127.0.0.1:1").archive_base_url == "http://127.0.0.1:1"
+    assert (
+        _settings(tmp_path, config, BINANCE_ARCHIVE_URL="http://127.0.0.1:1").archive_base_url == "http://127.0.0.1:1"
+    )
     replay = _settings(tmp_path, config, MARKET_SOURCE="replay", REPLAY_URL="http://127.0.0.1:9999")
     assert replay.archive_base_url == "http://127.0.0.1:9999"
 
@@ -349,3 +351,73 @@ def test_secrets_from_files_reach_the_process_environment_for_dagster_env_vars(t
     monkeypatch.delenv("CLICKHOUSE_PASSWORD", raising=False)
     load_settings()
     assert os.environ["CLICKHOUSE_PASSWORD"] == "ch-secret"
+
+
+def _snapshot(home: Path, live: tuple[str, ...], retired: tuple[str, ...] = ()) -> None:
+    from coin_platform.core.universe import Member, Universe, write_universe
+    from coin_platform.settings import universe_path
+
+    day = dt.date(2020, 1, 1)
+    members = [Member(s, "USDT", day, "TRADING") for s in live] + [
+        Member(s, "USDT", day, "DELISTED", day) for s in retired
+    ]
+    write_universe(universe_path(home), Universe(dt.datetime(2026, 6, 1, tzinfo=dt.UTC), tuple(members)))
+
+
+def test_symbols_all_without_a_snapshot_fails_naming_the_command_that_writes_it(tmp_path):
+    with pytest.raises(ConfigError, match="symbols: all needs the universe snapshot.*coin universe refresh"):
+        _settings(tmp_path, "symbols: all\nhistory_start: 2024-01-01\n")
+
+
+def test_symbols_all_loads_the_live_members_sorted_then_the_retired_ones(tmp_path):
+    _snapshot(tmp_path / ".coin", live=("SOLUSDT", "BTCUSDT"), retired=("LUNAUSDT",))
+    config = _settings(
+        tmp_path, "symbols: all\nuniverse: {quote_assets: [usdt], min_age_days: 7}\nhistory_start: 2024-01-01\n"
+    ).config
+    assert config.symbols_from_exchange
+    assert config.symbols == ("BTCUSDT", "SOLUSDT")
+    assert config.retired_symbols == ("LUNAUSDT",)
+    assert config.all_symbols == ("BTCUSDT", "SOLUSDT", "LUNAUSDT")
+    assert (config.universe.quote_assets, config.universe.min_age_days) == (("USDT",), 7)
+
+
+def test_the_bootstrap_load_of_the_refresh_accepts_a_missing_snapshot_and_nothing_else_does(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("symbols: all\nhistory_start: 2024-01-01\n")
+    environ = {"COIN_CONFIG": str(path), "COIN_HOME": str(tmp_path / ".coin")}
+    assert load_settings(environ, bootstrap_universe=True).config.symbols == ()
+    with pytest.raises(ConfigError, match="symbols: list at least one symbol"):
+        _settings(tmp_path, "symbols: []\nhistory_start: 2024-01-01\n")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("symbols: [BTCUSDT]\nretired_symbols: [BTCUSDT]\n", r"retired_symbols: \['BTCUSDT'\] are also in symbols"),
+        ("symbols: [BTCUSDT]\nsymbols_from_exchange: true\n", "symbols_from_exchange is set by `symbols: all`"),
+        ("symbols: all\nretired_symbols: [ETHUSDT]\n", "with symbols: all the universe snapshot retires symbols"),
+        ("symbols: [BTCUSDT]\nuniverse: {min_age_days: -1}\n", "universe.min_age_days"),
+    ],
+)
+def test_a_contradictory_symbol_setting_fails_naming_it(tmp_path, config, message):
+    _snapshot(tmp_path / ".coin", live=("BTCUSDT",))
+    with pytest.raises(ConfigError, match=message):
+        _settings(tmp_path, config + "history_start: 2024-01-01\n")
+
+
+def test_a_damaged_snapshot_fails_the_load_naming_the_file(tmp_path):
+    from coin_platform.settings import universe_path
+
+    universe_path(tmp_path / ".coin").parent.mkdir(parents=True)
+    universe_path(tmp_path / ".coin").write_text("[]")
+    with pytest.raises(ConfigError, match="usdm_perpetuals.json is not a universe snapshot"):
+        _settings(tmp_path, "symbols: all\nhistory_start: 2024-01-01\n")
+
+
+def test_listed_symbols_can_retire_by_hand_keeping_their_partitions(tmp_path):
+    config = _settings(tmp_path, "symbols: [BTCUSDT]\nretired_symbols: [ftmusdt]\nhistory_start: 2024-01-01\n").config
+    assert (config.symbols, config.all_symbols, config.symbols_from_exchange) == (
+        ("BTCUSDT",),
+        ("BTCUSDT", "FTMUSDT"),
+        False,
+    )

@@ -34,7 +34,7 @@ def backtest_request_model(config: PlatformConfig) -> type[BacktestRequest]:
     one, whose symbols and interval are configured ones; the schema shows each default."""
     enabled = tuple(strategy.name for strategy in config.strategies if strategy.enabled)
     strategy_name = Literal[enabled] if enabled else Annotated[str, AfterValidator(_no_strategy_enabled)]
-    configured_symbol = Literal[config.symbols]
+    configured_symbol = Literal[config.all_symbols]  # retired symbols keep their history
     configured_interval = Literal[config.intervals]
     defaults = _defaults(config)
 

@@ -160,9 +160,10 @@ def resolve_request(
     if strategy is not None and strategy not in names:
         raise ConfigError(f"backtest.strategy: {strategy!r} is not a configured strategy ({', '.join(names)})")
     defaults = config.backtest
+    # By default the live symbols; a retired one keeps its history and can be named.
     symbols = tuple(_pick(request.symbols, config.symbols))
-    if unknown := [s for s in symbols if s not in config.symbols]:
-        raise ConfigError(f"backtest.symbols: {unknown} are not configured symbols ({', '.join(config.symbols)})")
+    if unknown := [s for s in symbols if s not in config.all_symbols]:
+        raise ConfigError(f"backtest.symbols: {unknown} are not configured symbols ({', '.join(config.all_symbols)})")
     interval = _pick(request.interval, defaults.interval)
     end = _pick(request.end, today - dt.timedelta(days=1))
     if end > today:

@@ -26,7 +26,7 @@ def market_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
     return dg.MultiPartitionsDefinition(
         {
             DATE: dg.DailyPartitionsDefinition(start_date=_first_day(settings), end_offset=1),
-            SYMBOL: dg.StaticPartitionsDefinition(list(settings.config.symbols)),
+            SYMBOL: dg.StaticPartitionsDefinition(list(settings.config.all_symbols)),
         }
     )
 
@@ -53,7 +53,7 @@ def history_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
                 timezone="UTC",
                 end_offset=1,
             ),
-            SYMBOL: dg.StaticPartitionsDefinition(list(settings.config.symbols)),
+            SYMBOL: dg.StaticPartitionsDefinition(list(settings.config.all_symbols)),
         }
     )
 

@@ -12,10 +12,11 @@ def main() -> None:
 
 def _local_stack():
     from coin_platform.local.stack import LocalStack
-    from coin_platform.settings import ConfigError, get_settings
+    from coin_platform.settings import ConfigError, load_settings
 
     try:
-        return LocalStack(get_settings())
+        # The stack needs no symbols: with `symbols: all` it starts before the first universe snapshot exists.
+        return LocalStack(load_settings(bootstrap_universe=True))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -66,17 +67,18 @@ def dev(demo: bool) -> None:
         api_url,
         backfill_recent_days,
         prepare_dagster_home,
+        refresh_universe_snapshot,
         run_dagster_dev,
         start_api,
     )
     from coin_platform.local.stack import StackError
     from coin_platform.ops.logs import log_dir
-    from coin_platform.settings import get_settings
+    from coin_platform.settings import get_settings, load_settings
 
     if demo:
         os.environ["MARKET_SOURCE"] = "replay"
     local_stack = _local_stack()
-    settings = get_settings()
+    settings = load_settings(bootstrap_universe=True)
     home = prepare_dagster_home(settings)
     logs = log_dir(settings.coin_home)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -88,6 +90,9 @@ def dev(demo: bool) -> None:
         click.echo(f"starting the local stack (logs in {logs})")
         for line in local_stack.up():
             click.echo(f"  {line}")
+        if settings.config.symbols_from_exchange:
+            refresh_universe_snapshot(settings, click.echo)
+            settings = get_settings()
         if demo:
             backfill_recent_days(settings, settings.config.demo.days, click.echo)
         click.echo("starting the API")
@@ -200,6 +205,27 @@ def replay_serve(host: str, port: int, weight_limit: int, ban_seconds: float, fu
     extra = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
     serve(host=host, port=port, weight_limit=weight_limit, ban_seconds=ban_seconds,
           faults=faults, extra_symbols=extra, funding_limit=funding_limit)
+
+
+@main.group()
+def universe() -> None:
+    """The USD-M perpetuals `symbols: all` collects."""
+
+
+@universe.command("refresh")
+@click.option("--if-missing", is_flag=True, help="Only write the snapshot when there is none yet.")
+def universe_refresh(if_missing: bool) -> None:
+    """Write the universe snapshot from exchangeInfo (the code location reads it when it loads)."""
+    from coin_platform.binance.errors import BinanceError
+    from coin_platform.core.universe import UniverseFileError
+    from coin_platform.local.dev import refresh_universe_snapshot
+    from coin_platform.market.universe import MalformedExchangeInfoError
+    from coin_platform.settings import ConfigError, load_settings
+
+    try:
+        refresh_universe_snapshot(load_settings(bootstrap_universe=True), click.echo, if_missing=if_missing)
+    except (ConfigError, BinanceError, MalformedExchangeInfoError, UniverseFileError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 # ---------------------------------------------------------------- backups (coin_platform.backup)

@@ -164,6 +164,24 @@ def backfill_recent_days(
     return succeeded
 
 
+def refresh_universe_snapshot(settings: Settings, echo: Callable[[str], None], *, if_missing: bool = False) -> None:
+    """With `symbols: all`, write the universe snapshot from the exchange (or the replay server) once, before
+    anything loads the definitions; with a symbol list there is nothing to do."""
+    from coin_platform.pipeline.universe import refresh_settings_universe
+
+    if not settings.config.symbols_from_exchange:
+        echo("symbols are listed in config.yaml: no universe to refresh")
+        return
+    if if_missing and settings.universe_path.exists():
+        echo(f"universe snapshot {settings.universe_path.name} exists")
+        return
+    universe, change = refresh_settings_universe(settings, dt.datetime.now(dt.UTC))
+    echo(
+        f"universe: {len(universe.live)} live, {len(universe.retired)} retired perpetuals "
+        f"(added {len(change.added)}, retired {len(change.retired)}, back {len(change.returned)})"
+    )
+
+
 def api_url(settings: Settings) -> str:
     """Where `coin api` answers on this machine (a wildcard address is reached on loopback)."""
     host = settings.config.api.host

@@ -59,7 +59,7 @@ def build_parity_asset(settings: Settings, candle_assets: Sequence[dg.AssetKey])
         candles = {
             interval: load_candles(
                 object_store.get_store(),
-                config.symbols,
+                config.all_symbols,  # orders of a symbol retired since
                 interval,
                 lookback_start(first.date(), interval, config.history_start, LOOKBACK_CANDLES),
                 last + dt.timedelta(milliseconds=interval_ms(interval)),
