@@ -18,7 +18,8 @@ server started for the bench; `--instance sqlite` for `make dev`'s). Measured, i
   automation_tick_s      one evaluation of every automation condition after the `--materialized` days of every
                          symbol arrived (what the automation sensor's tick runs then)
   backfill_tick_s        one backfill daemon iteration over a new backfill of every partition of history_1m
-                         (runs are queued, not launched)
+                         (runs are queued, not launched), with one "materialization planned" event per asset and
+                         run as the deployments write them (`--planned-events per_partition`: Dagster's default)
 
 The reference is today's scale in the same process; the goal is every number under 2 s at the universe
 scale (the automation and backfill ticks under 10 s), Dagster's guidance being at most 100,000 partitions
@@ -48,6 +49,7 @@ from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.test.utils import define_out_of_process_workspace, execute_dagster_graphql
 from report import emit  # bench/report.py, beside this script
 
+from coin_platform.local.dev import PLANNED_EVENTS_PER_RUN
 from coin_platform.local.stack.postgres import PostgresServer, running_postgres
 from coin_platform.settings import PROJECT_ROOT
 
@@ -97,6 +99,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scales",
         default="today,universe_every_day,universe_windowed",
         help="which of today, universe_every_day, universe_windowed to measure (comma-separated)",
+    )
+    parser.add_argument(
+        "--planned-events",
+        choices=("per_run", "per_partition"),
+        default="per_run",
+        help="per_run as coin dev, compose and Helm set it (local/dev.py PLANNED_EVENTS_PER_RUN), or Dagster's default",
     )
     parser.add_argument("--json-out", type=Path, help="also write the JSON here")
     return parser.parse_args(argv)
@@ -230,6 +238,11 @@ def backfill_tick(instance: dg.DagsterInstance, process, context) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     warnings.simplefilter("ignore")
+    for name, value in PLANNED_EVENTS_PER_RUN.items():
+        if args.planned_events == "per_run":
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
     results = {}
     scales = {
         "today": (*TODAY_SCALE, None),
@@ -255,7 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         {
             "bench": "universe",
             "reference": f"the same measurements at today's scale ({TODAY_SCALE[0]} symbols × {TODAY_SCALE[1]} years)",
-            "params": {"asset": ASSET, "materialized_days_per_symbol": args.materialized, "instance": args.instance},
+            "params": {
+                "asset": ASSET,
+                "materialized_days_per_symbol": args.materialized,
+                "instance": args.instance,
+                "planned_events": args.planned_events,
+            },
             **results,
             "goal_met": universe is not None
             and all(universe[k] < 2 for k in ("definitions_build_s", "list_partitions_s", "partition_status_s"))

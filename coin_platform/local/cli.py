@@ -64,6 +64,7 @@ def dev(demo: bool) -> None:
 
     from coin_platform.local.dev import (
         DAGSTER_LOG,
+        PLANNED_EVENTS_PER_RUN,
         api_url,
         backfill_recent_days,
         prepare_dagster_home,
@@ -82,6 +83,7 @@ def dev(demo: bool) -> None:
     home = prepare_dagster_home(settings)
     logs = log_dir(settings.coin_home)
     os.environ["DAGSTER_HOME"] = str(home)
+    os.environ.update(PLANNED_EVENTS_PER_RUN)  # the demo backfill creates its runs in this process
     # Where dagster.yaml's run log handler writes, in this process (the demo's backfill) and in dagster dev's.
     os.environ["COIN_HOME"] = str(settings.coin_home.resolve())
     code = 1

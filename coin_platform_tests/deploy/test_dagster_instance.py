@@ -111,3 +111,51 @@ def test_the_readme_states_the_instance_limits_as_configured():
     assert re.search(rf"at most\s+{backfill['limit']}\s+backfill runs", readme), "deploy/README.md: backfill runs"
     pool = INSTANCE["concurrency"]["pools"]["default_limit"]
     assert re.search(rf"pool limit\s+{pool}\b", readme), "deploy/README.md: pool limit"
+
+
+def test_every_process_that_creates_runs_writes_one_planned_event_per_asset_and_run():
+    """`coin dev`, the compose webserver and daemon, and the Helm ones: the same setting (local/dev.py says why)."""
+    from coin_platform.local.dev import PLANNED_EVENTS_PER_RUN
+
+    values = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())
+    for name, value in PLANNED_EVENTS_PER_RUN.items():
+        for service in ("dagster-webserver", "dagster-daemon"):
+            assert SERVICES[service]["environment"][name] == value, service
+        for role in ("dagsterWebserver", "dagsterDaemon"):
+            assert values[role]["env"][name] == value, role
+
+
+@pytest.mark.parametrize("per_run", [True, False])
+def test_a_ranged_run_writes_one_planned_event_with_the_setting_and_one_per_partition_without(
+    tmp_path, monkeypatch, per_run
+):
+    import dagster as dg
+
+    from coin_platform.local.dev import PLANNED_EVENTS_PER_RUN
+
+    for name, value in PLANNED_EVENTS_PER_RUN.items():
+        if per_run:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+    partitions = dg.MultiPartitionsDefinition(
+        {
+            "year": dg.StaticPartitionsDefinition(["2024", "2025"]),
+            "symbol": dg.StaticPartitionsDefinition(["A", "B", "C"]),
+        }
+    )
+
+    @dg.asset(partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run())
+    def history(context: dg.AssetExecutionContext) -> None:
+        return None
+
+    job = dg.Definitions(assets=[history], jobs=[dg.define_asset_job("j", [history])]).resolve_job_def("j")
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        job.execute_in_process(
+            instance=instance,
+            tags={"dagster/asset_partition_range_start": "A|2024", "dagster/asset_partition_range_end": "C|2025"},
+        )
+        planned = instance.get_records_for_run(
+            run_id=instance.get_runs()[0].run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ).records
+    assert len(planned) == (1 if per_run else 6)
