@@ -13,7 +13,7 @@ import dagster as dg
 
 from coin_platform.core.progress import backfill_status
 from coin_platform.defs.automation import REBUILD_PAST_YEAR_ON_REPAIR
-from coin_platform.defs.partitions import days_into_years, split_year_keys
+from coin_platform.defs.partitions import days_into_years, split_year_keys, year_symbol_key
 from coin_platform.defs.resources import ObjectStoreResource, PublicArchiveResource
 from coin_platform.market.public_archive import ArchiveFile
 from coin_platform.pipeline.compaction import Compaction, compact_year
@@ -92,6 +92,21 @@ def build_history_asset(
                 f"({done.files_downloaded} archive files downloaded, {done.files_reused} reused, "
                 f"{done.days_from_hourly} days from hourly objects, {done.missing_candles} candles missing); "
                 f"run: {status}"
+            )
+            # Seen on the partition's page as soon as it is built; the run's materialization comes at its end.
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=context.asset_key,
+                    partition=year_symbol_key(year, symbol),
+                    metadata={
+                        "dagster/row_count": done.rows,
+                        "archive_files_downloaded": done.files_downloaded,
+                        "archive_files_reused": done.files_reused,
+                        "days_from_hourly": done.days_from_hourly,
+                        "missing_candles": done.missing_candles,
+                        "run_progress": status,
+                    },
+                )
             )
         starts = [c.first_timestamp for c in built if c.first_timestamp]
         ends = [c.last_timestamp for c in built if c.last_timestamp]

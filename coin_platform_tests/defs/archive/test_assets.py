@@ -56,6 +56,13 @@ def test_years_compact_their_own_days_across_a_year_boundary(defs, settings):
     meta = result.asset_materializations_for_node("history_1h")[0].metadata
     assert meta["dagster/row_count"].value == 96
     assert meta["hourly_objects_read"].value == 96
+    # Each year is observed as it is built, with where the run stands.
+    observed = [
+        e.event_specific_data.asset_observation for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert [o.partition for o in observed] == [year_symbol_key(2024, "BTCUSDT"), year_symbol_key(2025, "BTCUSDT")]
+    assert [o.metadata["dagster/row_count"].value for o in observed] == [48, 48]
+    assert observed[1].metadata["run_progress"].value.startswith("2/2 partitions")
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed and evaluation.metadata["archives_compared"].value == 2
 
