@@ -20,9 +20,10 @@ from coin_platform.pipeline.compaction import Compaction, compact_year
 
 HISTORY_GROUP = "history"
 # Year × symbol partitions per backfill run. A backfill daemon tick submits all of a backfill's runs and pays
-# about 0.4 s for each (bench/universe.py: 22 runs of up to 200 for 300 symbols × 11 years, a 9.6 s tick); a
-# year of 1m candles takes ~2.5 s, so a run is up to ~8 minutes, and a rerun skips the years already built.
-HISTORY_PARTITIONS_PER_RUN = 200
+# about 0.4-0.7 s for each, on top of what every partition costs (bench/universe.py, 300 symbols × 11 years:
+# 22 runs of up to 200 took a 9.6 s tick on SQLite and 12.1 s on PostgreSQL, 11 runs of 300 took 7.7 s on
+# both); a year of 1m candles takes ~2.5 s, so a run is up to ~12 minutes, and a rerun skips the years built.
+HISTORY_PARTITIONS_PER_RUN = 300
 
 
 def last_closed_day() -> dt.date:
