@@ -231,6 +231,10 @@ class HealthConfig(_Strict):
         )
 
 
+# Dagster's documented ceiling of partitions per asset (its UI and daemons walk them).
+MAX_PARTITIONS_PER_ASSET = 100_000
+
+
 class UniverseConfig(_Strict):
     """Which perpetuals `symbols: all` collects (market/universe.py applies it to exchangeInfo)."""
 
@@ -314,6 +318,19 @@ class PlatformConfig(_Strict):
         # Empty only while `coin universe refresh` writes the first snapshot (load_settings(bootstrap_universe=True)).
         if not self.symbols and not self.symbols_from_exchange:
             raise ValueError("symbols: list at least one symbol, or write `symbols: all`")
+        return self
+
+    @model_validator(mode="after")
+    def _the_whole_market_fits_dagsters_partition_guidance(self) -> PlatformConfig:
+        today = dt.datetime.now(dt.UTC).date()
+        if self.symbols_from_exchange and self.day_partition_days is None:
+            days = (today - self.history_start).days + 1
+            if (count := len(self.all_symbols) * days) > MAX_PARTITIONS_PER_ASSET:
+                raise ValueError(
+                    f"day_partition_days: symbols: all is {len(self.all_symbols)} symbols × {days} days = {count:,} "
+                    f"partitions per asset, more than the {MAX_PARTITIONS_PER_ASSET:,} Dagster recommends; set "
+                    "day_partition_days (e.g. 180: closed history stays in the yearly history archives)"
+                )
         return self
 
     @model_validator(mode="after")

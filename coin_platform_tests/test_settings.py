@@ -421,3 +421,13 @@ def test_listed_symbols_can_retire_by_hand_keeping_their_partitions(tmp_path):
         ("BTCUSDT", "FTMUSDT"),
         False,
     )
+
+
+def test_the_whole_market_with_every_day_partitioned_is_refused_naming_day_partition_days(tmp_path):
+    _snapshot(tmp_path / ".coin", live=tuple(f"S{i:03d}USDT" for i in range(300)))
+    with pytest.raises(
+        ConfigError, match=r"day_partition_days: symbols: all is 300 symbols × \d+ days = [\d,]+ partitions"
+    ):
+        _settings(tmp_path, "symbols: all\nhistory_start: 2021-01-01\n")
+    config = _settings(tmp_path, "symbols: all\nhistory_start: 2021-01-01\nday_partition_days: 180\n").config
+    assert len(config.symbols) == 300
