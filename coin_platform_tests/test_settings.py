@@ -431,3 +431,9 @@ def test_the_whole_market_with_every_day_partitioned_is_refused_naming_day_parti
         _settings(tmp_path, "symbols: all\nhistory_start: 2021-01-01\n")
     config = _settings(tmp_path, "symbols: all\nhistory_start: 2021-01-01\nday_partition_days: 180\n").config
     assert len(config.symbols) == 300
+
+
+def test_a_snapshot_holding_a_malformed_symbol_fails_the_load_naming_it(tmp_path):
+    _snapshot(tmp_path / ".coin", live=("BTCUSDT", "btc-usdt"))
+    with pytest.raises(ConfigError, match="symbols: .*'BTC-USDT' is not a Binance symbol"):
+        _settings(tmp_path, "symbols: all\nhistory_start: 2024-01-01\n")

@@ -1,7 +1,8 @@
 """The symbol universe snapshot: which USD-M perpetuals are collected live and which are only kept.
 
 config.yaml's `symbols: all` resolves against this file (settings.py reads it; market/universe.py
-computes it from exchangeInfo; `coin universe refresh` and the `usdm_universe` asset write it). A
+computes it from exchangeInfo; `coin universe refresh` and the `usdm_universe` asset write it; the
+settings validate its symbols as they do listed ones). A
 member that leaves the market, or no longer passes the configured filter, stays as retired: its
 partitions and history remain, its live schedules stop.
 """
@@ -13,8 +14,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from coin_platform.core.symbols import is_binance_symbol
 
 UNIVERSE_FORMAT = 1
 
@@ -79,8 +78,6 @@ def _member_from_json(path: Path, index: int, item: object) -> Member:
         raise UniverseFileError(f"{where} has no {exc.args[0]!r}") from None
     except ValueError as exc:
         raise UniverseFileError(f"{where}: {exc}") from None
-    if not is_binance_symbol(symbol):
-        raise UniverseFileError(f"{where}: {symbol!r} is not a Binance symbol like BTCUSDT")
     return Member(symbol, quote, onboard, status, retired_on)
 
 
