@@ -361,7 +361,7 @@ def _snapshot(home: Path, live: tuple[str, ...], retired: tuple[str, ...] = ()) 
     members = [Member(s, "USDT", day, "TRADING") for s in live] + [
         Member(s, "USDT", day, "DELISTED", day) for s in retired
     ]
-    write_universe(universe_path(home), Universe(dt.datetime(2026, 6, 1, tzinfo=dt.UTC), tuple(members)))
+    write_universe(universe_path(home), Universe(tuple(members)))
 
 
 def test_symbols_all_without_a_snapshot_fails_naming_the_command_that_writes_it(tmp_path):

@@ -39,7 +39,6 @@ class Member:
 
 @dataclass(frozen=True)
 class Universe:
-    refreshed_at: dt.datetime
     members: tuple[Member, ...]
 
     @property
@@ -50,9 +49,6 @@ class Universe:
     @property
     def retired(self) -> tuple[str, ...]:
         return tuple(sorted(m.symbol for m in self.members if not m.live))
-
-    def member(self, symbol: str) -> Member | None:
-        return next((m for m in self.members if m.symbol == symbol), None)
 
 
 def _member_to_json(member: Member) -> dict[str, object]:
@@ -98,18 +94,13 @@ def read_universe(path: Path) -> Universe | None:
     symbols = [m.symbol for m in members]
     if twice := sorted({s for s in symbols if symbols.count(s) > 1}):
         raise UniverseFileError(f"{path.name}: {twice} are listed twice")
-    try:
-        refreshed_at = dt.datetime.fromisoformat(str(raw["refreshed_at"]))
-    except (KeyError, ValueError):
-        raise UniverseFileError(f"{path.name}: refreshed_at is not an ISO time") from None
-    return Universe(refreshed_at, members)
+    return Universe(members)
 
 
 def write_universe(path: Path, universe: Universe) -> None:
     """Replace the snapshot atomically: a reader sees the old file or the new one, never a part."""
     body = {
         "format": UNIVERSE_FORMAT,
-        "refreshed_at": universe.refreshed_at.isoformat(),
         "members": [_member_to_json(m) for m in sorted(universe.members, key=lambda m: m.symbol)],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

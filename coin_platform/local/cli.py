@@ -68,7 +68,6 @@ def dev(demo: bool) -> None:
         api_url,
         backfill_recent_days,
         prepare_dagster_home,
-        refresh_universe_snapshot,
         run_dagster_dev,
         start_api,
     )
@@ -93,7 +92,7 @@ def dev(demo: bool) -> None:
         for line in local_stack.up():
             click.echo(f"  {line}")
         if settings.config.symbols_from_exchange:
-            refresh_universe_snapshot(settings, click.echo)
+            _refresh_universe(settings)
             settings = get_settings()
         if demo:
             backfill_recent_days(settings, settings.config.demo.days, click.echo)
@@ -218,16 +217,27 @@ def universe() -> None:
 @click.option("--if-missing", is_flag=True, help="Only write the snapshot when there is none yet.")
 def universe_refresh(if_missing: bool) -> None:
     """Write the universe snapshot from exchangeInfo (the code location reads it when it loads)."""
+    from coin_platform.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(bootstrap_universe=True)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    _refresh_universe(settings, if_missing=if_missing)
+
+
+def _refresh_universe(settings, *, if_missing: bool = False) -> None:
+    """refresh_universe_snapshot, its failures (exchange unreachable, malformed answer, damaged snapshot) as one
+    error line."""
     from coin_platform.binance.errors import BinanceError
     from coin_platform.core.universe import UniverseFileError
     from coin_platform.local.dev import refresh_universe_snapshot
     from coin_platform.market.universe import MalformedExchangeInfoError
-    from coin_platform.settings import ConfigError, load_settings
 
     try:
-        refresh_universe_snapshot(load_settings(bootstrap_universe=True), click.echo, if_missing=if_missing)
-    except (ConfigError, BinanceError, MalformedExchangeInfoError, UniverseFileError) as exc:
-        raise click.ClickException(str(exc)) from None
+        refresh_universe_snapshot(settings, click.echo, if_missing=if_missing)
+    except (BinanceError, MalformedExchangeInfoError, UniverseFileError) as exc:
+        raise click.ClickException(f"universe refresh: {exc}") from None
 
 
 # ---------------------------------------------------------------- backups (coin_platform.backup)

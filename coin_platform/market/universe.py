@@ -56,10 +56,6 @@ class UniverseChange:
     retired: tuple[str, ...]
     returned: tuple[str, ...]
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.retired or self.returned)
-
 
 def perpetual_listings(info: Mapping[str, Any]) -> list[Listing]:
     """The perpetual contracts of an exchangeInfo answer (quarterly contracts are left out)."""
@@ -114,5 +110,5 @@ def refreshed_universe(
         if symbol not in members and rules.admits(listing, today):
             added.append(symbol)
             members[symbol] = Member(symbol, listing.quote_asset, listing.onboard_date, listing.status)
-    universe = Universe(now, tuple(sorted(members.values(), key=lambda m: m.symbol)))
+    universe = Universe(tuple(sorted(members.values(), key=lambda m: m.symbol)))
     return universe, UniverseChange(tuple(sorted(added)), tuple(sorted(retired)), tuple(sorted(returned)))

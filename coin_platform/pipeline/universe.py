@@ -15,16 +15,16 @@ from coin_platform.market.universe import UniverseChange, UniverseFilter, perpet
 from coin_platform.settings import Settings, UniverseConfig
 
 
-def universe_filter(config: UniverseConfig) -> UniverseFilter:
+def _universe_filter(config: UniverseConfig) -> UniverseFilter:
     return UniverseFilter(frozenset(config.quote_assets), config.min_age_days, frozenset(config.exclude))
 
 
 def refresh_universe(
     client: BinanceFuturesClient, path: Path, config: UniverseConfig, now: dt.datetime
 ) -> tuple[Universe, UniverseChange]:
-    """Read exchangeInfo once (weight 1), update the members and write the snapshot at `path`."""
+    """Read exchangeInfo (weight 1), update the members and write the snapshot at `path`."""
     listings = perpetual_listings(client.exchange_info())
-    universe, change = refreshed_universe(read_universe(path), listings, universe_filter(config), now)
+    universe, change = refreshed_universe(read_universe(path), listings, _universe_filter(config), now)
     write_universe(path, universe)
     return universe, change
 

@@ -76,8 +76,8 @@ def test_symbols_all_collects_every_trading_perpetual_and_a_delisted_one_keeps_i
     assert metadata["retired"].value == [LISTED_LATER]
     assert metadata["reload_needed"].value is True
     assert metadata["live_symbols"].value == len(DEFAULT_SYMBOLS)
-    snapshot = read_universe(settings.universe_path)
-    assert snapshot.member(LISTED_LATER).status == "DELISTED"
+    (delisted,) = [m for m in read_universe(settings.universe_path).members if m.symbol == LISTED_LATER]
+    assert (delisted.status, delisted.retired_on) == ("DELISTED", dt.datetime.now(dt.UTC).date())
 
     reloaded = build_definitions(load_settings(environ))
     live = tuple(sorted(DEFAULT_SYMBOLS))
@@ -107,7 +107,7 @@ def test_a_refresh_that_cannot_reach_the_exchange_fails_clearly_and_keeps_the_la
     listing.stop()
     result = CliRunner().invoke(coin, ["universe", "refresh"], env=environ)
     assert result.exit_code == 1
-    assert "Error:" in result.output and "Traceback" not in result.output
+    assert "Error: universe refresh: /fapi/v1/exchangeInfo failed" in result.output and "Traceback" not in result.output
     assert (tmp_path / ".coin" / "universe" / "usdm_perpetuals.json").read_bytes() == before
 
 
